@@ -1,0 +1,116 @@
+"""The campaign: target, observables, steady state, guardrails, baseline, stages and the hypothesis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from blueprints.common import Duration, Model
+from blueprints.faults import Fault
+from blueprints.hypothesis import Hypothesis
+from blueprints.probes import Guardrail, Probe
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class BlastRadius(Model):
+    """The most a campaign may touch at once; checked at plan time for every stage."""
+
+    max_nodes: int | None = Field(default=None, ge=0)
+    max_nodes_percent: float | None = Field(default=None, ge=0, le=100)
+    max_pods: int | None = Field(default=None, ge=0)
+    max_pods_percent: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _declared(self) -> BlastRadius:
+        if all(v is None for v in (self.max_nodes, self.max_nodes_percent, self.max_pods, self.max_pods_percent)):
+            raise ValueError("declare at least one limit (max_nodes, max_nodes_percent, max_pods, max_pods_percent)")
+        return self
+
+
+class Target(Model):
+    """Where the campaign runs: the lab, or a cluster through a kubeconfig context."""
+
+    cluster: str = Field(min_length=1, description="'lab' or the name of a kubeconfig context")
+    kubeconfig: str | None = Field(default=None, description="path; default ~/.kube/config (lab: its own)")
+    prometheus_url: str | None = Field(default=None, pattern=r"^https?://", description="lab: discovered")
+    namespaces: list[str] = Field(min_length=1, description="namespaces faults may touch")
+    blast_radius: BlastRadius
+
+    @property
+    def is_lab(self) -> bool:
+        """Whether this target is the local lab."""
+        return self.cluster == "lab"
+
+    @model_validator(mode="after")
+    def _prometheus(self) -> Target:
+        if not self.is_lab and not self.prometheus_url:
+            raise ValueError("a non-lab target needs prometheus_url")
+        return self
+
+
+class Observable(Model):
+    """A named PromQL series recorded during the whole campaign and charted in the report."""
+
+    name: str = Field(pattern=r"^[A-Za-z_]\w*$")
+    query: str = Field(min_length=1)
+    unit: str = ""
+    description: str = ""
+    slo: tuple[Literal["<=", "<", ">=", ">"], float] | None = Field(
+        default=None, description="e.g. ['<=', 1.0]: samples outside count as SLO violations"
+    )
+
+
+class Stage(Model):
+    """Faults applied together, watched for ``observe``, rolled back, then a recovery window."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    faults: list[Fault] = Field(min_length=1)
+    observe: Duration = timedelta(seconds=30)
+    recovery: Duration = timedelta(seconds=30)
+    approval: Literal["none", "required"] = "none"
+    approval_timeout: Duration = timedelta(minutes=10)
+
+
+class Campaign(Model):
+    """A whole game day: what we believe, where, what we break, how we watch, when we stop."""
+
+    api_version: Literal["gameday/v1"] = Field(default="gameday/v1", alias="apiVersion")
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    description: str = ""
+    owner: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    hypothesis: Hypothesis
+    target: Target
+    observables: list[Observable] = Field(default_factory=list)
+    steady_state: list[Probe] = Field(default_factory=list)
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    baseline: Duration = timedelta(seconds=30)
+    stages: list[Stage] = Field(min_length=1)
+    cooldown: Duration = timedelta(seconds=0)
+    final_recovery: Duration = timedelta(seconds=0)
+    continue_on_abort: bool = False
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, v: list[Stage]) -> list[Stage]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"stage name {s.name!r} is used twice")
+            seen.add(s.name)
+        return v
+
+    def fault_ids(self, stage: Stage) -> list[str]:
+        """Stable ids of a stage's faults: their name, or '<kind>-<index>'."""
+        return [f.name or f"{f.kind}-{i}" for i, f in enumerate(stage.faults)]
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name``."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)

@@ -1,0 +1,134 @@
+"""Probe specs: what a steady-state check or guardrail measures, and the tolerance it must meet.
+
+Tolerances follow Chaos Toolkit's: an exact value, a ``[low, high]`` range, a regex, or a jsonpath
+(with an optional expected value). Probe behaviour lives in ``tasks/probes/``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from blueprints.common import Duration, Model
+
+
+class Tolerance(Model):
+    """Chaos-Toolkit-style tolerance; exactly one of value, range, regex or jsonpath."""
+
+    value: float | int | str | bool | None = None
+    range: tuple[float, float] | None = None
+    regex: str | None = None
+    jsonpath: str | None = None
+    expect: Any = Field(default=None, description="with jsonpath: the value every match must equal")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Tolerance:
+        given = [k for k in ("value", "range", "regex", "jsonpath") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a tolerance needs exactly one of value, range, regex, jsonpath (got {given or 'none'})")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError(f"range low {self.range[0]} is above high {self.range[1]}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as e:
+                raise ValueError(f"bad regex {self.regex!r}: {e}") from e
+        return self
+
+
+class _Probe(Model):
+    name: str = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=5)
+
+
+class PrometheusProbe(_Probe):
+    """A PromQL instant query; the tolerance applies to every returned sample's value."""
+
+    type: Literal["prometheus"] = "prometheus"
+    query: str = Field(min_length=1)
+    tolerance: Tolerance
+    empty_is: Literal["fail", "pass"] = Field(default="fail", description="outcome when the query returns nothing")
+
+
+class HttpProbe(_Probe):
+    """An HTTP request; tolerance on the status code (value/range) or body (regex/jsonpath)."""
+
+    type: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    tolerance: Tolerance = Tolerance(range=(200, 299))
+
+
+class KubernetesProbe(_Probe):
+    """Kubernetes state: deployment available replicas, ready nodes, cordoned nodes, running pods."""
+
+    type: Literal["kubernetes"] = "kubernetes"
+    check: Literal["deployment-available", "nodes-ready", "nodes-cordoned", "pods-running", "node-ready"]
+    namespace: str | None = None
+    object_name: str | None = Field(default=None, alias="object")
+    label_selector: dict[str, str] = Field(default_factory=dict)
+    tolerance: Tolerance
+
+    @model_validator(mode="after")
+    def _needs(self) -> KubernetesProbe:
+        if self.check == "deployment-available" and not (self.namespace and self.object_name):
+            raise ValueError("check 'deployment-available' needs namespace and object")
+        if self.check == "node-ready" and not self.object_name:
+            raise ValueError("check 'node-ready' needs object (the node name)")
+        return self
+
+
+class DnsProbe(_Probe):
+    """A DNS lookup against a given server; tolerance on the rcode name or the answer count."""
+
+    type: Literal["dns"] = "dns"
+    server: str = Field(description="ip:port of the DNS server, or 'lab' for the lab's kube-dns")
+    qname: str = Field(min_length=1)
+    rdtype: Literal["A", "AAAA", "SRV", "TXT"] = "A"
+    measure: Literal["rcode", "answers", "success-ratio"] = "rcode"
+    attempts: int = Field(default=1, ge=1, le=100)
+    tolerance: Tolerance = Tolerance(value="NOERROR")
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        if v != "lab" and not re.match(r"^[\d.]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$", v):
+            raise ValueError(f"server {v!r} must be ip[:port] or 'lab'")
+        return v
+
+
+class ChaosToolkitProbe(_Probe):
+    """Any Chaos Toolkit probe (provider python/process/http), run through chaoslib."""
+
+    type: Literal["chaostoolkit"] = "chaostoolkit"
+    provider: dict[str, Any]
+    tolerance: Any = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: dict[str, Any]) -> dict[str, Any]:
+        kind = v.get("type")
+        if kind not in ("python", "process", "http"):
+            raise ValueError(f"provider.type must be python, process or http, got {kind!r}")
+        need = {"python": ("module", "func"), "process": ("path",), "http": ("url",)}[kind]
+        missing = [k for k in need if k not in v]
+        if missing:
+            raise ValueError(f"{kind} provider needs {', '.join(missing)}")
+        return v
+
+
+Probe = Annotated[
+    PrometheusProbe | HttpProbe | KubernetesProbe | DnsProbe | ChaosToolkitProbe, Field(discriminator="type")
+]
+"""Any probe, chosen by its ``type``."""
+
+
+class Guardrail(Model):
+    """A probe evaluated every ``every`` during stages; out of tolerance, or not evaluable, aborts the stage."""
+
+    name: str = Field(min_length=1)
+    probe: Probe
+    every: Duration = timedelta(seconds=2)

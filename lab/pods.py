@@ -1,0 +1,43 @@
+"""The contract between the lab's virtual kubelets and the programs they run as pods.
+
+A lab pod's first container image names a program (``lab/coredns``, ``lab/model-server``,
+``lab/gateway``, ``lab/list-storm``, ``lab/pause``...). The kubelet looks the image up in
+``lab.runtime.images.REGISTRY`` and runs the program in-process as asyncio tasks: starting the
+pod starts it, deleting the pod (or its node dying) stops it. Each pod gets its own loopback
+address (``status.podIP``, in 127.0.0.0/8) so several replicas can listen on the same port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class PodContext:
+    """What a pod program gets from its kubelet."""
+
+    namespace: str
+    name: str
+    node_name: str
+    pod_ip: str
+    labels: dict[str, str]
+    env: dict[str, str]
+    args: list[str]
+    api_url: str
+    api_token: str
+    time_scale: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PodProgram(Protocol):
+    """A program a virtual kubelet can run as a pod."""
+
+    async def start(self, ctx: PodContext) -> None:
+        """Start serving; return once started (not when finished)."""
+
+    def ready(self) -> bool:
+        """Whether the pod's readiness probe would pass now."""
+
+    async def stop(self) -> None:
+        """Stop everything started; idempotent."""

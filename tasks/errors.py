@@ -1,0 +1,81 @@
+"""gameday's typed errors: one hierarchy, two kinds of failure (permanent vs. worth retrying).
+
+Everything gameday raises on purpose derives from :class:`GamedayError`; the CLI turns these into a
+clear message and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+from blueprints.errors import BlueprintError, GamedayError, PermanentError
+
+__all__ = [
+    "ActivityFailed", "AgentError", "BlastRadiusExceeded", "BlueprintError", "CampaignLocked", "GamedayError",
+    "GuardrailBreached", "InjectionFailed", "PermanentError", "PreflightFailed", "ProbeError", "RollbackFailed",
+    "TargetError", "TemporaryError", "VerificationFailed",
+]
+
+
+class TemporaryError(GamedayError):
+    """A failure that may succeed if retried after ``delay`` seconds."""
+
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class BlastRadiusExceeded(PermanentError):
+    """A fault would touch more than the blueprint's declared blast radius."""
+
+    exit_code = 2
+
+
+class TargetError(PermanentError):
+    """The target cluster cannot be reached or lacks something the campaign needs."""
+
+    exit_code = 3
+
+
+class PreflightFailed(PermanentError):
+    """Steady state did not hold, or a guardrail could not be evaluated, before any injection."""
+
+    exit_code = 4
+
+
+class ProbeError(TemporaryError):
+    """A probe could not be evaluated (not the same as a probe that evaluated to 'out of tolerance')."""
+
+
+class InjectionFailed(PermanentError):
+    """A fault could not be applied."""
+
+
+class VerificationFailed(PermanentError):
+    """A fault was applied but no evidence shows it landed."""
+
+
+class RollbackFailed(PermanentError):
+    """A rollback did not complete; the ledger keeps the entry so reconcile can retry."""
+
+
+class GuardrailBreached(GamedayError):
+    """A guardrail fired (or could not be evaluated) during a stage: the stage is aborted."""
+
+    def __init__(self, guardrail: str, reason: str) -> None:
+        self.guardrail = guardrail
+        self.reason = reason
+        super().__init__(f"guardrail {guardrail!r} breached: {reason}")
+
+
+class CampaignLocked(PermanentError):
+    """Another campaign holds the target's lease."""
+
+    exit_code = 5
+
+
+class ActivityFailed(PermanentError):
+    """A Chaos Toolkit activity (extension code) failed; wraps whatever it raised."""
+
+
+class AgentError(PermanentError):
+    """A node agent refused or failed a request."""
