@@ -1,0 +1,123 @@
+"""Command line: ``python -m lab.apiserver --host 127.0.0.1 --port 0 --users FILE [--seats N]
+[--queue-timeout S] [--ready-file PATH] [--anonymous-metrics] [--history N]``.
+
+Port 0 picks a free port; once listening, the URL and PID are written to ``--ready-file`` as JSON
+``{"url": ..., "pid": ..., "https_url": ..., "ca_file": ...}`` (written atomically). The HTTPS
+listener (``--https-port``, self-signed certificate) is there for kubectl, which sends bearer tokens
+only over TLS; ``--no-https`` turns it off. SIGTERM/SIGINT stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from lab.apiserver import tls
+from lab.apiserver.app import build_app
+from lab.apiserver.config import ApiServerConfig
+from lab.apiserver.users import load_users
+
+FREEZE_INTERVAL = 30.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python -m lab.apiserver", description="Emulated Kubernetes API server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--users", type=Path, required=True, help="JSON users file: token -> identity")
+    parser.add_argument("--seats", type=int, default=60, help="total APF seats")
+    parser.add_argument("--queue-timeout", type=float, default=15.0, help="APF queue wait limit, seconds")
+    parser.add_argument("--history", type=int, default=10_000, help="watch history ring size")
+    parser.add_argument("--bookmark-interval", type=float, default=5.0)
+    parser.add_argument("--https-port", type=int, default=0, help="HTTPS listener port (0: pick one)")
+    parser.add_argument("--no-https", action="store_true", help="serve plain HTTP only")
+    parser.add_argument("--tls-dir", type=Path, default=None, help="where ca.crt/server.key live (default: temp)")
+    parser.add_argument("--ready-file", type=Path, default=None)
+    parser.add_argument("--anonymous-metrics", action="store_true", help="serve /metrics without a token")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser.parse_args(argv)
+
+
+def _port(site: web.TCPSite) -> int:
+    server = site._server  # noqa: SLF001 - aiohttp exposes no public getter for the bound port
+    assert server is not None and server.sockets
+    port: int = server.sockets[0].getsockname()[1]
+    return port
+
+
+async def _freeze_periodically() -> None:
+    """Move resident objects out of the GC's view so full collections never stall the loop."""
+    while True:
+        await asyncio.sleep(FREEZE_INTERVAL)
+        gc.freeze()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run the server until SIGTERM/SIGINT."""
+    config = ApiServerConfig(
+        users=load_users(args.users),
+        seats=args.seats,
+        queue_timeout=args.queue_timeout,
+        history=args.history,
+        anonymous_metrics=args.anonymous_metrics,
+        bookmark_interval=args.bookmark_interval,
+        users_file=args.users,
+    )
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=1024, reuse_address=True)
+    await site.start()
+    ready: dict[str, object] = {"url": f"http://{args.host}:{_port(site)}", "pid": os.getpid()}
+    temp_tls: Path | None = None
+    if not args.no_https:
+        if args.tls_dir is None:
+            temp_tls = Path(tempfile.mkdtemp(prefix="lab-apiserver-tls-"))
+        tls_dir = args.tls_dir or temp_tls
+        cert, key = tls.ensure_cert(tls_dir)
+        secure = web.TCPSite(runner, args.host, args.https_port, backlog=1024, reuse_address=True,
+                             ssl_context=tls.server_context(cert, key))
+        await secure.start()
+        ready.update(https_url=f"https://{args.host}:{_port(secure)}", ca_file=str(cert))
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    if args.ready_file:
+        tmp = args.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ready))
+        tmp.replace(args.ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    freezer = asyncio.create_task(_freeze_periodically())
+    try:
+        await stop.wait()
+    finally:
+        freezer.cancel()
+        await runner.cleanup()
+        if temp_tls is not None:
+            shutil.rmtree(temp_tls, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvloop.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

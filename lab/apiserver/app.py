@@ -1,0 +1,131 @@
+"""The aiohttp application: authentication, APF, metrics and routing around the handlers.
+
+Every request: authenticate the bearer token (401 for none/unknown, except the public health and
+version paths, and /metrics with ``anonymous_metrics``), classify and queue it with APF (429 when
+rejected), run it, and count it in ``apiserver_request_total`` / ``..._duration_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from aiohttp import web
+
+from lab.apiserver import discovery, errors, handlers, openapi, routing
+from lab.apiserver.apf_match import RequestInfo
+from lab.apiserver.config import ApiServerConfig
+from lab.apiserver.resources import lookup
+from lab.apiserver.server import Server, json_response
+
+log = logging.getLogger(__name__)
+SERVER_KEY = web.AppKey("server", Server)
+METRIC_VERBS = {
+    "get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
+    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
+}
+MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+HEALTH = {"/healthz", "/livez", "/readyz"}
+
+
+def work_width(server: Server, info: RequestInfo) -> int:
+    """APF seats a request occupies: LIST ceil(objects/100) clamped to 1..10, everything else 1."""
+    if info.verb != "list":
+        return 1
+    resource = lookup(info.api_group, info.api_version, info.resource)
+    if resource is None:
+        return 1
+    count = server.store.table(resource).size(info.namespace or None if resource.namespaced else None)
+    limit = info.extra.get("limit", 0)
+    if limit:
+        count = min(count, limit)
+    return max(1, min(10, math.ceil(count / 100)))
+
+
+async def _route(server: Server, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+    path = request.path
+    if path in HEALTH:
+        return web.Response(text="ok")
+    if path == "/metrics":
+        return web.Response(body=server.metrics.render(), content_type="text/plain", charset="utf-8")
+    if info.is_resource:
+        return await handlers.handle(server, request, info)
+    if request.method not in ("GET", "HEAD"):
+        raise errors.method_not_allowed()
+    doc = openapi.route(path) or discovery.route(path, request.host, server.config.git_version)
+    if doc is None:
+        raise errors.ApiError(404, "the server could not find the requested resource", "NotFound")
+    return json_response(doc)
+
+
+def _authenticate(server: Server, request: web.Request) -> routing.UserInfo:
+    user = routing.authenticate(request.headers, server.config.users)
+    if user is not None:
+        return user
+    path = request.path
+    if path in routing.PUBLIC_PATHS or (path == "/metrics" and server.config.anonymous_metrics):
+        return routing.ANONYMOUS
+    raise errors.unauthorized()
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Serve any request: auth, APF, handler, metrics, Status errors."""
+    server = request.app[SERVER_KEY]
+    started = time.perf_counter()
+    verb, resource, code = request.method, "", 500
+    kind = "readOnly"
+    inflight = server.metrics.inflight
+    counted = False
+    try:
+        user = _authenticate(server, request)
+        info = routing.parse(request.method, request.path, request.query, user)
+        verb = METRIC_VERBS.get(info.verb, request.method)
+        resource = info.resource
+        kind = "mutating" if info.verb in MUTATING else "readOnly"
+        if info.verb != "watch":
+            inflight.labels(kind).inc()
+            counted = True
+        if info.verb == "list" and request.query.get("limit", "").isdigit():
+            info.extra["limit"] = int(request.query["limit"])
+        ticket = await server.flow.acquire(info, work_width(server, info))
+        pf_headers = {
+            "X-Kubernetes-PF-FlowSchema-UID": ticket.schema_uid,
+            "X-Kubernetes-PF-PriorityLevel-UID": ticket.level.uid,
+        }
+        request["apf_ticket"] = ticket
+        request["apf_headers"] = pf_headers
+        try:
+            response = await _route(server, request, info)
+        finally:
+            server.flow.release(ticket)
+        if not response.prepared:
+            response.headers.update(pf_headers)
+        code = response.status
+        return response
+    except errors.ApiError as exc:
+        code = exc.code
+        return json_response(exc.status(), exc.code, exc.headers)
+    except Exception as exc:  # the API answers every failure as a Status
+        log.exception("internal error serving %s %s", request.method, request.path)
+        code = 500
+        return json_response(errors.ApiError(500, f"Internal error occurred: {exc}", "InternalError").status(), 500)
+    finally:
+        if counted:
+            inflight.labels(kind).dec()
+        server.metrics.requests.labels(verb, resource, str(code)).inc()
+        if verb != "WATCH":
+            server.metrics.duration.labels(verb, resource).observe(time.perf_counter() - started)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[SERVER_KEY].store.close_watchers()
+
+
+def build_app(config: ApiServerConfig) -> web.Application:
+    """The aiohttp application serving one emulated API server."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SERVER_KEY] = Server(config)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.on_shutdown.append(_on_shutdown)
+    return app
