@@ -1,0 +1,31 @@
+"""Process environment for the CLI: a project-local Prefect home and no analytics unless configured.
+
+Environment is read only in ``flows/`` and ``tasks/settings.py``; this module is where the CLI sets the
+Prefect defaults before Prefect is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def prefect_defaults(state_dir: Path | None = None) -> None:
+    """Use ``<state>/prefect`` as PREFECT_HOME (unless one is configured) and turn analytics off."""
+    base = state_dir or Path(os.environ.get("GAMEDAY_STATE_DIR", ".gameday"))
+    if "PREFECT_HOME" not in os.environ and "PREFECT_API_URL" not in os.environ:
+        home = (base / "prefect").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def prefect_server_configured() -> bool:
+    """Whether runs go to a Prefect server (PREFECT_API_URL set) rather than an ephemeral one."""
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def user_name() -> str:
+    """Who is running the CLI (for the record)."""
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or ""

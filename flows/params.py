@@ -1,0 +1,48 @@
+"""Typed flow parameters (the Prefect UI renders them as forms) and the approval input model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field
+
+StockBlueprint = Literal["smoke", "coredns-outage", "control-plane-storm"]
+"""The stock blueprints in blueprints/library (a test keeps this list in sync)."""
+
+
+class CampaignParams(BaseModel):
+    """What to run: a stock blueprint or a path, where, which stages, and overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blueprint: StockBlueprint | str = Field(
+        default="smoke", description="a stock blueprint name, or a path to a blueprint YAML file"
+    )
+    target: str | None = Field(default=None, description="'lab' or a kubeconfig context; default: the blueprint's")
+    dry_run: bool = Field(default=False, description="plan only: show what would change, touch nothing")
+    stages: list[str] = Field(default_factory=list, description="run only these stages (default: all)")
+    overrides: list[str] = Field(
+        default_factory=list, description="path=value edits applied before validation, e.g. stages[0].observe=10s"
+    )
+    approval: Literal["pause", "auto", "prompt"] = Field(
+        default="pause", description="how approval-required stages are decided: pause the run, auto, or terminal prompt"
+    )
+    started_by: str = Field(default="", description="who started the run (for the record)")
+
+
+class ReconcileParams(BaseModel):
+    """Which target to reconcile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(default="lab", description="'lab' or a kubeconfig context")
+    run_id: str | None = Field(default=None, description="only this run's ledger entries (default: all)")
+
+
+class ApprovalInput(RunInput):
+    """The decision an operator gives a paused stage."""
+
+    decision: Literal["go", "skip", "abort"] = "go"
+    comment: str = ""
+    by: str = ""

@@ -1,0 +1,128 @@
+"""Wiring the runner to a real target: cluster, Prometheus, fault registry, ledger and probes.
+
+:func:`connect` returns everything a run needs (``FaultContext`` and plain :class:`~tasks.runner.Ops`);
+``tasks/steps.py`` wraps the same functions as Prefect tasks. Nothing here reads the environment: the
+caller hands in a :class:`~tasks.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from blueprints.campaign import Campaign
+from blueprints.faults import Fault
+from blueprints.probes import Probe
+from blueprints.record import TargetInfo
+from tasks.faults.base import Evidence, FaultBehaviour, FaultContext, Injection
+from tasks.runner import Ops
+from tasks.runner_watch import ProbeVerdict
+from tasks.settings import Settings
+
+
+def behaviour(registry: Mapping[str, Any], kind: str) -> FaultBehaviour[Any]:
+    """The registered behaviour of a fault kind."""
+    from tasks.errors import PermanentError
+
+    try:
+        return registry[kind]  # type: ignore[no-any-return]
+    except KeyError:
+        raise PermanentError(f"no behaviour registered for fault kind {kind!r}") from None
+
+
+def plain_ops(registry: Mapping[str, Any], ledger: Any, evaluate: Callable[[Probe], ProbeVerdict]) -> Ops:
+    """Ops calling the fault behaviours, the ledger and the probe evaluator directly."""
+
+    def plan(spec: Fault, ctx: FaultContext, run_id: str, stage: str, fault_id: str) -> Injection:
+        return behaviour(registry, spec.kind).plan(spec, ctx, run_id=run_id, stage=stage, fault_id=fault_id)
+
+    def inject(inj: Injection, ctx: FaultContext) -> Injection:
+        return behaviour(registry, inj.kind).inject(inj, ctx)
+
+    def verify(inj: Injection, ctx: FaultContext) -> Evidence:
+        return behaviour(registry, inj.kind).verify(inj, ctx)
+
+    def rollback(inj: Injection, ctx: FaultContext) -> None:
+        behaviour(registry, inj.kind).rollback(inj, ctx)
+
+    def renew(inj: Injection, ctx: FaultContext) -> None:
+        behaviour(registry, inj.kind).renew(inj, ctx)
+
+    def record(inj: Injection) -> None:
+        ledger.record(inj)
+
+    def settle(inj: Injection, ok: bool, error: str) -> None:
+        ledger.update(inj, status="rolled-back" if ok else "rollback-failed", error=error or None)
+
+    return Ops(plan=plan, record=record, inject=inject, verify=verify, rollback=rollback, settle=settle,
+               renew=renew, evaluate=evaluate)
+
+
+def probe_evaluator(probe_ctx: Any) -> Callable[[Probe], ProbeVerdict]:
+    """Evaluate probes with ``tasks.probes.evaluate`` (raising ProbeError when not evaluable)."""
+    from tasks.probes import evaluate
+
+    def run(probe: Probe) -> ProbeVerdict:
+        r = evaluate(probe, probe_ctx)
+        return ProbeVerdict(ok=bool(r.ok), value=getattr(r, "value", None), detail=str(getattr(r, "message", "")))
+
+    return run
+
+
+@dataclass
+class Connected:
+    """A run's live connections to its target."""
+
+    cluster: Any
+    ctx: FaultContext
+    ops: Ops
+    prometheus_url: str | None
+    target: TargetInfo
+    ledger: Any
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release connections."""
+        for c in reversed(self.closers):
+            try:
+                c()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+def prometheus_for(campaign: Campaign, settings: Settings, cluster: Any) -> str | None:
+    """The Prometheus to query: settings override, else the target's, else the lab's."""
+    lab = getattr(cluster, "lab", None) or {}
+    return settings.prometheus_url or campaign.target.prometheus_url or lab.get("prometheus") or None
+
+
+def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print) -> Connected:
+    """Reach the campaign's target and build the run's context and operations."""
+    from tasks.cluster import Cluster
+    from tasks.faults import REGISTRY
+    from tasks.ledger import Ledger
+    from tasks.probes import ProbeContext
+
+    cluster = Cluster.for_target(campaign.target, settings)
+    prom = prometheus_for(campaign, settings, cluster)
+    ctx = FaultContext(
+        cluster=cluster, run_id=run_id, prometheus_url=prom, blast_radius=campaign.target.blast_radius, log=log,
+        extra={"settings": settings, "target": campaign.target},
+    )
+    try:
+        from tasks.agents import AgentClient  # type: ignore[import-not-found]
+
+        ctx.agents = AgentClient.for_cluster(cluster, settings)
+    except ImportError:
+        pass
+    ledger = Ledger.for_run(settings, cluster, run_id, campaign.target.cluster)
+    probe_ctx = ProbeContext(cluster=cluster, prometheus_url=prom, lab=getattr(cluster, "lab", None))
+    ops = plain_ops(REGISTRY, ledger, probe_evaluator(probe_ctx))
+    api = ""
+    try:
+        api = cluster.connection().url
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    info = TargetInfo(cluster=campaign.target.cluster, api_server=api, prometheus_url=prom or "")
+    return Connected(cluster, ctx, ops, prom, info, ledger, [cluster.close])

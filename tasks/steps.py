@@ -1,0 +1,89 @@
+"""The only Prefect ``@task`` definitions: thin wrappers over the plain runner operations.
+
+Each task calls the plain function it is handed, so the Prefect UI shows plan / ledger / inject / verify /
+rollback as task runs while the logic stays testable without Prefect. Results are not cached or persisted
+(every call must really happen). Guardrail evaluation and lease renewal stay plain: they run on the
+watcher thread, many times a stage. When a run is unwinding from a cancellation the runner rolls back
+through the plain functions (``Ops.plain``), not through Prefect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from blueprints.faults import Fault
+from tasks.faults.base import Evidence, FaultContext, Injection
+from tasks.runner import Ops
+
+_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="plan", task_run_name="plan {fault_id}", **_OPTS)
+def plan_step(fn: Callable[..., Injection], spec: Fault, ctx: FaultContext, run_id: str, stage: str,
+              fault_id: str) -> Injection:
+    """Plan one fault (reads only)."""
+    return fn(spec, ctx, run_id, stage, fault_id)
+
+
+@task(name="ledger", task_run_name="ledger {injection.fault_id}", **_OPTS)
+def record_step(fn: Callable[[Injection], None], injection: Injection) -> None:
+    """Write the injection to the ledger before it is applied."""
+    fn(injection)
+
+
+@task(name="inject", task_run_name="inject {injection.fault_id}", **_OPTS)
+def inject_step(fn: Callable[..., Injection], injection: Injection, ctx: FaultContext) -> Injection:
+    """Apply one fault."""
+    return fn(injection, ctx)
+
+
+@task(name="verify", task_run_name="verify {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS)
+def verify_step(fn: Callable[..., Evidence], injection: Injection, ctx: FaultContext) -> Evidence:
+    """Prove the fault landed (retried: evidence may take a moment)."""
+    return fn(injection, ctx)
+
+
+@task(name="rollback", task_run_name="rollback {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS)
+def rollback_step(fn: Callable[..., None], injection: Injection, ctx: FaultContext) -> None:
+    """Undo one fault (idempotent, so retrying is safe)."""
+    fn(injection, ctx)
+
+
+@task(name="settle", task_run_name="settle {injection.fault_id}", **_OPTS)
+def settle_step(fn: Callable[..., None], injection: Injection, ok: bool, error: str) -> None:
+    """Mark the ledger entry rolled back (or failed, for reconcile)."""
+    fn(injection, ok, error)
+
+
+@task(name="fetch-frames", **_OPTS)
+def fetch_frames_step(prom_url: str, observables: list[Any], start: Any, end: Any, step: float) -> Any:
+    """Range-query every observable over the whole run (a long-form DataFrame)."""
+    from tasks.probes.metrics import fetch_frames
+
+    return fetch_frames(prom_url, observables, start, end, step)
+
+
+@task(name="build-report", **_OPTS)
+def build_report_step(fn: Callable[[Path], Any], run_dir: Path) -> Any:
+    """Turn the run's record and frames into HTML, JUnit and a Markdown summary (``fn`` is reports.build)."""
+    return fn(run_dir)
+
+
+def prefect_ops(plain: Ops) -> Ops:
+    """The same operations, each run as a Prefect task (call inside a flow)."""
+    return Ops(
+        plan=lambda spec, ctx, run_id, stage, fid: plan_step(plain.plan, spec, ctx, run_id, stage, fid),
+        record=lambda inj: record_step(plain.record, inj),
+        inject=lambda inj, ctx: inject_step(plain.inject, inj, ctx),
+        verify=lambda inj, ctx: verify_step(plain.verify, inj, ctx),
+        rollback=lambda inj, ctx: rollback_step(plain.rollback, inj, ctx),
+        settle=lambda inj, ok, err: settle_step(plain.settle, inj, ok, err),
+        renew=plain.renew,
+        evaluate=plain.evaluate,
+        plain=plain,
+    )

@@ -1,0 +1,109 @@
+"""Fixtures for the runner and flow tests: a real HTTP endpoint whose health we flip, a file-backed fault."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blueprints.faults import Noop
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.runner_record import now
+
+
+class Health:
+    """A real HTTP endpoint on loopback answering 200 while healthy and 500 once flipped."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+        self.hits = 0
+        health = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                health.hits += 1
+                code = 200 if health.healthy else 500
+                self.send_response(code)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok" if code == 200 else b"no")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def health() -> Iterator[Health]:
+    """A flip-able health endpoint, shut down after the test."""
+    h = Health()
+    h.thread.start()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+class FileFault:
+    """A fault with a real, observable side effect: inject creates a file, rollback removes it."""
+
+    kind = "noop"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, inj: Injection) -> Path:
+        return self.root / f"{inj.stage}-{inj.fault_id}.injected"
+
+    def plan(self, spec: Noop, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
+        """Plan creating one file."""
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind="noop", spec=spec.model_dump(mode="json"),
+                         summary=f"create {fault_id} marker", changes=[Change(action="local", object="file",
+                                                                                 undo="delete it")],
+                         cluster_scoped_ledger=False, planned_at=now())
+
+    def inject(self, inj: Injection, ctx: FaultContext) -> Injection:
+        """Create the file."""
+        self._path(inj).write_text(inj.run_id)
+        return inj
+
+    def verify(self, inj: Injection, ctx: FaultContext) -> Evidence:
+        """The file exists."""
+        return Evidence(landed=self._path(inj).exists(), summary="marker file present")
+
+    def rollback(self, inj: Injection, ctx: FaultContext) -> None:
+        """Delete the file (idempotent)."""
+        self._path(inj).unlink(missing_ok=True)
+
+    def renew(self, inj: Injection, ctx: FaultContext) -> None:
+        """Nothing to renew."""
+
+
+class ListLedger:
+    """A ledger kept in memory: the order of record/update calls is what the runner tests check."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.fail_on_record = -1
+
+    def record(self, inj: Injection) -> None:
+        """Remember the injection (raising OSError on the chosen call)."""
+        self.calls.append(("record", inj.fault_id, ""))
+        if len([c for c in self.calls if c[0] == "record"]) == self.fail_on_record:
+            raise OSError("ledger disk full")
+
+    def update(self, inj: Injection, status: str, error: str | None = None) -> None:
+        """Remember the settlement."""
+        self.calls.append(("update", inj.fault_id, status))
