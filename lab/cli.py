@@ -1,0 +1,60 @@
+"""``python -m lab up|status|down``: the lab's lifecycle commands (typer).
+
+The ``gameday lab`` command forwards here by subprocess (the gameday package never imports lab).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lab.runtime.errors import LabError
+from lab.runtime.lifecycle import UpOptions, down, status, up
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local emulated Kubernetes lab.")
+DEFAULT_STATE = Path(".gameday/lab")
+
+
+@app.command("up")
+def up_cmd(
+    nodes: int = typer.Option(3, help="virtual nodes (GPU nodes included)"),
+    gpu_nodes: int = typer.Option(1, help="of which GPU nodes (8 x nvidia.com/gpu each)"),
+    time_scale: float = typer.Option(1.0, help="lab seconds per real second (intervals are divided by it)"),
+    state_dir: Path = typer.Option(DEFAULT_STATE, help="where pids, logs, kubeconfig and endpoints go"),
+    seats: int = typer.Option(60, help="API server APF seats"),
+    timeout: float = typer.Option(180.0, help="seconds to wait for the lab to be ready"),
+    eviction_timeout: float = typer.Option(300.0, help="lab seconds before pods leave an unreachable node"),
+) -> None:
+    """Start API server, runtime and Prometheus; return when every node is Ready and workloads are up."""
+    if gpu_nodes > nodes:
+        raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
+    try:
+        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout))
+    except LabError as err:
+        typer.echo(f"lab up failed: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(json.dumps(endpoints, indent=1))
+
+
+@app.command("status")
+def status_cmd(
+    state_dir: Path = typer.Option(DEFAULT_STATE, help="the lab's state dir"),
+) -> None:
+    """Print components, PIDs alive, node and pod counts (exit 1 when a component is down)."""
+    result = status(state_dir.resolve())
+    typer.echo(json.dumps(result, indent=1))
+    comps = result["components"]
+    if not comps or not all(c["alive"] for c in comps.values()):
+        raise typer.Exit(1)
+
+
+@app.command("down")
+def down_cmd(
+    state_dir: Path = typer.Option(DEFAULT_STATE, help="the lab's state dir"),
+    grace: float = typer.Option(10.0, help="seconds between SIGTERM and SIGKILL"),
+) -> None:
+    """Stop everything the lab started (idempotent)."""
+    stopped = down(state_dir.resolve(), grace)
+    typer.echo(json.dumps({"stopped": stopped}))

@@ -1,0 +1,118 @@
+"""The lab's Prometheus: Debian's ``/usr/bin/prometheus`` scraping the API server, the runtime and itself.
+
+``write_config`` generates the scrape config (1 s interval; the API server is scraped with the
+admin token through ``authorization: credentials_file``); ``start`` launches Prometheus with its
+TSDB in the state dir and returns once ``/-/ready`` answers and every target has an ``up`` sample.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+import yaml
+
+from lab.runtime.errors import LabStartError
+from lab.runtime.procs import log_tail, spawn, stop_pid
+
+PROMETHEUS_BIN = "/usr/bin/prometheus"
+JOBS = ("apiserver", "lab-runtime", "prometheus")
+
+
+def find_binary() -> str | None:
+    """The prometheus binary, if installed (``apt-get install -y prometheus``)."""
+    return PROMETHEUS_BIN if Path(PROMETHEUS_BIN).exists() else shutil.which("prometheus")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on host right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _target(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    return parsed.scheme or "http", parsed.netloc
+
+
+def write_config(state_dir: Path, apiserver_url: str, runtime_url: str, port: int, admin_token: str) -> Path:
+    """Write prometheus.yml (and the token file it reads) into state_dir."""
+    token_file = state_dir / "prometheus-token"
+    token_file.write_text(admin_token)
+    token_file.chmod(0o600)
+    api_scheme, api_host = _target(apiserver_url)
+    rt_scheme, rt_host = _target(runtime_url)
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "apiserver",
+                "scheme": api_scheme,
+                "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+                "static_configs": [{"targets": [api_host]}],
+            },
+            {"job_name": "lab-runtime", "scheme": rt_scheme, "static_configs": [{"targets": [rt_host]}]},
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+        ],
+    }
+    path = state_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def up_jobs(url: str) -> set[str]:
+    """Jobs that have at least one ``up`` sample now."""
+    resp = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5)
+    resp.raise_for_status()
+    return {r["metric"].get("job", "") for r in resp.json()["data"]["result"]}
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    """Poll /-/ready, then the ``up`` series of every job; LabStartError on death or timeout."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabStartError(f"prometheus exited ({proc.returncode}):\n{log_tail(log_path)}")
+        try:
+            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                seen = up_jobs(url)
+                if seen >= set(JOBS):
+                    return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise LabStartError(f"prometheus had no samples for {sorted(set(JOBS) - seen)} within {timeout:.0f} s")
+
+
+def start(
+    state_dir: Path, apiserver_url: str, runtime_url: str, admin_token: str, port: int | None = None,
+    timeout: float = 60.0,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Prometheus and wait until it has data; returns (process, URL)."""
+    binary = find_binary()
+    if binary is None:
+        raise LabStartError("prometheus is not installed: apt-get install -y prometheus")
+    port = port or free_port()
+    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token)
+    tsdb = state_dir / "prometheus-data"
+    tsdb.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "prometheus.log"
+    proc = spawn([
+        binary, f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
+        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+        "--storage.tsdb.retention.time=7d",
+    ], log_path, cwd=state_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log_path, timeout)
+    except BaseException:
+        stop_pid(proc.pid)
+        raise
+    return proc, url

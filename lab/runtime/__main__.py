@@ -1,0 +1,64 @@
+"""``python -m lab.runtime``: run the lab runtime until SIGTERM/SIGINT (then stop every pod program)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from lab.runtime.app import Runtime
+from lab.runtime.config import RuntimeConfig
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None]:
+    """The runtime's command line as a RuntimeConfig and an optional ready-file path."""
+    p = argparse.ArgumentParser(prog="python -m lab.runtime", description=__doc__)
+    p.add_argument("--api", required=True, help="API server URL")
+    p.add_argument("--users", required=True, help="users file (token -> identity)")
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--gpu-nodes", type=int, default=0)
+    p.add_argument("--time-scale", type=float, default=1.0)
+    p.add_argument("--metrics-host", default="127.0.0.1")
+    p.add_argument("--metrics-port", type=int, default=0)
+    p.add_argument("--eviction-timeout", type=float, default=300.0, help="lab seconds before untolerated pods go")
+    p.add_argument("--ready-file", default=None)
+    p.add_argument("--no-proxy", action="store_true", help="do not front Services")
+    p.add_argument("--log-level", default="INFO")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if a.gpu_nodes > a.nodes:
+        p.error("--gpu-nodes cannot exceed --nodes")
+    cfg = RuntimeConfig(
+        api_url=a.api, users_file=a.users, nodes=a.nodes, gpu_nodes=a.gpu_nodes, time_scale=a.time_scale,
+        metrics_host=a.metrics_host, metrics_port=a.metrics_port, eviction_timeout_s=a.eviction_timeout,
+        proxy=not a.no_proxy,
+    )
+    return cfg, a.ready_file
+
+
+async def _main(cfg: RuntimeConfig, ready_file: str | None) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if task is not None:
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        await Runtime(cfg).run(ready_file)
+    except asyncio.CancelledError:
+        logging.getLogger("lab.runtime").info("runtime stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    cfg, ready_file = parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.run(_main(cfg, ready_file))
+    except ImportError:
+        asyncio.run(_main(cfg, ready_file))
+
+
+if __name__ == "__main__":
+    main()

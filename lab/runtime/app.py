@@ -1,0 +1,154 @@
+"""Wires the runtime together and serves its HTTP front: ``/metrics``, ``/healthz`` and the control API.
+
+Control API (for tests and fault rehearsal, on the metrics port):
+``POST /control/nodes/<name>/pause``  stop lease renewals and status updates (pods keep running),
+``POST /control/nodes/<name>/resume`` start them again,
+``POST /control/nodes/<name>/kill``   pause and stop every pod program on the node,
+``POST /control/nodes/<name>/revive`` resume and restart the node's pods,
+``GET /control/nodes`` the kubelets' own view (paused, dead, renewals ok/missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from lab.runtime.cluster import Cluster
+from lab.runtime.config import RuntimeConfig
+from lab.runtime.controllers.daemonset import DaemonSetController
+from lab.runtime.controllers.deployment import DeploymentController
+from lab.runtime.controllers.endpoints import EndpointsController
+from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
+from lab.runtime.controllers.scheduler import Scheduler
+from lab.runtime.kubelet import Kubelets
+from lab.runtime.metrics import NODES_PAUSED
+from lab.runtime.nodeagent import NodeAgent
+from lab.runtime.proxy import ServiceProxy
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The whole runtime: node agents, kubelets, controllers, proxy and the HTTP front."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.cluster = Cluster.connect(config)
+        self.agents = {
+            name: NodeAgent(self.cluster, name, i) for i, name in enumerate(config.node_names())
+        }
+        self.kubelets = Kubelets(self.cluster, self.agents)
+        self.scheduler = Scheduler(self.cluster)
+        self.deployments = DeploymentController(self.cluster)
+        self.daemonsets = DaemonSetController(self.cluster)
+        self.endpoints = EndpointsController(self.cluster)
+        self.lifecycle = NodeLifecycleController(self.cluster)
+        self.proxy = ServiceProxy(self.cluster) if config.proxy else None
+        self.url = ""
+
+    async def _register_nodes(self) -> None:
+        sem = asyncio.Semaphore(32)
+
+        async def one(agent: NodeAgent) -> None:
+            async with sem:
+                for attempt in range(20):
+                    try:
+                        await agent.register()
+                        return
+                    except Exception as err:  # noqa: BLE001
+                        log.info("registering %s failed (%r); retrying", agent.name, err)
+                        await asyncio.sleep(min(0.2 * 2**attempt, 5))
+                await agent.register()
+
+        await asyncio.gather(*(one(a) for a in self.agents.values()))
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/control/nodes", self._nodes)
+        app.router.add_post("/control/nodes/{name}/{action}", self._control)
+        return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        NODES_PAUSED.set(sum(1 for a in self.agents.values() if not a.alive))
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _nodes(self, request: web.Request) -> web.Response:
+        view = {
+            name: {"paused": a.paused, "dead": a.dead, "renewals_ok": a.renewals_ok,
+                   "renewals_missed": a.renewals_missed, "ip": a.ip}
+            for name, a in self.agents.items()
+        }
+        return web.json_response(view)
+
+    async def _control(self, request: web.Request) -> web.Response:
+        name, action = request.match_info["name"], request.match_info["action"]
+        agent = self.agents.get(name)
+        if agent is None:
+            return web.json_response({"error": f"node {name} is not hosted here"}, status=404)
+        if action == "pause":
+            agent.paused = True
+        elif action == "resume":
+            agent.paused = False
+            self.kubelets.resync_node(name)
+        elif action == "kill":
+            agent.dead = True
+            await self.kubelets.kill_node(name)
+        elif action == "revive":
+            agent.dead = agent.paused = False
+            self.kubelets.resync_node(name)
+        else:
+            return web.json_response({"error": f"unknown action {action}"}, status=400)
+        return web.json_response({"node": name, "paused": agent.paused, "dead": agent.dead})
+
+    async def run(self, ready_file: str | None = None) -> None:
+        """Start everything, write the ready file, run until cancelled, then stop every pod."""
+        runner = web.AppRunner(self._app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
+        await site.start()
+        server = site._server
+        port = server.sockets[0].getsockname()[1] if isinstance(server, asyncio.Server) else self.config.metrics_port
+        self.url = f"http://{self.config.metrics_host}:{port}"
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._register_nodes()
+            tasks = [asyncio.create_task(i.run()) for i in self.cluster.informers()]
+            await self.cluster.wait_synced(timeout=120)
+            gc.freeze()
+            loops = [a.run() for a in self.agents.values()]
+            loops += [self.kubelets.run(), self.scheduler.run(), self.deployments.run(),
+                      self.daemonsets.run(), self.endpoints.run(), self.lifecycle.run()]
+            if self.proxy is not None:
+                loops.append(self.proxy.run())
+            tasks += [asyncio.create_task(c) for c in loops]
+            if ready_file:
+                tmp = Path(ready_file + ".tmp")
+                tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+                tmp.replace(ready_file)
+            log.info("runtime ready at %s with %d nodes", self.url, len(self.agents))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.proxy is not None:
+                self.proxy.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.kubelets.stop_all(), 15)
+            await runner.cleanup()
+            await self.cluster.close()

@@ -1,0 +1,98 @@
+"""The runtime's shared view of the cluster: API clients, identities and one informer per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from lab.runtime.client import ApiClient, api_path
+from lab.runtime.config import RuntimeConfig
+from lab.runtime.informer import Informer
+
+ADMIN = "admin"
+CONTROLLER_MANAGER = "system:kube-controller-manager"
+SCHEDULER = "system:kube-scheduler"
+
+
+def load_tokens(path: str | Path) -> dict[str, str]:
+    """username -> bearer token from a users file ({token: {username, ...}})."""
+    raw = json.loads(Path(path).read_text())
+    return {str(info["username"]): str(token) for token, info in raw.items()}
+
+
+@dataclass
+class Cluster:
+    """Everything components share: config, clients, tokens and informers."""
+
+    config: RuntimeConfig
+    tokens: dict[str, str]
+    api: ApiClient
+    lease_api: ApiClient
+    watch_api: ApiClient
+    sessions: list[aiohttp.ClientSession]
+    pods: Informer = field(init=False)
+    nodes: Informer = field(init=False)
+    leases: Informer = field(init=False)
+    deployments: Informer = field(init=False)
+    daemonsets: Informer = field(init=False)
+    services: Informer = field(init=False)
+    endpoints: Informer = field(init=False)
+
+    def __post_init__(self) -> None:
+        w = self.watch_api
+        self.pods = Informer(w, api_path("", "v1", "pods"))
+        self.nodes = Informer(w, api_path("", "v1", "nodes"))
+        self.leases = Informer(w, api_path("coordination.k8s.io", "v1", "leases", "kube-node-lease"))
+        self.deployments = Informer(w, api_path("apps", "v1", "deployments"))
+        self.daemonsets = Informer(w, api_path("apps", "v1", "daemonsets"))
+        self.services = Informer(w, api_path("", "v1", "services"))
+        self.endpoints = Informer(w, api_path("", "v1", "endpoints"))
+
+    @classmethod
+    def connect(cls, config: RuntimeConfig) -> Cluster:
+        """Open sessions (leases get their own pool so controllers cannot starve them)."""
+        tokens = load_tokens(config.users_file)
+        admin = tokens.get(CONTROLLER_MANAGER) or tokens[ADMIN]
+        main = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        leases = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
+        watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return cls(
+            config=config,
+            tokens=tokens,
+            api=ApiClient(config.api_url, admin, main),
+            lease_api=ApiClient(config.api_url, admin, leases),
+            watch_api=ApiClient(config.api_url, tokens[ADMIN], watches),
+            sessions=[main, leases, watches],
+        )
+
+    def informers(self) -> list[Informer]:
+        """All informers, in start order."""
+        return [
+            self.nodes, self.leases, self.pods, self.deployments,
+            self.daemonsets, self.services, self.endpoints,
+        ]
+
+    def token(self, username: str) -> str:
+        """The token of a user; the admin token when the users file lacks that identity."""
+        return self.tokens.get(username) or self.tokens[ADMIN]
+
+    def sa_token(self, namespace: str, name: str) -> str:
+        """The token of a service account (falls back to <ns>:default, then admin)."""
+        return (
+            self.tokens.get(f"system:serviceaccount:{namespace}:{name}")
+            or self.tokens.get(f"system:serviceaccount:{namespace}:default")
+            or self.tokens[ADMIN]
+        )
+
+    async def wait_synced(self, timeout: float = 60.0) -> None:
+        """Wait until every informer has listed once."""
+        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers())), timeout)
+
+    async def close(self) -> None:
+        """Close all HTTP sessions."""
+        for session in self.sessions:
+            await session.close()

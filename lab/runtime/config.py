@@ -1,0 +1,45 @@
+"""The runtime's settings: cluster shape and every interval, divided by the time scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """What one runtime process hosts and how fast lab time runs."""
+
+    api_url: str
+    users_file: str
+    nodes: int = 3
+    gpu_nodes: int = 0
+    time_scale: float = 1.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    node_prefix: str = "node"
+    gpu_node_prefix: str = "gpu-node"
+    node_cpu: str = "32"
+    node_memory: str = "128Gi"
+    node_pods: int = 110
+    lease_duration_s: int = 40
+    renew_interval_s: float = 10.0
+    node_grace_s: float = 40.0
+    node_monitor_s: float = 5.0
+    eviction_timeout_s: float = 300.0
+    probe_period_s: float = 1.0
+    restart_backoff_s: float = 10.0
+    proxy: bool = True
+
+    def scaled(self, seconds: float) -> float:
+        """A lab interval in real seconds."""
+        return seconds / self.time_scale
+
+    def node_names(self) -> list[str]:
+        """Names of the nodes this runtime hosts: CPU nodes, then GPU nodes."""
+        cpu = [f"{self.node_prefix}-{i}" for i in range(self.nodes - self.gpu_nodes)]
+        gpu = [f"{self.gpu_node_prefix}-{i}" for i in range(self.gpu_nodes)]
+        return cpu + gpu
+
+    def is_gpu(self, node: str) -> bool:
+        """Whether a hosted node carries GPUs."""
+        return node.startswith(self.gpu_node_prefix + "-")

@@ -1,0 +1,1 @@
+"""The runtime's controllers: scheduler, Deployment, DaemonSet, endpoints and node lifecycle."""

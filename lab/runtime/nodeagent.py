@@ -1,0 +1,221 @@
+"""The node half of a virtual kubelet: registers its Node and renews its Lease as the node itself.
+
+Each node renews ``kube-node-lease/<node>`` through the API with its own ``system:node:<name>``
+token every 10 s (scaled), retrying through 429s and slow answers until the next renewal is due.
+A renewal that does not land in its interval is counted as missed: nothing local stands in for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+from lab.runtime.client import api_path
+from lab.runtime.cluster import Cluster
+from lab.runtime.errors import ApiStatusError
+from lab.runtime.metrics import LEASE_LATENCY, LEASE_MISSED, LEASE_RENEWALS
+from lab.runtime.objects import node_ready, now_micro, now_time
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+
+
+def node_ip(index: int) -> str:
+    """The InternalIP of the index-th hosted node (127.20.0.0/16)."""
+    n = index + 1
+    return f"127.20.{n // 256}.{n % 256}"
+
+
+def node_conditions(ready: bool) -> list[Obj]:
+    """The kubelet's node conditions (pressure False; Ready as given)."""
+    now = now_time()
+
+    def cond(ctype: str, status: str, reason: str, message: str) -> Obj:
+        return {
+            "type": ctype, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }
+
+    return [
+        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        cond(
+            "Ready", "True" if ready else "False",
+            "KubeletReady" if ready else "KubeletNotReady",
+            "kubelet is posting ready status" if ready else "kubelet is starting",
+        ),
+    ]
+
+
+def node_object(cluster: Cluster, name: str, index: int) -> Obj:
+    """The Node a virtual kubelet registers."""
+    cfg = cluster.config
+    capacity: dict[str, str] = {"cpu": cfg.node_cpu, "memory": cfg.node_memory, "pods": str(cfg.node_pods)}
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "lab-gpu" if cfg.is_gpu(name) else "lab-cpu",
+    }
+    if cfg.is_gpu(name):
+        capacity["nvidia.com/gpu"] = "8"
+        labels.update({
+            "nvidia.com/gpu.present": "true",
+            "nvidia.com/gpu.product": GPU_PRODUCT,
+            "nvidia.com/gpu.count": "8",
+        })
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": node_conditions(True),
+            "addresses": [
+                {"type": "InternalIP", "address": node_ip(index)},
+                {"type": "Hostname", "address": name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "kubeletVersion": "v1.32.0-lab", "kubeProxyVersion": "v1.32.0-lab",
+                "containerRuntimeVersion": "lab://1.0", "operatingSystem": "linux",
+                "architecture": "amd64", "osImage": "gameday lab (emulated)",
+                "kernelVersion": "emulated", "machineID": name, "systemUUID": name, "bootID": name,
+            },
+        },
+    }
+
+
+class NodeAgent:
+    """One virtual node: registration, lease renewal, ready status; can be paused or killed."""
+
+    def __init__(self, cluster: Cluster, name: str, index: int) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.index = index
+        self.ip = node_ip(index)
+        self.token = cluster.token(f"system:node:{name}")
+        self.paused = False
+        self.dead = False
+        self._lease: Obj | None = None
+        self.renewals_ok = 0
+        self.renewals_missed = 0
+
+    @property
+    def alive(self) -> bool:
+        """Whether the kubelet is talking to the API (not paused, not dead)."""
+        return not (self.paused or self.dead)
+
+    async def register(self) -> None:
+        """Create this node's Node object, or mark an existing one Ready again."""
+        obj = node_object(self.cluster, self.name, self.index)
+        path = api_path("", "v1", "nodes")
+        try:
+            await self.cluster.api.create(path, obj, token=self.token)
+        except ApiStatusError as err:
+            if err.code == 403:
+                try:
+                    await self.cluster.api.create(path, obj)
+                    return
+                except ApiStatusError as again:
+                    err = again
+            if err.code != 409:
+                raise
+            await self.report_ready()
+
+    async def report_ready(self) -> None:
+        """Post Ready=True node status (what a healthy kubelet does)."""
+        patch = {"status": {"conditions": node_conditions(True)}}
+        path = api_path("", "v1", "nodes", None, self.name, "status")
+        try:
+            await self.cluster.api.patch(path, patch, token=self.token)
+        except ApiStatusError as err:
+            if err.code != 403:
+                raise
+            await self.cluster.api.patch(path, patch)
+
+    def _lease_body(self) -> Obj:
+        lease = self._lease or {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.name,
+                "namespace": "kube-node-lease",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": ""}],
+            },
+            "spec": {"holderIdentity": self.name, "leaseDurationSeconds": self.cluster.config.lease_duration_s},
+        }
+        lease = {**lease, "spec": {**lease["spec"], "renewTime": now_micro()}}
+        return lease
+
+    async def _renew_once(self, timeout: float) -> None:
+        api = self.cluster.lease_api
+        coll = api_path("coordination.k8s.io", "v1", "leases", "kube-node-lease")
+        body = self._lease_body()
+        if self._lease is None:
+            try:
+                self._lease = await api.create(coll, body, token=self.token)
+                return
+            except ApiStatusError as err:
+                if err.code != 409:
+                    raise
+                self._lease = await api.get(f"{coll}/{self.name}", token=self.token)
+                body = self._lease_body()
+        try:
+            self._lease = await api.replace(f"{coll}/{self.name}", body, token=self.token, timeout=timeout)
+        except ApiStatusError as err:
+            if err.code in (404, 409):
+                self._lease = None if err.code == 404 else await api.get(f"{coll}/{self.name}", token=self.token)
+            raise
+
+    async def renew(self, deadline: float) -> bool:
+        """Renew the lease, retrying until the monotonic deadline; True when it landed."""
+        due = time.monotonic()
+        backoff = 0.2 / self.cluster.config.time_scale
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.alive:
+                return False
+            try:
+                await self._renew_once(timeout=max(remaining, 0.05))
+                LEASE_RENEWALS.labels("ok").inc()
+                LEASE_LATENCY.observe(time.monotonic() - due)
+                return True
+            except Exception as err:  # noqa: BLE001  # 429, timeouts, resets: retry within the interval
+                LEASE_RENEWALS.labels("failed").inc()
+                wait = backoff
+                if isinstance(err, ApiStatusError) and err.retry_after:
+                    wait = max(wait, min(err.retry_after, 1.0))
+                log.debug("lease %s renewal failed: %r", self.name, err)
+                await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+                backoff = min(backoff * 2, 2.0)
+
+    async def run(self) -> None:
+        """Renew every interval forever; re-post Ready status when the node is not Ready."""
+        interval = self.cluster.config.scaled(self.cluster.config.renew_interval_s)
+        await asyncio.sleep(random.uniform(0, interval))
+        next_due = time.monotonic()
+        while True:
+            next_due += interval
+            if self.alive:
+                if await self.renew(next_due):
+                    self.renewals_ok += 1
+                    node = self.cluster.nodes.get("", self.name)
+                    if node is not None and not node_ready(node) and self.alive:
+                        try:
+                            await self.report_ready()
+                        except Exception as err:  # noqa: BLE001
+                            log.info("node %s status update failed: %r", self.name, err)
+                else:
+                    self.renewals_missed += 1
+                    LEASE_MISSED.inc()
+            now = time.monotonic()
+            next_due = max(next_due, now)
+            await asyncio.sleep(next_due - now)

@@ -1,0 +1,96 @@
+"""What a kubelet reports for a pod: its environment (with downward API values) and status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.runtime.objects import now_time
+
+Obj = dict[str, Any]
+
+
+def _field_ref(path: str, pod: Obj, pod_ip: str) -> str:
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    values = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName", ""),
+        "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
+        "status.podIP": pod_ip,
+    }
+    return str(values.get(path, ""))
+
+
+def container_env(container: Obj, pod: Obj, pod_ip: str) -> dict[str, str]:
+    """A container's environment: literal values and downward-API fieldRefs."""
+    env: dict[str, str] = {}
+    for var in container.get("env") or []:
+        name = var.get("name")
+        if not name:
+            continue
+        if "value" in var:
+            env[name] = str(var.get("value") or "")
+        ref = (var.get("valueFrom") or {}).get("fieldRef")
+        if ref:
+            env[name] = _field_ref(str(ref.get("fieldPath", "")), pod, pod_ip)
+    return env
+
+
+def pod_status(
+    pod: Obj,
+    pod_ip: str,
+    host_ip: str,
+    ready: bool,
+    started_at: str,
+    waiting: str,
+    message: str,
+    restarts: int,
+) -> Obj:
+    """The status a kubelet posts for a pod running (or waiting to run) its program."""
+    old = pod.get("status") or {}
+    now = now_time()
+    prev = {c.get("type"): c for c in old.get("conditions") or []}
+
+    def cond(ctype: str, ok: bool) -> Obj:
+        status = "True" if ok else "False"
+        before = prev.get(ctype) or {}
+        since = before.get("lastTransitionTime") if before.get("status") == status else now
+        return {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+
+    containers = (pod.get("spec") or {}).get("containers") or [{"name": "main", "image": "lab/pause"}]
+    running = not waiting
+    statuses = []
+    for c in containers:
+        state: Obj = (
+            {"running": {"startedAt": started_at or now}}
+            if running
+            else {"waiting": {"reason": waiting, "message": message[:300]}}
+        )
+        statuses.append({
+            "name": c.get("name", "main"),
+            "image": c.get("image", "lab/pause"),
+            "imageID": f"lab://{c.get('image', 'lab/pause')}",
+            "containerID": f"lab://{(pod.get('metadata') or {}).get('uid', '')}/{c.get('name', 'main')}",
+            "ready": ready and running,
+            "started": running,
+            "restartCount": restarts,
+            "state": state,
+        })
+    return {
+        "phase": "Running" if running or restarts > 0 else "Pending",
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": old.get("startTime") or now,
+        "qosClass": old.get("qosClass") or "BestEffort",
+        "conditions": [
+            cond("PodReadyToStartContainers", True),
+            cond("Initialized", True),
+            cond("Ready", ready and running),
+            cond("ContainersReady", ready and running),
+            cond("PodScheduled", True),
+        ],
+        "containerStatuses": statuses,
+    }

@@ -1,0 +1,131 @@
+"""Child processes of the lab: spawning in their own session, ready files, PID records, stopping by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.runtime.errors import LabStartError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for lab subprocesses: this checkout first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def wait_ready_file(path: Path, proc: subprocess.Popen[bytes], timeout: float, what: str) -> dict[str, Any]:
+    """Poll for a {"url","pid"} ready file written by a child; LabStartError if it dies or is late."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabStartError(f"{what} exited with code {proc.returncode} before it was ready")
+        if path.exists():
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        time.sleep(0.05)
+    raise LabStartError(f"{what} not ready within {timeout:.0f} s")
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal a session leader's whole group, or just the process when it leads none."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    os.kill(pid, sig)
+
+
+def _reap(pid: int) -> bool:
+    """True when pid is gone (reaping it if it is our child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return True
+    except ChildProcessError:
+        pass
+    return not pid_alive(pid)
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM a process (and its group), SIGKILL after grace seconds; no error if it is gone."""
+    try:
+        _signal(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        _reap(pid)
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if _reap(pid):
+            return
+        time.sleep(0.05)
+    try:
+        _signal(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not _reap(pid):
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def spawn(cmd: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:
+    """Start a command in its own session with stdout/stderr appended to log_path."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=child_env(), start_new_session=True, cwd=cwd)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file ("" if absent)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_runtime(
+    state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int, time_scale: float,
+    metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0,
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start ``python -m lab.runtime`` in its own session; returns (process, ready info)."""
+    ready = state_dir / "runtime-ready.json"
+    ready.unlink(missing_ok=True)
+    cmd = [
+        sys.executable, "-m", "lab.runtime", "--api", api_url, "--users", str(users_file),
+        "--nodes", str(nodes), "--gpu-nodes", str(gpu_nodes), "--time-scale", str(time_scale),
+        "--metrics-port", str(metrics_port), "--eviction-timeout", str(eviction_timeout),
+        "--ready-file", str(ready),
+    ]
+    proc = spawn(cmd, state_dir / "runtime.log")
+    try:
+        info = wait_ready_file(ready, proc, timeout, "runtime")
+    except BaseException:
+        stop_pid(proc.pid)
+        raise
+    return proc, info

@@ -1,0 +1,118 @@
+"""A kube-proxy-like service front for Services whose clusterIP lies in 127.0.0.0/8.
+
+For each such Service port it listens on clusterIP:port (UDP or TCP, per the port's protocol) and
+forwards to the ready endpoints of the Service's Endpoints object, round robin. With no ready
+endpoint the listener is closed, so TCP connections are refused and UDP datagrams go unanswered:
+what a client sees in a real cluster when a Service has no endpoints. Like kube-proxy it works
+from the Endpoints it last saw, so it keeps forwarding while the API server is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any
+
+from lab.runtime.cluster import Cluster
+from lab.runtime.informer import key_of
+from lab.runtime.metrics import PROXY_DROPPED, PROXY_FORWARDED
+from lab.runtime.proxy_io import Backends, TcpFront, UdpFront
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+PortKey = tuple[str, int, str]  # (clusterIP, port, protocol)
+
+
+def proxied_ports(service: Obj) -> list[tuple[PortKey, str]]:
+    """(listen key, service port name) for each port of a Service the proxy fronts."""
+    spec = service.get("spec") or {}
+    ip = spec.get("clusterIP")
+    if not ip or ip == "None":
+        return []
+    try:
+        if ipaddress.ip_address(ip) not in LOOPBACK:
+            return []
+    except ValueError:
+        return []
+    return [((ip, int(p["port"]), p.get("protocol", "TCP")), p.get("name", "")) for p in spec.get("ports") or []]
+
+
+def ready_backends(endpoints: Obj | None, port_name: str, protocol: str) -> list[tuple[str, int]]:
+    """The (ip, port) pairs of ready endpoints serving a service port."""
+    backends = []
+    for subset in (endpoints or {}).get("subsets") or []:
+        ports = [p for p in subset.get("ports") or [] if p.get("protocol", "TCP") == protocol]
+        match = [p for p in ports if p.get("name", "") == port_name] or (ports if len(ports) == 1 else [])
+        for port in match:
+            for address in subset.get("addresses") or []:
+                backends.append((address["ip"], int(port["port"])))
+    return sorted(backends)
+
+
+class ServiceProxy:
+    """Opens and closes listeners as Services and Endpoints change."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.backends: dict[PortKey, Backends] = {}
+        self.fronts: dict[PortKey, TcpFront | UdpFront] = {}
+        self._dirty = asyncio.Event()
+        cluster.services.add_handler(lambda e, o: self._dirty.set())
+        cluster.endpoints.add_handler(lambda e, o: self._dirty.set())
+
+    def desired(self) -> dict[PortKey, list[tuple[str, int]]]:
+        """Every fronted port and its ready backends, from the cached Services and Endpoints."""
+        want: dict[PortKey, list[tuple[str, int]]] = {}
+        for svc in self.cluster.services.items():
+            ns, name = key_of(svc)
+            eps = self.cluster.endpoints.get(ns, name)
+            for pkey, pname in proxied_ports(svc):
+                want[pkey] = ready_backends(eps, pname, pkey[2])
+        return want
+
+    async def sync(self) -> None:
+        """Open listeners for ports with backends, close the rest."""
+        want = self.desired()
+        for pkey in list(self.fronts):
+            if not want.get(pkey):
+                front = self.fronts.pop(pkey)
+                front.close()
+                log.info("proxy: %s:%s/%s has no ready endpoints; closed", *pkey)
+        for pkey, items in want.items():
+            self.backends.setdefault(pkey, Backends()).set(items)
+            if items and pkey not in self.fronts:
+                try:
+                    self.fronts[pkey] = await self._open(pkey)
+                    log.info("proxy: serving %s:%s/%s", *pkey)
+                except OSError as err:
+                    log.warning("proxy: cannot listen on %s:%s/%s: %s", *pkey, err)
+
+    async def _open(self, pkey: PortKey) -> TcpFront | UdpFront:
+        backends = self.backends[pkey]
+        ip, port, proto = pkey
+        if proto == "UDP":
+            front: TcpFront | UdpFront = UdpFront(ip, port, backends, PROXY_FORWARDED.labels("UDP"),
+                                                 PROXY_DROPPED.labels("UDP"))
+        else:
+            front = TcpFront(ip, port, backends, PROXY_FORWARDED.labels("TCP"))
+        await front.open()
+        return front
+
+    async def run(self) -> None:
+        """Sync on every Service/Endpoints change forever."""
+        try:
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                await self.sync()
+                await asyncio.sleep(0.01)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close every listener."""
+        for front in self.fronts.values():
+            front.close()
+        self.fronts.clear()
