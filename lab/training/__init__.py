@@ -1,0 +1,1 @@
+"""The lab's CPU training job: torchrun + gloo across network namespaces, a stand-in for an NCCL job."""

@@ -1,0 +1,46 @@
+"""Tests for lab.training.progress: folding progress records into job statistics and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from lab.training.progress import Progress, ProgressReader
+
+
+def _steps(p: Progress, first: int, last: int) -> None:
+    for s in range(first, last + 1):
+        p.apply({"event": "step", "step": s, "t": float(s)})
+
+
+def test_redone_steps_count_as_lost_after_a_restart() -> None:
+    """Steps 11-13 done again after resuming from the step-10 checkpoint are three lost steps."""
+    p = Progress()
+    p.apply({"event": "start", "step": 0, "t": 0.0})
+    _steps(p, 1, 13)
+    p.apply({"event": "checkpoint", "step": 10, "t": 10.0})
+    p.apply({"event": "start", "step": 10, "t": 20.0})
+    _steps(p, 11, 15)
+    assert (p.lost_steps, p.restarts, p.max_step, p.steps_total) == (3, 1, 15, 18)
+    assert p.resume_steps == [0, 10] and p.last_checkpoint_step == 10
+
+
+def test_reader_reads_appended_records_and_exports_metrics(tmp_path: Path) -> None:
+    """The reader picks up records appended later (partial lines wait) and exports training_* metrics."""
+    path = tmp_path / "progress.jsonl"
+    registry = CollectorRegistry()
+    reader = ProgressReader(path, registry)
+    assert reader.poll().steps_total == 0
+    lines = [{"event": "start", "step": 0, "t": 1.0}] + [
+        {"event": "step", "step": s, "t": 1.0 + s} for s in (1, 2)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"event": "step", "st')
+    assert reader.poll().steps_total == 2
+    with path.open("a") as f:
+        f.write('ep": 3, "t": 4.0}\n')
+    assert reader.poll().max_step == 3
+    text = generate_latest(registry).decode()
+    assert "training_steps_total 3.0" in text
+    assert "training_step 3.0" in text
