@@ -44,7 +44,7 @@ class WatchEvent:
         return cached
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     """A live watch: which resource and namespace it follows and where its events go."""
 
