@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnslib import QTYPE, RCODE, RR, A
+from dnslib import QTYPE, RCODE, RR, A  # type: ignore[import-untyped]
 
 from lab.dns.cache import DnsCache
 from lab.dns.corefile import CacheConfig
