@@ -33,7 +33,8 @@ class Ops:
     inject: Callable[[Injection, FaultContext], Injection]
     verify: Callable[[Injection, FaultContext], Evidence]
     rollback: Callable[[Injection, FaultContext], None]
-    settle: Callable[[Injection, bool, str], None]
+    settle: Callable[[Injection, str, str], None]
+    """Move the ledger entry to applied | rolled-back | rollback-failed (with an error)."""
     renew: Callable[[Injection, FaultContext], None]
     evaluate: Evaluate
     plain: Ops | None = None
@@ -140,12 +141,12 @@ class CampaignRunner:
                 self._ops().rollback(inj, self.ctx)
                 fo.rollback_ok, fo.rolled_back_at = True, now()
                 self.recorder.event("rollback", inj.summary, stage=stage, fault=inj.fault_id)
-                self._settle(inj, True, "")
+                self._settle(inj, "rolled-back", "")
             except Exception as e:  # noqa: BLE001 - recorded; reconcile retries from the ledger
                 fo.rollback_ok, fo.rollback_error = False, f"{type(e).__name__}: {e}"
                 self.recorder.event("rollback-failed", fo.rollback_error, stage=stage, fault=inj.fault_id)
                 self.recorder.rollback_problem(f"{stage}/{inj.fault_id}: {fo.rollback_error}")
-                self._settle(inj, False, fo.rollback_error)
+                self._settle(inj, "rollback-failed", fo.rollback_error)
             except BaseException as e:  # noqa: BLE001 - finish the other rollbacks first, then re-raise
                 pending = pending or e
                 fo.rollback_ok, fo.rollback_error = False, f"interrupted: {type(e).__name__}"
@@ -158,9 +159,9 @@ class CampaignRunner:
         """The operations to use now: plain ones while unwinding from a cancellation."""
         return self.ops.plain if self.unwinding and self.ops.plain is not None else self.ops
 
-    def _settle(self, inj: Injection, ok: bool, error: str) -> None:
+    def _settle(self, inj: Injection, state: str, error: str) -> None:
         try:
-            self._ops().settle(inj, ok, error)
+            self._ops().settle(inj, state, error)
         except Exception as e:  # noqa: BLE001 - the ledger keeps the entry; reconcile settles it
             self.recorder.event("error", f"ledger update failed: {e}", stage=inj.stage, fault=inj.fault_id)
 
@@ -191,7 +192,7 @@ class CampaignRunner:
             mine.append(item)
             item.injection = inj = self.ops.inject(inj, self.ctx)
             fo.injected_at = now()
-            self.ops.record(inj)  # re-write with any undo state captured while injecting
+            self.ops.settle(inj, "applied", "")  # re-written with any undo state captured while injecting
             self.recorder.event("inject", inj.summary, stage=stage.name, fault=fid, targets=inj.targets)
             try:
                 ev = self.ops.verify(inj, self.ctx)

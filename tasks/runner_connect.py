@@ -52,8 +52,8 @@ def plain_ops(registry: Mapping[str, Any], ledger: Any, evaluate: Callable[[Prob
     def record(inj: Injection) -> None:
         ledger.record(inj)
 
-    def settle(inj: Injection, ok: bool, error: str) -> None:
-        ledger.update(inj, status="rolled-back" if ok else "rollback-failed", error=error or None)
+    def settle(inj: Injection, state: str, error: str) -> None:
+        ledger.update(inj, state, error or None)
 
     return Ops(plan=plan, record=record, inject=inject, verify=verify, rollback=rollback, settle=settle,
                renew=renew, evaluate=evaluate)
@@ -116,7 +116,7 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
         ctx.agents = AgentClient.for_cluster(cluster, settings)
     except ImportError:
         pass
-    ledger = Ledger.for_run(settings, cluster, run_id, campaign.target.cluster)
+    ledger = Ledger(settings.state_dir, run_id, cluster, settings.ledger_namespace)
     probe_ctx = ProbeContext(cluster=cluster, prometheus_url=prom, lab=getattr(cluster, "lab", None))
     ops = plain_ops(REGISTRY, ledger, probe_evaluator(probe_ctx))
     api = ""
@@ -125,4 +125,4 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
     except Exception:  # noqa: BLE001 - informational only
         pass
     info = TargetInfo(cluster=campaign.target.cluster, api_server=api, prometheus_url=prom or "")
-    return Connected(cluster, ctx, ops, prom, info, ledger, [cluster.close])
+    return Connected(cluster, ctx, ops, prom, info, ledger, [cluster.close, ledger.close])

@@ -54,10 +54,10 @@ def rollback_step(fn: Callable[..., None], injection: Injection, ctx: FaultConte
     fn(injection, ctx)
 
 
-@task(name="settle", task_run_name="settle {injection.fault_id}", **_OPTS)
-def settle_step(fn: Callable[..., None], injection: Injection, ok: bool, error: str) -> None:
-    """Mark the ledger entry rolled back (or failed, for reconcile)."""
-    fn(injection, ok, error)
+@task(name="ledger-state", task_run_name="{state} {injection.fault_id}", **_OPTS)
+def settle_step(fn: Callable[..., None], injection: Injection, state: str, error: str) -> None:
+    """Move the ledger entry to applied, rolled-back or rollback-failed."""
+    fn(injection, state, error)
 
 
 @task(name="fetch-frames", **_OPTS)
@@ -82,7 +82,7 @@ def prefect_ops(plain: Ops) -> Ops:
         inject=lambda inj, ctx: inject_step(plain.inject, inj, ctx),
         verify=lambda inj, ctx: verify_step(plain.verify, inj, ctx),
         rollback=lambda inj, ctx: rollback_step(plain.rollback, inj, ctx),
-        settle=lambda inj, ok, err: settle_step(plain.settle, inj, ok, err),
+        settle=lambda inj, state, err: settle_step(plain.settle, inj, state, err),
         renew=plain.renew,
         evaluate=plain.evaluate,
         plain=plain,

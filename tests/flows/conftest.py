@@ -96,14 +96,14 @@ class ListLedger:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
-        self.fail_on_record = -1
+        self.fail_on_applied = False
 
     def record(self, inj: Injection) -> None:
-        """Remember the injection (raising OSError on the chosen call)."""
+        """Remember the injection."""
         self.calls.append(("record", inj.fault_id, ""))
-        if len([c for c in self.calls if c[0] == "record"]) == self.fail_on_record:
-            raise OSError("ledger disk full")
 
-    def update(self, inj: Injection, status: str, error: str | None = None) -> None:
-        """Remember the settlement."""
-        self.calls.append(("update", inj.fault_id, status))
+    def update(self, inj: Injection, state: str, error: str | None = None) -> None:
+        """Remember the new state (raising OSError on 'applied' when asked to)."""
+        self.calls.append(("update", inj.fault_id, state))
+        if state == "applied" and self.fail_on_applied:
+            raise OSError("ledger disk full")

@@ -65,8 +65,8 @@ def test_success_rolls_back_every_fault_in_reverse_order(tmp_path: Path, health:
     assert [f.verified for f in first.faults] == [True, True]
     rollbacks = [e.fault for e in runner.recorder.events if e.kind == "rollback" and e.stage == "first"]
     assert rollbacks == ["b", "a"]
-    assert [c for c in ledger.calls if c[0] == "update"][:2] == [("update", "b", "rolled-back"),
-                                                                  ("update", "a", "rolled-back")]
+    settled = [c for c in ledger.calls if c[0] == "update" and c[2] == "rolled-back"]
+    assert settled[:2] == [("update", "b", "rolled-back"), ("update", "a", "rolled-back")]
 
 
 def test_ledger_is_written_before_inject(tmp_path: Path, health: Health) -> None:
@@ -123,7 +123,7 @@ def _raise_after(fn: Any, calls: int) -> Any:
 def test_exception_after_inject_rolls_back(tmp_path: Path, health: Health) -> None:
     """If the step after an inject fails (the ledger re-write), the stage fails and the fault is undone."""
     runner, ledger = make_runner(tmp_path, health)
-    ledger.fail_on_record = 2  # the re-write of fault a, right after its inject
+    ledger.fail_on_applied = True  # the ledger write right after fault a's inject
     assert runner.run() == "failed"
     assert markers(tmp_path) == []
     stage = runner.recorder.stages[0]

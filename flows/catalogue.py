@@ -1,0 +1,67 @@
+"""What ``list-faults`` and ``suggest`` print: the fault catalogue and history-ranked suggestions."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from datetime import UTC, datetime
+from typing import get_args
+
+from blueprints.faults import Fault
+
+
+def _spec_docs() -> dict[str, str]:
+    union = get_args(get_args(Fault)[0])
+    out: dict[str, str] = {}
+    for cls in union:
+        kind = cls.model_fields["kind"].default
+        out[str(kind)] = (inspect.getdoc(cls) or "").splitlines()[0] if inspect.getdoc(cls) else ""
+    return out
+
+
+def _sentence(text: str, label: str) -> str:
+    """The first sentence after ``label`` in ``text`` (empty if absent)."""
+    m = re.search(re.escape(label) + r"\s*(.*?)(?:\.\s|:\s+-|$)", text)
+    return m.group(1).strip().rstrip(".") if m else ""
+
+
+def _radius(behaviour: object) -> str:
+    """'blast radius: …; undo: …' from the behaviour module's docstring."""
+    doc = inspect.getdoc(sys.modules.get(type(behaviour).__module__)) or ""
+    text = " ".join(doc.split())
+    radius, undo = _sentence(text, "Blast radius:"), _sentence(text, "Undo")
+    undo = undo.removeprefix(", from the ledger alone").removeprefix(", from the ledger").lstrip(":, ")
+    if not undo and "Undo" in text:
+        undo = "per mode, from the ledger (see the module docstring)"
+    parts = [f"blast radius: {radius}" if radius else "", f"undo: {undo}" if undo else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def fault_catalogue() -> list[tuple[str, str, str]]:
+    """(kind, one-line description, blast radius and undo) for every registered fault kind."""
+    from tasks.faults import REGISTRY
+
+    docs = _spec_docs()
+    return [(kind, docs.get(kind, ""), _radius(REGISTRY[kind])) for kind in sorted(REGISTRY)]
+
+
+def suggestions(limit: int) -> list[str]:
+    """Stock blueprints ranked by expected information, as printable lines."""
+    import reports
+    from reports.suggest import rank
+
+    from flows.loading import load_campaign, stock_names
+    from tasks.settings import Settings
+
+    blueprints = [(name, load_campaign(name)[0]) for name in stock_names()]
+    with reports.HistoryStore(Settings().history_path) as history:
+        ranked = rank(blueprints, history, None, datetime.now(UTC))
+    lines: list[str] = []
+    for s in ranked[:limit]:
+        lines.append(f"{s.score:6.1f}  {s.name}")
+        for why in getattr(s, "reasons", []) or []:
+            lines.append(f"        - {why}")
+        for p in getattr(s, "proposals", []) or []:
+            lines.append(f"        try {p.path} = {p.proposed:g} (now {p.current:g}): {p.why}")
+    return lines or ["no blueprints to suggest"]

@@ -1,0 +1,225 @@
+"""The ``gameday`` command line: validate, plan, run, reconcile, list-faults, CTK import/export, report, suggest, lab.
+
+User errors (every :class:`GamedayError`) print a clear message and exit with the error's ``exit_code``;
+never a traceback. Prefect is imported only by the commands that run flows, after
+:func:`flows.env.prefect_defaults` has set a project-local Prefect home.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from blueprints.errors import BlueprintError, GamedayError
+from flows.env import prefect_defaults, user_name
+
+app = typer.Typer(help="gameday: staged, guarded, always-rolled-back game days.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn GamedayErrors into a message on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BlueprintError as e:
+            err.print(f"[red]{e.source or 'blueprint'}[/red]: {len(e.problems)} problem(s)", highlight=False)
+            for p in e.problems:
+                err.print(f"  {p}", markup=False, highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except GamedayError as e:
+            err.print(f"[red]error[/red] ({type(e).__name__}): ", end="", highlight=False)
+            err.print(str(e), markup=False, highlight=False)
+            raise typer.Exit(e.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def validate(files: list[Path] = typer.Argument(..., help="blueprint YAML files")) -> None:
+    """Check blueprints; print every problem with its path (exit 2 if any)."""
+    from blueprints import load
+
+    failed = 0
+    for f in files:
+        try:
+            c = load(f)
+            out.print(f"[green]ok[/green] {f}: {c.name} ({len(c.stages)} stage(s))", highlight=False)
+        except BlueprintError as e:
+            failed += 1
+            err.print(f"[red]invalid[/red] {f}: {len(e.problems)} problem(s)", highlight=False)
+            for p in e.problems:
+                err.print(f"  {p}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _print_plan(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None) -> None:
+    from flows.loading import load_campaign
+    from flows.planview import render_plan
+    from tasks.runner import CampaignRunner
+    from tasks.runner_connect import connect
+    from tasks.runner_record import Recorder
+    from tasks.settings import Settings
+
+    campaign, _ = load_campaign(file, target=target, stages=stages, overrides=overrides)
+    conn = connect(campaign, Settings(), f"{campaign.name}-plan")
+    try:
+        runner = CampaignRunner(campaign, conn.ctx, conn.ops, Recorder(f"{campaign.name}-plan"))
+        out.print(render_plan(campaign, runner.plan_all()), markup=False, highlight=False)
+    finally:
+        conn.close()
+
+
+@app.command()
+@user_errors
+def plan(file: str = typer.Argument(..., help="blueprint file or stock name"),
+         target: str | None = typer.Option(None, help="'lab' or a kubeconfig context"),
+         stage: list[str] = typer.Option([], help="only these stages"),
+         set_: list[str] = typer.Option([], "--set", help="path=value override")) -> None:
+    """Print the plan: resolved targets, what will change and how it is undone. Changes nothing."""
+    _print_plan(file, target, stage or None, set_ or None)
+
+
+@app.command()
+@user_errors
+def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
+        target: str | None = typer.Option(None, help="'lab' or a kubeconfig context"),
+        stage: list[str] = typer.Option([], help="only these stages (repeatable)"),
+        set_: list[str] = typer.Option([], "--set", help="path=value override, e.g. stages[0].observe=10s"),
+        yes: bool = typer.Option(False, "--yes", "-y", help="approve approval-required stages automatically"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the plan only")) -> None:
+    """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
+    from flows.loading import load_campaign
+
+    campaign, _ = load_campaign(file, target=target, stages=stage or None, overrides=set_ or None)
+    if dry_run:
+        _print_plan(file, target, stage or None, set_ or None)
+        return
+    prefect_defaults()
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+    from flows.runview import RunView
+
+    params = CampaignParams(blueprint=file, target=target, stages=stage, overrides=set_,
+                            approval="auto" if yes else "prompt", started_by=user_name())
+    with RunView(campaign, out) as view:
+        try:
+            run_campaign(params)
+        finally:
+            view.close()
+    if view.run_dir:
+        report = Path(view.run_dir) / "report" / "report.html"
+        where = report if report.exists() else Path(view.run_dir) / "record.json"
+        out.print(f"{campaign.name}: [bold]{view.status}[/bold]; report: {where}", highlight=False)
+    if view.status != "completed":
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def reconcile(target: str = typer.Option("lab", help="'lab' or a kubeconfig context"),
+              run_id: str | None = typer.Option(None, help="only this run's ledger entries")) -> None:
+    """Revert whatever killed runs left on the target, object by object."""
+    from flows.reconcile import reconcile_target
+    from tasks.settings import Settings
+
+    result = reconcile_target(target, Settings(), run_id=run_id)
+    out.print(f"reconcile {target}: {result}", markup=False, highlight=False)
+
+
+@app.command("list-faults")
+@user_errors
+def list_faults() -> None:
+    """Fault kinds: what each does, its blast radius and how it is undone."""
+    from flows.catalogue import fault_catalogue
+
+    for kind, desc, radius in fault_catalogue():
+        out.print(f"[bold]{kind}[/bold]: {desc}", highlight=False)
+        if radius:
+            out.print(f"    {radius}", markup=False, highlight=False)
+
+
+@app.command("import-ctk")
+@user_errors
+def import_ctk(experiment: Path = typer.Argument(..., help="Chaos Toolkit experiment JSON/YAML"),
+               output: Path = typer.Option(..., "-o", "--output", help="blueprint file to write"),
+               target: str = typer.Option("lab", help="target cluster of the blueprint"),
+               namespace: list[str] = typer.Option([], help="target namespaces (default: default)")) -> None:
+    """Convert a Chaos Toolkit experiment into a one-stage blueprint of chaostoolkit faults."""
+    import yaml
+
+    from flows.ctk import ConversionError, import_experiment
+
+    try:
+        data = yaml.safe_load(experiment.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConversionError(f"cannot read {experiment}: {e}") from None
+    output.write_text(import_experiment(data, target=target, namespaces=namespace or None))
+    out.print(f"wrote {output}", highlight=False)
+
+
+@app.command("export-ctk")
+@user_errors
+def export_ctk(file: str = typer.Argument(..., help="blueprint file"),
+               output: Path = typer.Option(..., "-o", "--output", help="experiment JSON to write")) -> None:
+    """Convert a single-stage blueprint of chaostoolkit faults into a Chaos Toolkit experiment."""
+    from flows.ctk import export_campaign
+    from flows.loading import load_campaign
+
+    campaign, _ = load_campaign(file)
+    output.write_text(json.dumps(export_campaign(campaign), indent=2) + "\n")
+    out.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(run_dir: Path = typer.Argument(..., help="a run folder (holds record.json)"),
+           compare: list[Path] = typer.Option([], help="other runs of the same campaign to overlay")) -> None:
+    """Build the HTML/JUnit/Markdown report of a run."""
+    import reports
+    from tasks.settings import Settings
+
+    paths = reports.build(run_dir, compare=compare, history=reports.HistoryStore(Settings().history_path))
+    out.print(f"verdict: [bold]{paths.verdict}[/bold]\nreport: {paths.html}\njunit: {paths.junit}\n"
+              f"summary: {paths.summary}", highlight=False)
+
+
+@app.command()
+@user_errors
+def suggest(limit: int = typer.Option(5, help="how many suggestions")) -> None:
+    """Rank stock blueprints by what history says is most worth running next."""
+    from flows.catalogue import suggestions
+
+    for line in suggestions(limit):
+        out.print(line, markup=False, highlight=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab(ctx: typer.Context, action: str = typer.Argument(..., help="up | status | down")) -> None:
+    """Start, inspect or stop the local lab (forwards to `python -m lab`)."""
+    rc = subprocess.call([sys.executable, "-m", "lab", action, *ctx.args])
+    raise typer.Exit(rc)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

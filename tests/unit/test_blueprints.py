@@ -1,0 +1,129 @@
+"""Blueprint loading: malformed blueprints give clear errors with paths; stock YAML and the schema stay valid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blueprints import BlueprintError, load, parse
+from blueprints.schema import SCHEMA_PATH, render
+from flows.loading import LIBRARY, stock_names
+from flows.params import StockBlueprint
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = (LIBRARY / "smoke.yaml").read_text()
+
+
+def edited(**changes: object) -> str:
+    """The smoke blueprint with top-level keys replaced (None deletes a key)."""
+    data = yaml.safe_load(GOOD)
+    for k, v in changes.items():
+        if v is None:
+            data.pop(k, None)
+        else:
+            data[k] = v
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def problems(text: str) -> list[str]:
+    """The problems parse() reports for ``text``."""
+    with pytest.raises(BlueprintError) as e:
+        parse(text, "test.yaml")
+    return e.value.problems
+
+
+def test_unknown_fault_kind_names_its_path() -> None:
+    """An unknown fault kind is reported at stages[i].faults[j] with the known kinds."""
+    data = yaml.safe_load(GOOD)
+    data["stages"][0]["faults"][0] = {"kind": "meteor-strike"}
+    found = problems(yaml.safe_dump(data))
+    assert any(p.startswith("stages[0].faults[0]") and "meteor-strike" in p and "noop" in p for p in found), found
+
+
+def test_negative_window_names_its_path() -> None:
+    """A negative observe window is reported at its path."""
+    data = yaml.safe_load(GOOD)
+    data["stages"][1]["observe"] = -5
+    found = problems(yaml.safe_dump(data))
+    assert any(p.startswith("stages[1].observe") and "negative" in p for p in found), found
+
+
+def test_blast_radius_exceeded_names_its_path() -> None:
+    """A pod-kill asking for more pods than max_pods is reported at its selector value."""
+    data = yaml.safe_load(GOOD)
+    data["stages"][1]["faults"][0]["selector"].update(mode="fixed", value=5)
+    found = problems(yaml.safe_dump(data))
+    assert any(p.startswith("stages[1].faults[0].selector.value") and "max_pods" in p for p in found), found
+
+
+def test_missing_target_is_reported() -> None:
+    """A blueprint without a target says target is missing."""
+    found = problems(edited(target=None))
+    assert any(p.startswith("target") and "required" in p.lower() for p in found), found
+
+
+def test_bad_promql_names_its_path() -> None:
+    """An unparsable PromQL query is reported at observables[i].query."""
+    data = yaml.safe_load(GOOD)
+    data["observables"][0]["query"] = "sum(rate(apiserver_request_total[15s])"
+    found = problems(yaml.safe_dump(data))
+    assert any(p.startswith("observables[0].query") for p in found), found
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """Several independent mistakes are all listed, not just the first."""
+    data = yaml.safe_load(GOOD)
+    data["stages"][0]["faults"][0] = {"kind": "meteor-strike"}
+    data["stages"][1]["recovery"] = "-3s"
+    data.pop("owner")
+    found = problems(yaml.safe_dump(data))
+    assert len(found) >= 3, found
+
+
+@pytest.mark.parametrize("path", sorted(LIBRARY.glob("*.yaml")) + sorted((LIBRARY.parent / "replays").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_stock_blueprint_validates(path: Path) -> None:
+    """Every stock blueprint loads and starts with the schema comment."""
+    campaign = load(path)
+    assert campaign.name
+    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=../schema.json"
+
+
+def test_stock_names_match_the_parameter_literal() -> None:
+    """The CampaignParams dropdown lists exactly the stock blueprints."""
+    assert sorted(StockBlueprint.__args__) == stock_names()
+
+
+def test_schema_json_is_in_sync() -> None:
+    """blueprints/schema.json equals what `python -m blueprints.schema` generates."""
+    assert SCHEMA_PATH.read_text() == render(), "run `python -m blueprints.schema` and commit schema.json"
+
+
+def test_validate_cli_exit_code_and_no_traceback(tmp_path: Path) -> None:
+    """`gameday validate` on a broken blueprint exits 2, lists problems with paths, and shows no traceback."""
+    bad = tmp_path / "bad.yaml"
+    data = yaml.safe_load(GOOD)
+    data["stages"][0]["faults"][0] = {"kind": "meteor-strike"}
+    data["stages"][1]["observe"] = -1
+    bad.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(LIBRARY / "smoke.yaml"), str(bad)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text
+    assert "stages[0].faults[0]" in text and "stages[1].observe" in text
+    assert "ok " in proc.stdout
+
+
+def test_validate_cli_unreadable_yaml(tmp_path: Path) -> None:
+    """A file that is not YAML gives a line/column message and exit 2, no traceback."""
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\nowner: x\n")
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "line" in proc.stderr
