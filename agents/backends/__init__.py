@@ -1,0 +1,1 @@
+"""Fault backends of the node agent: kernel log, DCGM, NVML, firewall."""

@@ -1,0 +1,65 @@
+"""Fixtures for the agent tests: one lab API server (TokenReview), agents as real processes, raw HTTP calls."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.testing import AgentProcess, running_agent
+from lab.apiserver.testing import RunningApiServer, running_apiserver
+
+AGENT_SA = "system:serviceaccount:gameday:gameday-agent"
+OUTSIDER = "mallory"
+
+
+def call(url: str, method: str, path: str, token: str | None = None, body: Any = None,
+         raw: bytes | None = None, cafile: str | None = None) -> tuple[int, Any]:
+    """One HTTP call to an agent; returns (status, decoded JSON body)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url + path, method=method, data=data, headers=headers)
+    ctx = None
+    if cafile is not None:
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with urllib.request.urlopen(req, timeout=15, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def xid(fault_id: str = "f-xid", ttl: float = 30, **params: Any) -> dict[str, Any]:
+    """An inject body for gpu-xid."""
+    return {"fault_id": fault_id, "run_id": "run-1", "ttl_seconds": ttl, "params": {"kind": "gpu-xid", "code": 79, **params}}
+
+
+def degrade(fault_id: str = "f-deg", ttl: float = 30, **params: Any) -> dict[str, Any]:
+    """An inject body for gpu-degrade."""
+    return {"fault_id": fault_id, "run_id": "run-1", "ttl_seconds": ttl,
+            "params": {"kind": "gpu-degrade", "sm_clock_mhz": 600, **params}}
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+    """The lab API server: answers the agents' TokenReviews (runner, agent SA, an outsider)."""
+    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["gpu-1"], service_accounts=[("gameday", "gameday-agent")],
+                           extra_users={OUTSIDER: ["devs"]}) as server:
+        yield server
+
+
+@pytest.fixture
+def agent(tmp_path: Path, api: RunningApiServer) -> Iterator[AgentProcess]:
+    """An agent with two fake GPUs and a file as its kernel log."""
+    with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake", gpu_count=2,
+                       extra_args=["--allow-cidr", "192.0.2.0/24", "--max-ttl", "120"]) as proc:
+        yield proc
