@@ -172,6 +172,10 @@ def render(run: Run, res: RunResults, timeline: Fig, per_observable: list[tuple[
                 " Grey: baseline, red: fault, green: recovery. Statistics use every sample; charts are downsampled."
                 "</p>")
     for s, (series_fig, ecdf_fig) in zip(res.observables, per_observable, strict=True):
+        if not series_fig["data"]:
+            body.append(f'<h3>{escape(s.observable)}</h3><div class="abort">No samples of {escape(s.observable)} were '
+                        "recorded in this run: check its query against the target's Prometheus.</div>")
+            continue
         i = len(figs)
         figs += [series_fig, ecdf_fig]
         body.append(f'<h3>{escape(s.observable)}</h3><div class="charts"><div class="chart" id="fig-{i}"></div>'
