@@ -118,8 +118,7 @@ class Runtime:
         await runner.setup()
         site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
         await site.start()
-        server = site._server
-        port = server.sockets[0].getsockname()[1] if isinstance(server, asyncio.Server) else self.config.metrics_port
+        port = int(runner.addresses[0][1])
         self.url = f"http://{self.config.metrics_host}:{port}"
         tasks: list[asyncio.Task[Any]] = []
         try:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 IDLE_FLOW_S = 30.0
 MAX_FLOWS = 4096
@@ -98,8 +98,7 @@ class _Upstream(asyncio.DatagramProtocol):
         self.last = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.last = time.monotonic()
@@ -128,8 +127,7 @@ class UdpFront(asyncio.DatagramProtocol):
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.ip, self.port), reuse_port=False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         flow = self.flows.get(addr)
