@@ -10,9 +10,9 @@ from __future__ import annotations
 from blueprints.errors import BlueprintError, GamedayError, PermanentError
 
 __all__ = [
-    "ActivityFailed", "AgentError", "BlastRadiusExceeded", "BlueprintError", "CampaignLocked", "GamedayError",
-    "GuardrailBreached", "InjectionFailed", "PermanentError", "PreflightFailed", "ProbeError", "RollbackFailed",
-    "TargetError", "TemporaryError", "VerificationFailed",
+    "ActivityFailed", "AgentError", "BlastRadiusExceeded", "BlueprintError", "CampaignLocked", "Conflict",
+    "GamedayError", "GuardrailBreached", "InjectionFailed", "NotFound", "PermanentError", "PreflightFailed",
+    "ProbeError", "RollbackFailed", "TargetError", "TemporaryError", "UnknownFaultKind", "VerificationFailed",
 ]
 
 
@@ -34,6 +34,14 @@ class TargetError(PermanentError):
     """The target cluster cannot be reached or lacks something the campaign needs."""
 
     exit_code = 3
+
+
+class NotFound(TargetError):
+    """The object asked for does not exist on the target (HTTP 404)."""
+
+
+class Conflict(TargetError):
+    """The object already exists or changed under us (HTTP 409)."""
 
 
 class PreflightFailed(PermanentError):
@@ -79,3 +87,7 @@ class ActivityFailed(PermanentError):
 
 class AgentError(PermanentError):
     """A node agent refused or failed a request."""
+
+
+class UnknownFaultKind(PermanentError):
+    """No behaviour is registered for a fault kind."""

@@ -1,0 +1,72 @@
+"""chaostoolkit: any Chaos Toolkit action as a fault, run through chaoslib, with optional CTK rollback and probe.
+
+Blast radius: whatever the action does (gameday cannot see inside it, so it counts as touching nothing;
+the blueprint's author owns it). Undo: the spec's CTK ``rollback`` activity, if any, run by rollback;
+without one, nothing is undone. Any exception from extension code becomes :class:`ActivityFailed`.
+chaoslib's experiment runner needs the main thread; single activities (used here) do not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from blueprints.faults import ChaosToolkitFault
+from tasks.errors import ActivityFailed
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.selection import now
+from tasks.probes.chaostoolkit import run_activity
+
+
+def _activity(kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "name": body.get("name", name), **{k: v for k, v in body.items() if k != "name"}}
+
+
+class ChaosToolkitBehaviour:
+    """Behaviour of the chaostoolkit kind."""
+
+    kind: ClassVar[str] = "chaostoolkit"
+
+    def plan(self, spec: ChaosToolkitFault, ctx: FaultContext, *, run_id: str, stage: str,
+             fault_id: str) -> Injection:
+        """Describe the action and its rollback; nothing is read from the cluster."""
+        action = _activity("action", f"{fault_id}-action", spec.action)
+        rollback = _activity("action", f"{fault_id}-rollback", spec.rollback) if spec.rollback else None
+        probe = _activity("probe", f"{fault_id}-verify", spec.verify) if spec.verify else None
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
+                         spec=spec.model_dump(mode="json"), summary=f"chaostoolkit action {action['name']!r}",
+                         changes=[Change(action="local", object=f"ctk {action['provider']['type']} activity",
+                                         detail=action["name"],
+                                         undo=f"ctk rollback {rollback['name']!r}" if rollback else "none declared")],
+                         undo={"action": action, "rollback": rollback, "verify": probe,
+                               "configuration": spec.configuration, "secrets": spec.secrets},
+                         cluster_scoped_ledger=False, planned_at=now())
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Run the action; its result is kept for the evidence."""
+        u = injection.undo
+        result = run_activity(u["action"], u["configuration"], u["secrets"])
+        ctx.extra.setdefault("ctk_results", {})[injection.fault_id] = result
+        return injection
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """Run the verify probe if declared (landed when it runs without error and returns a truthy value)."""
+        u = injection.undo
+        action_result = ctx.extra.get("ctk_results", {}).get(injection.fault_id)
+        if not u["verify"]:
+            return Evidence(landed=True, summary="action ran; no verify probe declared",
+                            details={"action_result": repr(action_result)[:500]})
+        try:
+            value = run_activity(u["verify"], u["configuration"], u["secrets"])
+        except ActivityFailed as e:
+            return Evidence(landed=False, summary=str(e))
+        return Evidence(landed=bool(value), summary=f"verify probe returned {value!r}"[:300],
+                        details={"value": repr(value)[:500], "action_result": repr(action_result)[:500]})
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Run the declared CTK rollback (ActivityFailed if it fails); nothing when none is declared."""
+        u = injection.undo
+        if u["rollback"]:
+            run_activity(u["rollback"], u["configuration"], u["secrets"])
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Nothing to renew."""

@@ -1,0 +1,200 @@
+"""control-plane-overload: a LIST storm against the API server, from the runner or from every node.
+
+Blast radius: the whole control plane (every client of the API server slows down or gets 429s);
+``daemonset-storm`` also puts one pod on every selected node (counted as pods). Undo, from the ledger:
+- ``client-storm``: a separate process (``tasks.faults.storm``) tagged ``<run>/<fault>``; rollback stops
+  every process with that tag (found through /proc, so reconcile in a fresh process can too). It runs
+  under its own identity: in the lab the ``telemetry`` service account from the lab's users file; on a
+  real cluster ``GAMEDAY_STORM_TOKEN``, else the runner's own token (then break-glass protects the storm
+  too, and the evidence says so).
+- ``daemonset-storm``: rollback deletes the DaemonSet, and the namespace only if this fault created it.
+- break-glass (``breakglass.py``) is opened before either storm and closed after the storm is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from blueprints.faults import ControlPlaneOverload
+from tasks.errors import GamedayError, NotFound
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.breakglass import breakglass_name, close_breakglass, open_breakglass
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
+from tasks.faults.storm import StormConfig
+from tasks.faults.storm_process import read_stats, start_storm, stop_storm
+from tasks.settings import Settings
+
+STORM_USER = "system:serviceaccount:telemetry:telemetry"
+
+
+def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, str]:
+    """(token, username, note) the client storm runs as; see the module docstring for the choice."""
+    lab = getattr(cluster, "lab", None)
+    if lab:
+        users_path = Path(lab.get("users_file") or lab.get("users") or Path(lab["dir"]) / "users.json")
+        try:
+            users: dict[str, dict[str, Any]] = json.loads(users_path.read_text())
+        except (OSError, ValueError):
+            users = {}
+        by_name = {info.get("username"): tok for tok, info in users.items()}
+        if STORM_USER in by_name:
+            return by_name[STORM_USER], STORM_USER, "lab telemetry service account"
+        sa = sorted(n for n in by_name if str(n).startswith("system:serviceaccount:"))
+        if sa:
+            return by_name[sa[0]], sa[0], "a lab service account (no telemetry SA found)"
+    if settings.storm_token is not None:
+        return settings.storm_token.get_secret_value(), "GAMEDAY_STORM_TOKEN", "dedicated storm token"
+    return (cluster.connection().token, cluster.whoami(),
+            "runner's own token: break-glass, if on, protects the storm too")
+
+
+def storm_daemonset(name: str, spec: ControlPlaneOverload) -> dict[str, Any]:
+    """The DaemonSet whose pods each LIST ``spec.resource`` in a loop at ``per_pod_rate``."""
+    labels = {**MANAGED_BY, "app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": dict(spec.node_selector),
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{"name": "storm", "image": spec.image, "env": [
+                        {"name": "RATE", "value": f"{spec.per_pod_rate:g}"},
+                        {"name": "RESOURCE", "value": spec.resource}]}],
+                },
+            },
+        },
+    }
+
+
+class ControlPlaneOverloadFault:
+    """Behaviour of the control-plane-overload kind."""
+
+    kind: ClassVar[str] = "control-plane-overload"
+
+    def plan(self, spec: ControlPlaneOverload, ctx: FaultContext, *, run_id: str, stage: str,
+             fault_id: str) -> Injection:
+        """Name the storm, the break-glass objects and (daemonset) the nodes it lands on."""
+        c = ctx.cluster
+        runner = c.whoami() or ctx.runner_user
+        bg = breakglass_name(run_id) if spec.break_glass else None
+        undo: dict[str, Any] = {"mode": spec.mode, "breakglass": bg, "runner_user": runner,
+                                "tag": f"{run_id}/{fault_id}"}
+        changes: list[Change] = []
+        if bg:
+            changes.append(Change(action="create", object=f"{bg} (PriorityLevelConfiguration + FlowSchema)",
+                                  detail=f"reserved seats for {runner}", undo="delete both after the storm stops"))
+        targets: list[str] = []
+        if spec.mode == "client-storm":
+            settings: Settings = ctx.extra.get("settings") or Settings()
+            stats_dir = settings.state_dir / "storm"
+            undo["stats_path"] = str((stats_dir / f"{k8s_name(run_id, fault_id)}.json").resolve())
+            changes.append(Change(action="local", object=f"storm process tagged {undo['tag']}",
+                                  detail=f"LIST {spec.resource} at {spec.rate:g}/s, concurrency {spec.concurrency}",
+                                  undo="stop the process (found by its tag)"))
+        else:
+            nodes = c.list_nodes(spec.node_selector)
+            check_blast_radius(ctx, "daemonset-storm", pods=len(nodes))
+            name = k8s_name("gameday-storm", run_id, fault_id)
+            undo.update(namespace=spec.namespace, daemonset=name,
+                        created_namespace=not c.namespace_exists(spec.namespace))
+            targets = [f"node/{n.metadata.name}" for n in nodes]
+            changes.append(Change(action="create", object=f"apps/v1 DaemonSet {spec.namespace}/{name}",
+                                  detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s",
+                                  undo="delete it (and the namespace if created)"))
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
+                         spec=spec.model_dump(mode="json"), summary=f"control-plane overload ({spec.mode})",
+                         targets=targets, changes=changes, undo=undo, planned_at=now())
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Open break-glass, then start the storm."""
+        spec = ControlPlaneOverload.model_validate(injection.spec)
+        u, c = dict(injection.undo), ctx.cluster
+        if u["breakglass"]:
+            open_breakglass(c, u["breakglass"], u["runner_user"])
+        if u["mode"] == "client-storm":
+            settings: Settings = ctx.extra.get("settings") or Settings()
+            token, user, note = storm_identity(c, settings)
+            conn = c.connection()
+            Path(u["stats_path"]).parent.mkdir(parents=True, exist_ok=True)
+            cfg = StormConfig(url=conn.url, token=token, verify=conn.verify, ca_cert=conn.ca_cert,
+                              resource=spec.resource, rate=spec.rate, concurrency=spec.concurrency,
+                              ramp_up_s=spec.ramp_up.total_seconds(), watch_churn=spec.watch_churn,
+                              max_seconds=float(ctx.extra.get("storm_max_seconds", 900.0)),
+                              stats_path=u["stats_path"], identity=user)
+            ctx.extra[f"storm:{injection.fault_id}"] = start_storm(cfg, u["tag"])
+            u.update(storm_identity=user, identity_note=note)
+        else:
+            created = c.ensure_namespace(u["namespace"], dict(MANAGED_BY))
+            u["created_namespace"] = u["created_namespace"] or created
+            c.create_daemonset(u["namespace"], storm_daemonset(u["daemonset"], spec))
+        return injection.model_copy(update={"undo": u})
+
+    def _runner_call(self, ctx: FaultContext) -> dict[str, Any]:
+        start = time.monotonic()
+        try:
+            n = len(ctx.cluster.list_nodes())
+            return {"ok": True, "ms": round((time.monotonic() - start) * 1000, 1), "nodes": n}
+        except GamedayError as e:
+            return {"ok": False, "ms": round((time.monotonic() - start) * 1000, 1), "error": str(e)}
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """Storm stats show 429s or higher latency, and a runner call during the storm succeeded (timed)."""
+        u = injection.undo
+        deadline = time.monotonic() + float(ctx.extra.get("verify_timeout_s", 20.0))
+        if u["mode"] == "client-storm":
+            ramp = ControlPlaneOverload.model_validate(injection.spec).ramp_up.total_seconds()
+            while True:
+                stats = read_stats(u["stats_path"]) or {}
+                slow = stats.get("p50_ms", 0) > 2 * max(stats.get("baseline_p50_ms", 0), 1.0)
+                pressured = stats.get("throttled_429", 0) > 0 or slow
+                if (pressured and stats.get("elapsed_s", 0) >= min(ramp, 2.0)) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            runner = self._runner_call(ctx)
+            summary = (f"{stats.get('achieved_rate', 0)}/{stats.get('target_rate', 0)} LIST/s, "
+                       f"p50 {stats.get('p50_ms')} ms (baseline {stats.get('baseline_p50_ms')} ms), "
+                       f"p99 {stats.get('p99_ms')} ms, 429s {stats.get('throttled_429', 0)}; runner call "
+                       f"{'ok' if runner['ok'] else 'FAILED'} in {runner['ms']} ms")
+            return Evidence(landed=pressured and runner["ok"], summary=summary,
+                            details={"storm": stats, "runner_call": runner, "identity": u.get("storm_identity"),
+                                     "identity_note": u.get("identity_note"), "breakglass": u["breakglass"]})
+        while True:
+            try:
+                ds = ctx.cluster.read_daemonset(u["namespace"], u["daemonset"])
+                desired = int((ds.status.desired_number_scheduled if ds.status else 0) or 0)
+            except NotFound:
+                desired = 0
+            pods = [p for p in ctx.cluster.list_pods([u["namespace"]], {"app": u["daemonset"]})
+                    if p.spec and p.spec.node_name]
+            if (pods and len(pods) >= desired) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        runner = self._runner_call(ctx)
+        nodes = sorted({p.spec.node_name for p in pods})
+        return Evidence(landed=bool(pods) and runner["ok"],
+                        summary=f"{len(pods)} storm pod(s) on {len(nodes)} node(s) (desired {desired}); "
+                                f"runner call {'ok' if runner['ok'] else 'FAILED'} in {runner['ms']} ms",
+                        details={"pods": len(pods), "nodes": nodes, "desired": desired, "runner_call": runner})
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Stop the storm first, then close break-glass; everything tolerated if already gone."""
+        u, c = injection.undo, ctx.cluster
+        if u["mode"] == "client-storm":
+            stopped = stop_storm(u["tag"], ctx.extra.pop(f"storm:{injection.fault_id}", None))
+            ctx.log(f"control-plane-overload {injection.fault_id}: stopped storm pid(s) {stopped or 'none'}")
+        else:
+            c.delete_daemonset(u["namespace"], u["daemonset"])
+            if u.get("created_namespace"):
+                c.delete_namespace(u["namespace"])
+        if u["breakglass"]:
+            close_breakglass(c, u["breakglass"])
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Nothing to renew."""

@@ -1,0 +1,164 @@
+"""coredns-outage: break cluster DNS by scaling CoreDNS to zero, blocking it, or editing its Corefile.
+
+Blast radius: every pod that resolves names through kube-dns (the whole cluster's service discovery);
+it is counted as the CoreDNS pods touched. Undo, from the ledger alone:
+- ``scale-to-zero``: the replica count read at plan time is stored; rollback scales back to exactly it.
+- ``block``: a NetworkPolicy named ``gameday-dns-block-<run>-<fault>`` denies ingress to the kube-dns
+  pods (53/UDP+TCP); rollback deletes exactly that policy. Only a cluster that enforces NetworkPolicies
+  is affected; verify says so when DNS still answers.
+- ``corefile``: the original Corefile text is stored; rollback writes it back byte for byte.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from blueprints.faults import CorednsOutage
+from tasks.errors import NotFound
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.corefile import apply_edit, has_edit
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
+from tasks.probes.dns import DnsAnswer, lab_dns_server, query
+
+COREFILE_KEY = "Corefile"
+DEFAULT_QNAME = "kubernetes.default.svc.cluster.local"
+
+
+def dns_server_for(ctx: FaultContext) -> str | None:
+    """The DNS server verify should ask: ctx.extra['dns_server'], else the lab's kube-dns address."""
+    return ctx.extra.get("dns_server") or lab_dns_server(getattr(ctx.cluster, "lab", None))
+
+
+def block_policy(name: str, namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
+    """A NetworkPolicy that admits nothing to the kube-dns pods on port 53 (no ingress rule = deny all)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"podSelector": {"matchLabels": dict(pod_labels)}, "policyTypes": ["Ingress"], "ingress": []},
+    }
+
+
+class CorednsOutageFault:
+    """Behaviour of the coredns-outage kind."""
+
+    kind: ClassVar[str] = "coredns-outage"
+
+    def plan(self, spec: CorednsOutage, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
+        """Read the CoreDNS state to undo to, and check the blast radius (CoreDNS pods touched)."""
+        c = ctx.cluster
+        pods = c.list_pods([spec.namespace], spec.pod_labels)
+        check_blast_radius(ctx, f"coredns-outage/{spec.mode}", pods=len(pods))
+        ns = spec.namespace
+        undo: dict[str, Any] = {"mode": spec.mode, "namespace": ns}
+        changes: list[Change] = []
+        if spec.mode == "scale-to-zero":
+            replicas = int(c.read_deployment(ns, spec.deployment).spec.replicas or 0)
+            undo.update(deployment=spec.deployment, replicas=replicas)
+            changes.append(Change(action="scale", object=f"apps/v1 Deployment {ns}/{spec.deployment}",
+                                  detail=f"replicas {replicas} -> 0", undo=f"scale back to {replicas}"))
+        elif spec.mode == "block":
+            name = k8s_name("gameday-dns-block", run_id, fault_id)
+            undo.update(policy=name, pod_labels=dict(spec.pod_labels))
+            changes.append(Change(action="create", object=f"networking.k8s.io/v1 NetworkPolicy {ns}/{name}",
+                                  detail=f"deny ingress to pods {spec.pod_labels} (53/UDP+TCP)",
+                                  undo="delete exactly this policy"))
+        else:
+            assert spec.corefile is not None  # the spec validator guarantees it
+            data = c.read_configmap(ns, spec.configmap).data or {}
+            if COREFILE_KEY not in data:
+                raise NotFound(f"configmap {ns}/{spec.configmap} has no {COREFILE_KEY} key")
+            original = data[COREFILE_KEY]
+            tag = f"{run_id}/{fault_id}"
+            dialect = "lab" if getattr(c, "lab", None) else "coredns"
+            edited = apply_edit(original, spec.corefile, tag, dialect)
+            undo.update(configmap=spec.configmap, original=original, edited=edited, tag=tag,
+                        zones=list(spec.corefile.zones), action=spec.corefile.action, every=spec.corefile.every,
+                        delay_s=spec.corefile.delay.total_seconds())
+            changes.append(Change(action="patch", object=f"v1 ConfigMap {ns}/{spec.configmap}",
+                                  detail=f"{spec.corefile.action} for zones {spec.corefile.zones}",
+                                  undo="restore the original Corefile text byte for byte"))
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
+                         spec=spec.model_dump(mode="json"), summary=f"CoreDNS outage ({spec.mode}) in {ns}",
+                         targets=[f"pod/{p.metadata.namespace}/{p.metadata.name}" for p in pods],
+                         changes=changes, undo=undo, planned_at=now())
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Apply the change named in the plan."""
+        u, c = injection.undo, ctx.cluster
+        if u["mode"] == "scale-to-zero":
+            c.scale_deployment(u["namespace"], u["deployment"], 0)
+        elif u["mode"] == "block":
+            body = block_policy(u["policy"], u["namespace"], u["pod_labels"])
+            c.create_network_policy(u["namespace"], body)
+        else:
+            c.patch_configmap_data(u["namespace"], u["configmap"], {COREFILE_KEY: u["edited"]})
+        return injection
+
+    def _api_state(self, u: dict[str, Any], ctx: FaultContext) -> tuple[bool, dict[str, Any]]:
+        c = ctx.cluster
+        if u["mode"] == "scale-to-zero":
+            dep = c.read_deployment(u["namespace"], u["deployment"])
+            ready = int((dep.status.ready_replicas if dep.status else 0) or 0)
+            return int(dep.spec.replicas or 0) == 0 and ready == 0, {"replicas": dep.spec.replicas,
+                                                                   "ready_replicas": ready}
+        if u["mode"] == "block":
+            try:
+                c.read_network_policy(u["namespace"], u["policy"])
+                return True, {"policy": u["policy"], "exists": True}
+            except NotFound:
+                return False, {"policy": u["policy"], "exists": False}
+        text = (c.read_configmap(u["namespace"], u["configmap"]).data or {}).get(COREFILE_KEY, "")
+        return has_edit(text, u["tag"]), {"corefile_edited": has_edit(text, u["tag"])}
+
+    def _dns_broken(self, u: dict[str, Any], server: str) -> tuple[bool, DnsAnswer, str]:
+        if u["mode"] != "corefile":
+            qname = DEFAULT_QNAME
+            ans = query(server, qname, timeout=1.0)
+            return ans.rcode != "NOERROR", ans, qname
+        qname = f"gameday-check.{u['zones'][0].rstrip('.')}"
+        answers = [query(server, qname, timeout=max(1.0, u["delay_s"] + 1.0)) for _ in range(int(u["every"]))]
+        if u["action"] == "servfail":
+            return any(a.rcode == "SERVFAIL" for a in answers), answers[-1], qname
+        if u["action"] == "drop":
+            return any(a.rcode == "TIMEOUT" for a in answers), answers[-1], qname
+        slow = [a for a in answers if a.elapsed_s >= 0.8 * u["delay_s"]]
+        return bool(slow), (slow or answers)[-1], qname
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """API state shows the change and, where a DNS server is known, real queries fail (polled briefly)."""
+        u = injection.undo
+        deadline = time.monotonic() + float(ctx.extra.get("verify_timeout_s", 15.0))
+        server = dns_server_for(ctx)
+        while True:
+            api_ok, details = self._api_state(u, ctx)
+            dns_ok, summary = True, "no DNS server known for this target: API state only"
+            if server and api_ok:
+                dns_ok, ans, qname = self._dns_broken(u, server)
+                details.update(dns_server=server, qname=qname, rcode=ans.rcode,
+                               elapsed_ms=round(ans.elapsed_s * 1000, 1))
+                summary = f"{qname} @{server}: {ans.rcode} in {ans.elapsed_s * 1000:.0f} ms"
+            if (api_ok and dns_ok) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if api_ok and not dns_ok and u["mode"] == "block":
+            summary += " — the policy exists but DNS still answers: this cluster does not enforce NetworkPolicies"
+        return Evidence(landed=api_ok and dns_ok, summary=f"{u['mode']}: {summary}", details=details)
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Restore exactly what the plan recorded; objects already restored or gone are fine."""
+        u, c = injection.undo, ctx.cluster
+        try:
+            if u["mode"] == "scale-to-zero":
+                c.scale_deployment(u["namespace"], u["deployment"], int(u["replicas"]))
+            elif u["mode"] == "block":
+                c.delete_network_policy(u["namespace"], u["policy"])
+            else:
+                current = (c.read_configmap(u["namespace"], u["configmap"]).data or {}).get(COREFILE_KEY)
+                if current != u["original"]:
+                    c.patch_configmap_data(u["namespace"], u["configmap"], {COREFILE_KEY: u["original"]})
+        except NotFound as e:
+            ctx.log(f"coredns-outage rollback: {e} (already gone; nothing to restore)")
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Nothing to renew: cluster state persists until rollback."""

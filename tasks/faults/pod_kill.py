@@ -1,0 +1,94 @@
+"""pod-kill: delete selected pods (Chaos Mesh's pod-kill); their controllers recreate them.
+
+Blast radius: the chosen pods (counted against max_pods / max_pods_percent of all pods in the cluster).
+Undo: deleting cannot be undone. Rollback only waits (best effort, bounded) until every namespace has at
+least as many running pods matching the selector as at plan time, and logs whether that happened.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from blueprints.faults import PodKill
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.selection import check_blast_radius, choose, now
+
+
+def _live(pod: Any) -> bool:
+    return not pod.metadata.deletion_timestamp and bool(pod.status) and pod.status.phase in ("Running", "Pending")
+
+
+def running_counts(ctx: FaultContext, namespaces: list[str], labels: dict[str, str],
+                   field_selector: str | None) -> dict[str, int]:
+    """Running, non-terminating pods matching the selector, per namespace."""
+    out = {ns: 0 for ns in namespaces}
+    for p in ctx.cluster.list_pods(namespaces, labels, field_selector):
+        if not p.metadata.deletion_timestamp and p.status and p.status.phase == "Running":
+            out[p.metadata.namespace] = out.get(p.metadata.namespace, 0) + 1
+    return out
+
+
+class PodKillFault:
+    """Behaviour of the pod-kill kind."""
+
+    kind: ClassVar[str] = "pod-kill"
+
+    def plan(self, spec: PodKill, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
+        """Pick the pods now (they are named in the plan) and check the blast radius."""
+        sel = spec.selector
+        pods = [p for p in ctx.cluster.list_pods(sel.namespaces, sel.label_selector, sel.field_selector) if _live(p)]
+        pods.sort(key=lambda p: (p.metadata.namespace, p.metadata.name))
+        chosen = choose(pods, sel)
+        check_blast_radius(ctx, "pod-kill", pods=len(chosen))
+        picked = [{"namespace": p.metadata.namespace, "name": p.metadata.name, "uid": p.metadata.uid}
+                  for p in chosen]
+        before = running_counts(ctx, sel.namespaces, sel.label_selector, sel.field_selector)
+        undo = {"pods": picked, "running_before": before, "namespaces": sel.namespaces,
+                "labels": dict(sel.label_selector), "field_selector": sel.field_selector,
+                "grace_s": int(spec.grace_period.total_seconds())}
+        changes = [Change(action="delete", object=f"v1 Pod {p['namespace']}/{p['name']}",
+                          undo="none possible: the controller recreates it; rollback waits for the count")
+                   for p in picked]
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
+                         spec=spec.model_dump(mode="json"), summary=f"kill {len(picked)} of {len(pods)} pod(s)",
+                         targets=[f"pod/{p['namespace']}/{p['name']}" for p in picked], changes=changes,
+                         undo=undo, planned_at=now())
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Delete exactly the planned pods; record which were deleted (some may already be gone)."""
+        deleted = [f"{p['namespace']}/{p['name']}" for p in injection.undo["pods"]
+                   if ctx.cluster.delete_pod(p["namespace"], p["name"], injection.undo["grace_s"])]
+        return injection.model_copy(update={"undo": {**injection.undo, "deleted": deleted}})
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """Every planned pod is gone, terminating, or replaced by a new pod (another uid)."""
+        u = injection.undo
+        current = {(p.metadata.namespace, p.metadata.name): p for p in
+                   ctx.cluster.list_pods(u["namespaces"], u["labels"], u["field_selector"])}
+        survivors = []
+        for p in u["pods"]:
+            pod = current.get((p["namespace"], p["name"]))
+            if pod is not None and pod.metadata.uid == p["uid"] and not pod.metadata.deletion_timestamp:
+                survivors.append(f"{p['namespace']}/{p['name']}")
+        return Evidence(landed=bool(u["pods"]) and not survivors,
+                        summary=f"{len(u['pods']) - len(survivors)}/{len(u['pods'])} pod(s) killed",
+                        details={"deleted": u.get("deleted", []), "survivors": survivors})
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Nothing to undo; wait (bounded, best effort) for controllers to restore the running counts."""
+        u = injection.undo
+        deadline = time.monotonic() + float(ctx.extra.get("rollback_wait_s", 30.0))
+        while True:
+            counts = running_counts(ctx, u["namespaces"], u["labels"], u["field_selector"])
+            short = {ns: (counts.get(ns, 0), n) for ns, n in u["running_before"].items() if counts.get(ns, 0) < n}
+            if not short or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        ctx.extra.setdefault("rollback_notes", {})[injection.fault_id] = (
+            "running counts restored" if not short else f"still short (now, before): {short}")
+        ctx.log(f"pod-kill {injection.fault_id}: " + ("controllers restored the running pods" if not short
+                                                       else f"not restored in time: {short}"))
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Nothing to renew."""

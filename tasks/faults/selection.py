@@ -1,0 +1,89 @@
+"""Shared by fault behaviours: choosing objects Chaos-Mesh style, checking the blast radius, naming things.
+
+Pure functions (plus read-only cluster counts): ``choose`` picks from a sorted candidate list,
+``check_blast_radius`` compares what a fault touches with the blueprint's caps, in count and percent.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tasks.errors import BlastRadiusExceeded
+
+if TYPE_CHECKING:
+    from blueprints.campaign import BlastRadius
+    from blueprints.common import _Selecting
+    from tasks.faults.base import FaultContext
+
+T = TypeVar("T")
+MANAGED_BY = {"app.kubernetes.io/managed-by": "gameday"}
+
+
+def choose(candidates: Sequence[T], selector: _Selecting, rng: random.Random | None = None) -> list[T]:
+    """The candidates a selector picks (mode one/all/fixed/fixed-percent), in candidate order."""
+    n = selector.count(len(candidates))
+    if n >= len(candidates):
+        return list(candidates)
+    picked = sorted((rng or random.Random()).sample(range(len(candidates)), n))
+    return [candidates[i] for i in picked]
+
+
+def blast_radius_problems(radius: BlastRadius | None, *, nodes: int, pods: int, total_nodes: int,
+                          total_pods: int) -> list[str]:
+    """Every cap the given counts exceed (empty when within the radius or no radius is declared)."""
+    if radius is None:
+        return []
+    out: list[str] = []
+
+    def pct(part: int, whole: int) -> float:
+        return 100.0 * part / whole if whole else (100.0 if part else 0.0)
+
+    if radius.max_nodes is not None and nodes > radius.max_nodes:
+        out.append(f"{nodes} node(s) > max_nodes {radius.max_nodes}")
+    if radius.max_nodes_percent is not None and pct(nodes, total_nodes) > radius.max_nodes_percent:
+        out.append(f"{nodes}/{total_nodes} nodes ({pct(nodes, total_nodes):.1f}%) > max_nodes_percent "
+                   f"{radius.max_nodes_percent:g}%")
+    if radius.max_pods is not None and pods > radius.max_pods:
+        out.append(f"{pods} pod(s) > max_pods {radius.max_pods}")
+    if radius.max_pods_percent is not None and pct(pods, total_pods) > radius.max_pods_percent:
+        out.append(f"{pods}/{total_pods} pods ({pct(pods, total_pods):.1f}%) > max_pods_percent "
+                   f"{radius.max_pods_percent:g}%")
+    return out
+
+
+def check_blast_radius(ctx: FaultContext, what: str, *, nodes: int = 0, pods: int = 0) -> dict[str, int]:
+    """Raise BlastRadiusExceeded if touching ``nodes``/``pods`` exceeds ctx.blast_radius; return the counts."""
+    counts = {"nodes": nodes, "pods": pods, "total_nodes": 0, "total_pods": 0}
+    radius = ctx.blast_radius
+    if radius is None or (nodes == 0 and pods == 0):
+        return counts
+    if nodes and (radius.max_nodes_percent is not None):
+        counts["total_nodes"] = len(ctx.cluster.list_nodes())
+    if pods and (radius.max_pods_percent is not None):
+        counts["total_pods"] = len(ctx.cluster.list_pods())
+    problems = blast_radius_problems(radius, nodes=nodes, pods=pods, total_nodes=counts["total_nodes"],
+                                     total_pods=counts["total_pods"])
+    if problems:
+        raise BlastRadiusExceeded(f"{what} exceeds the blast radius: " + "; ".join(problems))
+    return counts
+
+
+def k8s_name(*parts: str, limit: int = 63) -> str:
+    """A DNS-1123 label built from parts (lower-cased, invalid characters replaced, trimmed)."""
+    raw = "-".join(p for p in parts if p).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
+    return name[:limit].rstrip("-") or "gameday"
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def labels_of(obj: Any) -> dict[str, str]:
+    """An object's metadata.labels (empty dict when none)."""
+    return dict(getattr(obj.metadata, "labels", None) or {})

@@ -1,0 +1,106 @@
+"""Starting and stopping client-storm processes, including from a fresh process (reconcile).
+
+Each storm runs as ``python -m tasks.faults.storm --tag <tag>``; the tag (run and fault id) is in the
+ledger, so :func:`stop_storm` finds the process by scanning ``/proc/*/cmdline`` for the module and the tag:
+no pidfile to go stale, no risk of killing a recycled PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tasks.faults.storm import StormConfig
+
+MODULE = "tasks.faults.storm"
+
+
+def start_storm(cfg: StormConfig, tag: str) -> subprocess.Popen[bytes]:
+    """Start a storm process (config, token included, through stdin)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", MODULE, "--tag", tag],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write((cfg.model_dump_json() + "\n").encode())
+    proc.stdin.close()
+    return proc
+
+
+def find_storms(tag: str) -> list[int]:
+    """PIDs of live storm processes carrying ``tag``."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if MODULE in args and "--tag" in args:
+            i = args.index("--tag")
+            if i + 1 < len(args) and args[i + 1] == tag:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(") ", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_storm(tag: str, proc: subprocess.Popen[bytes] | None = None, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM every storm with ``tag`` (SIGKILL after ``grace_s``); returns the PIDs stopped."""
+    pids = set(find_storms(tag))
+    if proc is not None and proc.poll() is None:
+        pids.add(proc.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()
+        if not any(_alive(p) for p in pids):
+            break
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if proc is not None:
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    return sorted(pids)
+
+
+def read_stats(path: str | Path) -> dict[str, Any] | None:
+    """The storm's last written stats, or None if none yet."""
+    try:
+        data: dict[str, Any] = json.loads(Path(path).read_text())
+        return data
+    except (OSError, ValueError):
+        return None

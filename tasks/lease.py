@@ -1,0 +1,85 @@
+"""The campaign lock: one campaign per target at a time, held as a coordination.k8s.io Lease.
+
+The Lease ``gameday-campaign`` in the ledger namespace names its holder. Acquiring a Lease held by someone
+else raises :class:`CampaignLocked` naming the holder, unless the lease is stale (not renewed within its
+duration), in which case it is taken over. Acquiring again as the same holder renews it. Writes use the
+Lease's resourceVersion, so two runners racing for it cannot both win.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tasks.errors import CampaignLocked, Conflict, NotFound
+from tasks.faults.selection import MANAGED_BY
+
+LEASE_NAME = "gameday-campaign"
+
+
+def _micro(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _body(namespace: str, holder: str, ttl_s: int, acquired: datetime, renewed: datetime,
+          resource_version: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    if resource_version:
+        meta["resourceVersion"] = resource_version
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": ttl_s,
+                     "acquireTime": _micro(acquired), "renewTime": _micro(renewed)}}
+
+
+def _seconds(ttl: timedelta | float) -> int:
+    return max(1, int(ttl.total_seconds() if isinstance(ttl, timedelta) else ttl))
+
+
+def lease_holder(cluster: Any, namespace: str = "gameday") -> tuple[str | None, bool]:
+    """(holder, stale) of the campaign lease; (None, True) when there is none."""
+    try:
+        lease = cluster.read_lease(namespace, LEASE_NAME)
+    except NotFound:
+        return None, True
+    spec = lease.spec
+    holder = spec.holder_identity if spec else None
+    renewed = (spec.renew_time or spec.acquire_time) if spec else None
+    duration = int((spec.lease_duration_seconds if spec else 0) or 0)
+    if renewed is None:
+        return holder, True
+    if renewed.tzinfo is None:
+        renewed = renewed.replace(tzinfo=UTC)
+    return holder, datetime.now(UTC) > renewed + timedelta(seconds=duration)
+
+
+def acquire_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> None:
+    """Take (or renew) the campaign lease for ``holder``; CampaignLocked if another live holder has it."""
+    ttl_s = _seconds(ttl)
+    now = datetime.now(UTC)
+    try:
+        lease = cluster.read_lease(namespace, LEASE_NAME)
+    except NotFound:
+        cluster.ensure_namespace(namespace, dict(MANAGED_BY))
+        try:
+            cluster.create_lease(namespace, _body(namespace, holder, ttl_s, now, now))
+            return
+        except Conflict:
+            lease = cluster.read_lease(namespace, LEASE_NAME)
+    current, stale = lease_holder(cluster, namespace)
+    if current and current != holder and not stale:
+        raise CampaignLocked(f"target is locked by campaign {current!r} (lease {namespace}/{LEASE_NAME}); "
+                             "wait for it, or run reconcile if it died")
+    acquired = lease.spec.acquire_time if (lease.spec and current == holder and lease.spec.acquire_time) else now
+    try:
+        cluster.replace_lease(namespace, LEASE_NAME,
+                              _body(namespace, holder, ttl_s, acquired, now, lease.metadata.resource_version))
+    except Conflict as e:
+        raise CampaignLocked(f"another runner took lease {namespace}/{LEASE_NAME} at the same moment") from e
+
+
+def release_target_lease(cluster: Any, holder: str, namespace: str = "gameday") -> bool:
+    """Delete the campaign lease if ``holder`` holds it; True when released."""
+    current, _ = lease_holder(cluster, namespace)
+    if current != holder:
+        return False
+    return bool(cluster.delete_lease(namespace, LEASE_NAME))

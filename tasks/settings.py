@@ -1,0 +1,47 @@
+"""gameday's settings: the one place that reads the environment (prefix ``GAMEDAY_``).
+
+Everything below ``flows/`` receives a :class:`Settings` (or values taken from one) instead of reading
+``os.environ``. Paths are relative to the working directory unless absolute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runner settings, read from ``GAMEDAY_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GAMEDAY_", extra="forbid", frozen=True)
+
+    state_dir: Path = Field(default=Path(".gameday"), description="runs, ledgers, storm stats")
+    lab_state_dir: Path | None = Field(default=None, description="the lab's state; default <state_dir>/lab")
+    kubeconfig: Path | None = Field(default=None, description="default: the target's, else ~/.kube/config")
+    kube_context: str | None = None
+    prometheus_url: str | None = Field(default=None, description="overrides the target's Prometheus")
+    ledger_namespace: str = "gameday"
+    agent_token: SecretStr | None = None
+    agent_port: int = Field(default=9470, ge=1, le=65535)
+    storm_token: SecretStr | None = Field(
+        default=None, description="bearer token the client storm uses on real clusters (default: the runner's)"
+    )
+    history_db: Path | None = Field(default=None, description="default: <state_dir>/history.sqlite")
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def lab_dir(self) -> Path:
+        """The lab's state directory."""
+        return self.lab_state_dir or self.state_dir / "lab"
+
+    @property
+    def ledger_dir(self) -> Path:
+        """Where local ledgers live (one JSON file per run)."""
+        return self.state_dir / "ledger"
+
+    @property
+    def history_path(self) -> Path:
+        """The campaign history database."""
+        return self.history_db or self.state_dir / "history.sqlite"

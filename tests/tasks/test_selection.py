@@ -1,0 +1,74 @@
+"""Selectors and blast-radius checks."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from blueprints.campaign import BlastRadius
+from blueprints.common import NodeSelector, PodSelector
+from tasks.errors import BlastRadiusExceeded
+from tasks.faults.base import FaultContext
+from tasks.faults.selection import blast_radius_problems, check_blast_radius, choose, k8s_name
+
+
+@pytest.mark.parametrize(("mode", "value", "expected"), [
+    ("one", None, 1), ("all", None, 10), ("fixed", 3, 3), ("fixed", 30, 10), ("fixed-percent", 25, 2),
+    ("fixed-percent", 1, 1),
+])
+def test_choose_picks_as_many_as_the_mode_says(mode: str, value: float | None, expected: int) -> None:
+    """one/all/fixed/fixed-percent pick the Chaos-Mesh counts, keeping candidate order."""
+    sel = PodSelector(namespaces=["a"], mode=mode, value=value)  # type: ignore[arg-type]
+    picked = choose(list(range(10)), sel, random.Random(1))
+    assert len(picked) == expected and picked == sorted(picked)
+
+
+def test_choose_from_nothing_is_nothing() -> None:
+    """No candidates, nothing chosen."""
+    assert choose([], NodeSelector(mode="all")) == []
+
+
+def test_blast_radius_counts_and_percent() -> None:
+    """Counts and percentages are both checked; each exceeded cap is named."""
+    radius = BlastRadius(max_nodes=2, max_pods_percent=10)
+    assert blast_radius_problems(radius, nodes=2, pods=1, total_nodes=4, total_pods=10) == []
+    problems = blast_radius_problems(radius, nodes=3, pods=2, total_nodes=4, total_pods=10)
+    assert len(problems) == 2 and "max_nodes 2" in problems[0] and "20.0%" in problems[1]
+
+
+def test_blast_radius_percent_of_empty_cluster_counts_as_all() -> None:
+    """Touching something in a cluster reported as empty is 100%, never 0%."""
+    radius = BlastRadius(max_nodes_percent=50)
+    assert blast_radius_problems(radius, nodes=1, pods=0, total_nodes=0, total_pods=0)
+
+
+class _CountingCluster:
+    def __init__(self, nodes: int, pods: int) -> None:
+        self.nodes, self.pods = nodes, pods
+
+    def list_nodes(self, labels: Any = None) -> list[Any]:
+        return [SimpleNamespace()] * self.nodes
+
+    def list_pods(self, *a: Any, **k: Any) -> list[Any]:
+        return [SimpleNamespace()] * self.pods
+
+
+def test_check_blast_radius_reads_cluster_totals() -> None:
+    """check_blast_radius raises BlastRadiusExceeded using the cluster's node and pod counts."""
+    ctx = FaultContext(cluster=_CountingCluster(nodes=10, pods=100), run_id="r",
+                       blast_radius=BlastRadius(max_nodes_percent=20, max_pods_percent=5))
+    assert check_blast_radius(ctx, "x", nodes=2, pods=5)["total_nodes"] == 10
+    with pytest.raises(BlastRadiusExceeded, match="max_nodes_percent"):
+        check_blast_radius(ctx, "x", nodes=3)
+    with pytest.raises(BlastRadiusExceeded, match="max_pods_percent"):
+        check_blast_radius(ctx, "x", pods=6)
+
+
+def test_k8s_name_is_a_dns_label() -> None:
+    """Names built from run ids are lower-case DNS labels of at most 63 characters."""
+    name = k8s_name("gameday-dns-block", "Run_2024/11:23" * 10, "f")
+    assert len(name) <= 63 and name == name.lower() and name[0].isalnum() and name[-1].isalnum()
+    assert all(ch.isalnum() or ch == "-" for ch in name)
