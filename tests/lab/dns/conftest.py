@@ -1,14 +1,16 @@
-"""Fixtures for the DNS tests: the fake API server and a factory of CoreDnsProgram replicas."""
+"""Fixtures for the DNS tests: the real API server (a subprocess), the fake one, and DNS replicas."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from lab.apiserver.testing import RunningApiServer, running_apiserver
 from lab.dns.program import CoreDnsProgram
 from lab.dns.testing import coredns_context
 from tests.lab.dns.fake_kubeapi import TOKEN, FakeKubeApi, endpoints, service
+from tests.lab.dns.kube_rest import Cluster, make_cluster
 
 StartDns = Callable[..., Awaitable[CoreDnsProgram]]
 
@@ -40,11 +42,15 @@ async def start_dns() -> AsyncIterator[StartDns]:
     started: list[CoreDnsProgram] = []
 
     async def _start(
-        api_url: str, env: dict[str, str] | None = None, timeout: float | None = None, ip: str = "127.0.53.1"
+        api_url: str,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+        ip: str = "127.0.53.1",
+        token: str = TOKEN,
     ) -> CoreDnsProgram:
         program = CoreDnsProgram(startup_sync_timeout=timeout)
         started.append(program)
-        await program.start(coredns_context(api_url, TOKEN, env, ip))
+        await program.start(coredns_context(api_url, token, env, ip))
         return program
 
     try:
@@ -52,3 +58,26 @@ async def start_dns() -> AsyncIterator[StartDns]:
     finally:
         for program in started:
             await program.stop()
+
+
+def start_real_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+    """Run the emulated API server with a kube-system/coredns service account."""
+    path = tmp_path_factory.mktemp("apiserver")
+    with running_apiserver(path, nodes=["node-1"], service_accounts=[("kube-system", "coredns")]) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def real_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+    """The real (emulated) API server, shared by a module's tests (each test gets its own namespace)."""
+    yield from start_real_apiserver(tmp_path_factory)
+
+
+@pytest.fixture
+async def cluster(real_api: RunningApiServer) -> AsyncIterator[Cluster]:
+    """A fresh namespace on the module's real API server."""
+    c = await make_cluster(real_api)
+    try:
+        yield c
+    finally:
+        await c.kube.close()

@@ -167,6 +167,6 @@ def endpoints(
     }
 
 
-def corefile_cm(text: str) -> dict[str, Any]:
-    """The kube-system/coredns ConfigMap."""
-    return {"metadata": {"name": "coredns", "namespace": "kube-system"}, "data": {"Corefile": text}}
+def corefile_cm(text: str, ns: str = "kube-system") -> dict[str, Any]:
+    """The ``coredns`` ConfigMap (in kube-system unless told)."""
+    return {"metadata": {"name": "coredns", "namespace": ns}, "data": {"Corefile": text}}

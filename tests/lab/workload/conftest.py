@@ -1,14 +1,16 @@
-"""Fixtures for the workload tests: asyncio backend and a program starter that always stops."""
+"""Fixtures for the workload tests: asyncio backend, a program starter that always stops, a real API server."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from lab.apiserver.testing import RunningApiServer, running_apiserver
 from lab.pods import PodContext
+from tests.lab.dns.kube_rest import Cluster, make_cluster
 
 Start = Callable[..., Awaitable[Any]]
 
@@ -53,3 +55,21 @@ async def start() -> AsyncIterator[Start]:
     finally:
         for program in reversed(started):
             await program.stop()
+
+
+@pytest.fixture(scope="module")
+def real_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
+    """The real (emulated) API server, shared by a module's tests."""
+    path = tmp_path_factory.mktemp("apiserver")
+    with running_apiserver(path, service_accounts=[("kube-system", "coredns")]) as api:
+        yield api
+
+
+@pytest.fixture
+async def cluster(real_api: RunningApiServer) -> AsyncIterator[Cluster]:
+    """A fresh namespace (with `web` and headless `model`) on the module's real API server."""
+    c = await make_cluster(real_api)
+    try:
+        yield c
+    finally:
+        await c.kube.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -12,7 +11,8 @@ from lab.dns.program import CoreDnsProgram
 from lab.dns.testing import metric, poll
 from lab.workload.gateway import GatewayProgram
 from lab.workload.model_server import ModelServerProgram
-from tests.lab.dns.fake_kubeapi import TOKEN, FakeKubeApi, corefile_cm, endpoints, service
+from tests.lab.dns.fake_kubeapi import corefile_cm, endpoints
+from tests.lab.dns.kube_rest import Cluster
 from tests.lab.workload.conftest import Start
 
 pytestmark = pytest.mark.anyio
@@ -21,28 +21,18 @@ DNS_IP = "127.0.54.10"
 COREFILE = ".:53 {\n kubernetes cluster.local {\n ttl 30\n }\n}\n"
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[FakeKubeApi]:
-    """A fake API server with a headless `model` service over the two model-server IPs."""
-    fake = FakeKubeApi()
-    fake.put("services", service("model", cluster_ip="None"))
-    fake.put("endpoints", endpoints("model", MODEL_IPS))
-    fake.put("configmaps", corefile_cm(COREFILE))
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-async def setup(start: Start, api: FakeKubeApi, **gateway_env: str) -> tuple[Any, list[Any], Any, str]:
+async def setup(start: Start, cluster: Cluster, **gateway_env: str) -> tuple[Any, list[Any], Any, str]:
     """Start two model servers on one port, a DNS pod and a gateway; returns them and the gateway URL."""
+    await cluster.kube.put("endpoints", endpoints("model", MODEL_IPS, ns=cluster.ns))
+    await cluster.kube.put("configmaps", corefile_cm(COREFILE, ns=cluster.ns))
     first, _ = await start(ModelServerProgram, MODEL_IPS[0], {"PORT": "0", "COMPUTE_MS": "1"})
     second, _ = await start(ModelServerProgram, MODEL_IPS[1], {"PORT": str(first.port), "COMPUTE_MS": "1"})
-    dns_pod, _ = await start(CoreDnsProgram, DNS_IP, {"PORT": "0"}, api_url=api.url, token=TOKEN)
+    dns_pod, _ = await start(
+        CoreDnsProgram, DNS_IP, cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
+    )
     env = {
         "PORT": "0",
-        "MODEL_SERVICE": "model.default.svc.cluster.local",
+        "MODEL_SERVICE": cluster.name("model"),
         "MODEL_PORT": str(first.port),
         "DNS_SERVER": f"{DNS_IP}:{dns_pod.port}",
         "DNS_TIMEOUT": "0.5",
@@ -63,9 +53,9 @@ def requests(gateway: GatewayProgram, code: str, cause: str) -> float:
     return metric("gateway_requests_total", gateway.pod, code=code, cause=cause)
 
 
-async def test_success_round_robin_and_client_cache(start: Start, api: FakeKubeApi) -> None:
+async def test_success_round_robin_and_client_cache(start: Start, cluster: Cluster) -> None:
     """Requests succeed, spread over both model servers, and DNS answers are reused for their TTL."""
-    _, _, gateway, url = await setup(start, api)
+    _, _, gateway, url = await setup(start, cluster)
     pods = set()
     for _ in range(4):
         status, body = await post(url)
@@ -77,9 +67,9 @@ async def test_success_round_robin_and_client_cache(start: Start, api: FakeKubeA
     assert metric("gateway_dns_lookups_total", gateway.pod, result="cache_hit") == 3
 
 
-async def test_dns_down_counts_dns_errors(start: Start, api: FakeKubeApi) -> None:
+async def test_dns_down_counts_dns_errors(start: Start, cluster: Cluster) -> None:
     """With client caching off, stopping the DNS pod makes requests fail with cause `dns` (503)."""
-    dns_pod, _, gateway, url = await setup(start, api, CLIENT_TTL_CAP="0")
+    dns_pod, _, gateway, url = await setup(start, cluster, CLIENT_TTL_CAP="0")
     assert (await post(url))[0] == 200
     await dns_pod.stop()
     status, body = await post(url)
@@ -87,17 +77,17 @@ async def test_dns_down_counts_dns_errors(start: Start, api: FakeKubeApi) -> Non
     assert requests(gateway, "503", "dns") == 1
 
 
-async def test_nxdomain_is_a_dns_error(start: Start, api: FakeKubeApi) -> None:
+async def test_nxdomain_is_a_dns_error(start: Start, cluster: Cluster) -> None:
     """A service name that does not exist fails with cause `dns` and lookup result `nxdomain`."""
-    _, _, gateway, url = await setup(start, api, MODEL_SERVICE="missing.default.svc.cluster.local")
+    _, _, gateway, url = await setup(start, cluster, MODEL_SERVICE=cluster.name("missing"))
     status, _ = await post(url)
     assert status == 503
     assert metric("gateway_dns_lookups_total", gateway.pod, result="nxdomain") == 1
 
 
-async def test_model_servers_stopped_counts_upstream_errors(start: Start, api: FakeKubeApi) -> None:
+async def test_model_servers_stopped_counts_upstream_errors(start: Start, cluster: Cluster) -> None:
     """With the model servers stopped (DNS still answering), requests fail with cause `upstream` (502)."""
-    _, models, gateway, url = await setup(start, api)
+    _, models, gateway, url = await setup(start, cluster)
     for model in models:
         await model.stop()
     for _ in range(2):
@@ -106,13 +96,16 @@ async def test_model_servers_stopped_counts_upstream_errors(start: Start, api: F
     assert requests(gateway, "502", "upstream") == 2
 
 
-async def test_slow_upstream_counts_timeouts(start: Start, api: FakeKubeApi) -> None:
+async def test_slow_upstream_counts_timeouts(start: Start, cluster: Cluster) -> None:
     """A model server slower than UPSTREAM_TIMEOUT yields 504 with cause `timeout`."""
     slow, _ = await start(ModelServerProgram, "127.0.54.4", {"PORT": "0", "COMPUTE_MS": "2000"})
-    api.put("endpoints", endpoints("model", ["127.0.54.4"]))
-    dns_pod, _ = await start(CoreDnsProgram, DNS_IP, {"PORT": "0"}, api_url=api.url, token=TOKEN)
+    await cluster.kube.put("endpoints", endpoints("model", ["127.0.54.4"], ns=cluster.ns))
+    dns_pod, _ = await start(
+        CoreDnsProgram, DNS_IP, cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
+    )
     env = {
         "PORT": "0",
+        "MODEL_SERVICE": cluster.name("model"),
         "MODEL_PORT": str(slow.port),
         "DNS_SERVER": f"{DNS_IP}:{dns_pod.port}",
         "UPSTREAM_TIMEOUT": "0.2",
