@@ -7,6 +7,7 @@ rejected), run it, and count it in ``apiserver_request_total`` / ``..._duration_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -106,6 +107,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except errors.ApiError as exc:
         code = exc.code
         return json_response(exc.status(), exc.code, exc.headers)
+    except (ConnectionResetError, asyncio.CancelledError):
+        code = 499  # the client went away mid-response (nginx's convention)
+        raise
     except Exception as exc:  # the API answers every failure as a Status
         log.exception("internal error serving %s %s", request.method, request.path)
         code = 500

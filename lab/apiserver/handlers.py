@@ -66,7 +66,7 @@ async def handle(server: Server, request: web.Request, info: RequestInfo) -> web
         result = reg.list(
             resource, ns or None, selectors.from_query(query), _int(query, "limit"), query.get("continue", "")
         )
-        return tables.respond_list(request, resource, result)
+        return await tables.respond_list(request, resource, result)
     if verb == "watch":
         return await watch.serve(server, request, info, resource)
     if verb == "create":

@@ -3,6 +3,7 @@ Table holding a few columns per resource, and plain JSON otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,11 @@ from aiohttp import web
 
 from lab.apiserver.registry import ListResult
 from lab.apiserver.resources import Resource
-from lab.apiserver.server import json_response
+from lab.apiserver.server import encode, json_response
 from lab.apiserver.store import Obj
 
 Column = tuple[str, str, Callable[[Obj], Any]]
+STREAM_CHUNK = 250
 
 
 def age(obj: Obj) -> str:
@@ -124,8 +126,8 @@ def respond(request: web.Request, resource: Resource, obj: Obj, rv: int) -> web.
     return json_response(obj)
 
 
-def respond_list(request: web.Request, resource: Resource, result: ListResult) -> web.Response:
-    """Answer a LIST with a <Kind>List, or a Table."""
+async def respond_list(request: web.Request, resource: Resource, result: ListResult) -> web.StreamResponse:
+    """Answer a LIST with a <Kind>List, or a Table; large lists are streamed in chunks."""
     if wants_table(request):
         return json_response(_table(resource, result.items, result.resource_version, result.continue_token))
     meta: Obj = {"resourceVersion": str(result.resource_version)}
@@ -135,4 +137,27 @@ def respond_list(request: web.Request, resource: Resource, result: ListResult) -
         meta["remainingItemCount"] = result.remaining
     body = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": meta,
             "items": result.items}
-    return json_response(body)
+    if len(result.items) <= STREAM_CHUNK:
+        return json_response(body)
+    return await stream_json(request, body)
+
+
+async def stream_json(request: web.Request, body: Obj) -> web.StreamResponse:
+    """Write a list body in chunks of items, yielding to the loop between chunks.
+
+    Like the real server, the request keeps its APF seats until the whole body is written, and
+    concurrent LISTs interleave instead of each monopolising the process.
+    """
+    items = body.pop("items")
+    head = encode(body)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.headers.update(request.get("apf_headers") or {})
+    await response.prepare(request)
+    await response.write(head[:-1] + b',"items":[')
+    for start in range(0, len(items), STREAM_CHUNK):
+        chunk = encode(items[start:start + STREAM_CHUNK])[1:-1]
+        await response.write(chunk + (b"," if start + STREAM_CHUNK < len(items) else b""))
+        await asyncio.sleep(0)
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
