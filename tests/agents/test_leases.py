@@ -1,0 +1,124 @@
+"""Leases on a real agent process with fake GPUs: revert on request, revert-all, lease expiry, agent restart."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from typing import Any
+
+from agents.testing import AgentProcess
+from lab.apiserver.testing import RunningApiServer, poll_until
+from tests.agents.conftest import call, degrade, xid
+
+XID_RE = re.compile(r"NVRM: Xid.*?: (\d+),")  # FAULTS.md §3: matches every driver form
+
+
+def _gpu(agent: AgentProcess, index: int = 0) -> dict[str, Any]:
+    devices: list[dict[str, Any]] = json.loads(agent.nvml_state.read_text())["devices"]
+    return devices[index]
+
+
+def _metrics(agent: AgentProcess) -> str:
+    with urllib.request.urlopen(agent.url + "/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def _state_faults(agent: AgentProcess) -> list[Any]:
+    return list(json.loads(agent.state_file.read_text())["faults"])
+
+
+def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: RunningApiServer) -> None:
+    """gpu-xid writes driver-format lines with the GPU's PCI address; revert stops it and clears the fake's XID."""
+    status, body = call(agent.url, "POST", "/v1/faults", api.runner_token,
+                        xid(count=3, interval_seconds=0.05, gpu_index=1, code=48))
+    assert status == 201 and body["state"] == "active"
+    assert _gpu(agent, 1)["last_xid"] == 48
+    poll_until(lambda: len(agent.kmsg_path.read_text().splitlines()) == 3, timeout=5)
+    lines = agent.kmsg_path.read_text().splitlines()
+    assert all(ln.startswith("<3>NVRM: Xid (PCI:0000:2a:00): 48, pid=") for ln in lines)
+    assert [int(XID_RE.search(ln).group(1)) for ln in lines] == [48, 48, 48]  # type: ignore[union-attr]
+    status, st = call(agent.url, "GET", "/v1/faults/f-xid", api.runner_token)
+    assert st["evidence"]["landed"] and st["evidence"]["details"]["lines"] == 3
+    assert "DCGM not available" in st["evidence"]["details"]["dcgm"]
+    status, res = call(agent.url, "DELETE", "/v1/faults/f-xid", api.runner_token)
+    assert status == 200 and res["reverted"] is True
+    assert _gpu(agent, 1)["last_xid"] == 0 and _state_faults(agent) == []
+    status, res = call(agent.url, "DELETE", "/v1/faults/f-xid", api.runner_token)
+    assert status == 200 and res["reverted"] is False  # idempotent
+
+
+def test_fake_degrade_lands_and_restores_exact_previous_settings(agent: AgentProcess, api: RunningApiServer) -> None:
+    """gpu-degrade locks clocks, caps power and holds memory; revert restores each exactly."""
+    before = _gpu(agent)
+    status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token,
+                     degrade(sm_clock_mhz=700, power_limit_w=350, hold_memory_gib=20))
+    assert status == 201
+    during = _gpu(agent)
+    assert (during["sm_clock_locked_mhz"], during["power_limit_w"], during["memory_used_mib"]) == (700, 350.0, 20480)
+    _, st = call(agent.url, "GET", "/v1/faults/f-deg", api.runner_token)
+    assert st["evidence"]["landed"] is True
+    status, res = call(agent.url, "DELETE", "/v1/faults", api.runner_token)
+    assert status == 200 and [r["reverted"] for r in res["results"]] == [True]
+    assert _gpu(agent) == before
+
+
+def test_fake_gpu_degrade_too_much_memory_is_refused_cleanly(agent: AgentProcess, api: RunningApiServer) -> None:
+    """Holding more memory than the GPU has fails, and the clock lock applied before it is rolled back."""
+    before = _gpu(agent)
+    status, err = call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(hold_memory_gib=500))
+    assert status == 500 and "cannot hold 500" in err["message"]
+    assert _gpu(agent) == before and _state_faults(agent) == []
+
+
+def test_fake_abort_reverts_all_of_a_run(agent: AgentProcess, api: RunningApiServer) -> None:
+    """DELETE /v1/faults?run_id= reverts every fault of that run (the runner's abort path)."""
+    call(agent.url, "POST", "/v1/faults", api.runner_token, xid())
+    call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(power_limit_w=200))
+    assert len(_state_faults(agent)) == 2
+    status, res = call(agent.url, "DELETE", "/v1/faults?run_id=run-1", api.runner_token)
+    assert status == 200 and sorted(r["fault_id"] for r in res["results"]) == ["f-deg", "f-xid"]
+    assert _state_faults(agent) == [] and _gpu(agent)["power_limit_w"] == 700.0
+    assert 'gameday_agent_reverts_total{kind="gpu-degrade",reason="rollback"} 1.0' in _metrics(agent)
+
+
+def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: RunningApiServer) -> None:
+    """A fault nobody renews (the runner was SIGKILLed) is reverted by the agent when its lease ends."""
+    status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(ttl=0.5, sm_clock_mhz=300))
+    assert status == 201 and _gpu(agent)["sm_clock_locked_mhz"] == 300
+    poll_until(lambda: _gpu(agent)["sm_clock_locked_mhz"] is None, timeout=10)
+    assert _state_faults(agent) == []
+    assert 'gameday_agent_reverts_total{kind="gpu-degrade",reason="lease-expired"} 1.0' in _metrics(agent)
+
+
+def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, api: RunningApiServer) -> None:
+    """Renewing extends the lease; renewing a fault that is gone is a clear 404."""
+    call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(ttl=1))
+    status, st = call(agent.url, "POST", "/v1/faults/f-deg/renew", api.runner_token, {"ttl_seconds": 60})
+    assert status == 200 and st["lease_seconds_remaining"] > 30
+    assert 'gameday_agent_lease_seconds_remaining{fault_id="f-deg"}' in _metrics(agent)
+    status, err = call(agent.url, "POST", "/v1/faults/nope/renew", api.runner_token, {"ttl_seconds": 5})
+    assert status == 404 and "nope" in err["message"]
+    status, err = call(agent.url, "POST", "/v1/faults/f-deg/renew", api.runner_token, {"ttl_seconds": -1})
+    assert status == 422
+
+
+def test_fake_same_inject_twice_is_idempotent_and_conflicts_differ(agent: AgentProcess, api: RunningApiServer) -> None:
+    """Re-sending an inject renews it (200); the same id with other parameters is a 409."""
+    assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid())[0] == 201
+    assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid())[0] == 200
+    assert len(agent.kmsg_path.read_text().splitlines()) == 1
+    status, err = call(agent.url, "POST", "/v1/faults", api.runner_token, xid(code=13))
+    assert status == 409 and "other parameters" in err["message"]
+
+
+def test_fake_agent_killed_mid_fault_reverts_on_restart(agent: AgentProcess, api: RunningApiServer) -> None:
+    """kill -9 the agent while it holds a fault; started again with the same state file, it reverts it."""
+    call(agent.url, "POST", "/v1/faults", api.runner_token, xid(ttl=100))
+    assert [f["fault_id"] for f in _state_faults(agent)] == ["f-xid"]
+    agent.kill()
+    assert [f["fault_id"] for f in _state_faults(agent)] == ["f-xid"]
+    agent.start()
+    assert _state_faults(agent) == []
+    assert 'gameday_agent_reverts_total{kind="gpu-xid",reason="restart"} 1.0' in _metrics(agent)
+    assert "restart: f-xid reverted" in agent.log_path.read_text()
