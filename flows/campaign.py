@@ -58,7 +58,10 @@ def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
 @flow(name="run-campaign", flow_run_name=run_name, log_prints=True, validate_parameters=True,
       on_cancellation=[reconcile_hook], on_crashed=[reconcile_hook])
 def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B008 - pydantic default is immutable here
-    """Run a campaign: preflight, baseline, stages (always rolled back), recovery; returns the run folder."""
+    """Run a campaign: preflight, baseline, stages (always rolled back), recovery; returns the run folder.
+
+    With ``dry_run`` it returns the plan text instead and changes nothing.
+    """
     settings = Settings()
     campaign, text = load_campaign(
         params.blueprint, target=params.target, stages=params.stages or None, overrides=params.overrides or None,
@@ -75,10 +78,11 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         from flows.planview import render_plan
 
         try:
-            print(render_plan(campaign, runner.plan_all()))
+            text = render_plan(campaign, runner.plan_all())
         finally:
             conn.close()
-        return ""
+        print(text)
+        return text
     recorder.listeners.append(event_emitter(run_id, campaign.name, campaign.target.cluster))
     marker = _marker_dir(settings) / f"{flow_run.get_id()}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,139 @@
+"""The run_campaign and reconcile flows under a Prefect test harness, against an emulated API server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blueprints.record import CampaignRecord
+from tests.flows.conftest import Health
+
+BLUEPRINT = """\
+name: flow-test
+owner: tests
+hypothesis: {{belief: the endpoint stays up, expectations: ["up >= 0 during fault"]}}
+target: {{cluster: lab, namespaces: [default], blast_radius: {{max_pods: 1}}}}
+observables: [{{name: up, query: up}}]
+guardrails:
+  - name: endpoint-healthy
+    every: 0.2s
+    probe: {{name: endpoint, type: http, url: "{url}", timeout: 1s}}
+baseline: 0.2s
+stages:
+  - name: first
+    approval: {approval}
+    approval_timeout: 1s
+    faults: [{{kind: noop, name: a}}, {{kind: noop, name: b}}]
+    observe: {observe}
+    recovery: 0.1s
+"""
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[None]:
+    """One Prefect test server for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real emulated Kubernetes API server (lab/apiserver) for the module."""
+    from lab.apiserver.testing import running_apiserver
+
+    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
+        yield api
+
+
+@pytest.fixture
+def state(tmp_path: Path, apiserver: object, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A gameday state dir whose lab endpoints point at the emulated API server."""
+    lab = tmp_path / "state" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "endpoints.json").write_text(json.dumps({
+        "kubeconfig": str(apiserver.kubeconfig), "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
+    }))
+    monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("GAMEDAY_LAB_STATE_DIR", raising=False)
+    monkeypatch.delenv("GAMEDAY_PROMETHEUS_URL", raising=False)
+    return tmp_path / "state"
+
+
+def blueprint(tmp_path: Path, health: Health, observe: str = "0.5s", approval: str = "none") -> str:
+    """Write the test blueprint and return its path."""
+    path = tmp_path / "flow-test.yaml"
+    path.write_text(BLUEPRINT.format(url=health.url, observe=observe, approval=approval))
+    return str(path)
+
+
+def ledger_states(state: Path) -> list[str]:
+    """Every ledger entry's state across the state dir's local ledgers."""
+    out: list[str] = []
+    for f in (state / "ledger").glob("*.json"):
+        out += [e["state"] for e in json.loads(f.read_text())["entries"]]
+    return out
+
+
+def test_flow_success_rolls_back_and_writes_record(harness: None, state: Path, tmp_path: Path, health: Health) -> None:
+    """A clean run completes, every ledger entry is rolled back, record and report are written."""
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health), approval="auto")))
+    record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    assert record.status == "completed"
+    assert [f.rollback_ok for f in record.stages[0].faults] == [True, True]
+    assert ledger_states(state) == ["rolled-back", "rolled-back"]
+    assert run_dir.parent == (state / "runs").resolve()
+    assert not (run_dir / "report-error.txt").exists(), (run_dir / "report-error.txt").read_text()
+    assert (run_dir / "report" / "report.html").exists()
+
+
+def test_flow_guardrail_breach_aborts_and_rolls_back(harness: None, state: Path, tmp_path: Path,
+                                                      health: Health) -> None:
+    """A guardrail going bad mid-stage aborts the campaign, and every fault is still rolled back."""
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    timer = threading.Timer(1.0, lambda: setattr(health, "healthy", False))
+    timer.start()
+    try:
+        run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health, observe="60s"),
+                                                   approval="auto")))
+    finally:
+        timer.cancel()
+    record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    assert record.status == "aborted"
+    assert record.stages[0].status == "aborted"
+    assert ledger_states(state) == ["rolled-back", "rolled-back"]
+    assert any(e.kind == "guardrail-breach" for e in record.events)
+
+
+def test_flow_approval_pause_times_out_to_abort(harness: None, state: Path, tmp_path: Path, health: Health) -> None:
+    """An approval-required stage nobody answers is aborted at approval_timeout, and nothing is injected."""
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health, approval="required"),
+                                               approval="pause")))
+    record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    assert record.stages[0].status == "aborted"
+    assert record.stages[0].approval is not None and record.stages[0].approval.decision == "timeout"
+    assert ledger_states(state) == []
+
+
+def test_flow_dry_run_changes_nothing(harness: None, state: Path, tmp_path: Path, health: Health) -> None:
+    """A dry run prints the plan with its undo and writes no ledger and no run folder."""
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    text = run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health), dry_run=True))
+    assert "fault a (noop)" in text and "undo: nothing" in text
+    assert ledger_states(state) == []
+    assert not (state / "runs").exists()
