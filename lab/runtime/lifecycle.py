@@ -9,6 +9,7 @@ a failed ``up`` stops everything it started before it raises.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -122,6 +123,18 @@ def _wait(check: Any, timeout: float, what: str) -> None:
     raise LabStartError(f"timed out waiting for {what}: still waiting on {last}")
 
 
+def preflight() -> None:
+    """Fail early when the lab's fixed service addresses are taken (one lab per machine at a time)."""
+    for kind, host, port in ((socket.SOCK_DGRAM, "127.96.0.10", 53), (socket.SOCK_STREAM, "127.96.0.20", 80)):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as err:
+                raise LabError(f"{host}:{port} is in use ({err}): is another lab running? (python -m lab down)") from err
+
+
 def _nodes_waiting(rest: Rest, want: int) -> list[str]:
     total, ready = node_counts(rest)
     return [] if total == ready == want else [f"{ready}/{total} of {want} nodes Ready"]
@@ -136,6 +149,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
     if alive:
         raise LabError(f"a lab is already running from {state} ({alive}); run `python -m lab down` first")
     _pids_file(state).unlink(missing_ok=True)
+    preflight()
     deadline = time.monotonic() + opts.timeout
     cfg = RuntimeConfig(api_url="", users_file="", nodes=opts.nodes, gpu_nodes=opts.gpu_nodes)
     users = lab_users(cfg.node_names())

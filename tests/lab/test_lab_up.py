@@ -1,0 +1,112 @@
+"""Tests for lab up/status/down (lab.cli, lab.runtime.lifecycle, lab.prometheus): a whole lab end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.resolver
+import pytest
+import requests
+from kubernetes import client
+
+from lab.runtime.procs import pid_alive
+from lab.runtime.testing import wait_for
+
+MODEL = "model-server.inference.svc.cluster.local"
+
+
+def _lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """`python -m lab up` with 4 nodes (1 GPU) at time scale 10; always `down`."""
+    state = tmp_path_factory.mktemp("lab")
+    try:
+        done = _lab("up", "--state-dir", str(state), "--nodes", "4", "--gpu-nodes", "1", "--time-scale", "10")
+        assert done.returncode == 0, done.stderr[-3000:]
+        yield state, json.loads(done.stdout)
+    finally:
+        _lab("down", "--state-dir", str(state))
+
+
+def _resolve(name: str) -> list[str] | None:
+    res = dns.resolver.Resolver(configure=False)
+    res.nameservers, res.port, res.lifetime = ["127.96.0.10"], 53, 1.0
+    try:
+        return sorted(r.address for r in res.resolve(name, "A"))
+    except dns.exception.DNSException:
+        return None
+
+
+def test_up_writes_state_and_everything_is_ready(lab_up: tuple[Path, dict[str, Any]]) -> None:
+    """After up: kubeconfig with lab (runner) and lab-admin contexts, all nodes Ready, all Deployments available."""
+    state, endpoints = lab_up
+    assert json.loads((state / "endpoints.json").read_text())["pids"] == endpoints["pids"]
+    assert endpoints["dns"] == "127.96.0.10:53" and endpoints["nodes"] == 4
+    kubeconfig = (state / "kubeconfig").read_text()
+    assert "current-context: lab\n" in kubeconfig and "name: lab-admin" in kubeconfig
+    status = json.loads(_lab("status", "--state-dir", str(state)).stdout)
+    assert status["nodes"] == {"total": 4, "ready": 4}
+    assert all(c["alive"] for c in status["components"].values()) and len(status["components"]) == 3
+
+
+def test_prometheus_has_up_samples_for_every_target(lab_up: tuple[Path, dict[str, Any]]) -> None:
+    """Prometheus reports up=1 for the API server, the runtime and itself."""
+    _, endpoints = lab_up
+    resp = requests.get(f"{endpoints['prometheus']}/api/v1/query", params={"query": "up"}, timeout=5).json()
+    ups = {r["metric"]["job"]: r["value"][1] for r in resp["data"]["result"]}
+    assert ups == {"apiserver": "1", "lab-runtime": "1", "prometheus": "1"}
+
+
+def test_gateway_serves_through_dns_and_proxy(lab_up: tuple[Path, dict[str, Any]]) -> None:
+    """The gateway Service answers inference requests (gateway → DNS → model-server)."""
+    _, endpoints = lab_up
+    resp = wait_for(lambda: _post(endpoints["gateway"] + "/v1/infer"), what="gateway answers")
+    assert resp.status_code == 200
+
+
+def _post(url: str) -> requests.Response | None:
+    try:
+        resp = requests.post(url, json={"prompt": "hi"}, timeout=2)
+        return resp if resp.status_code == 200 else None
+    except requests.RequestException:
+        return None
+
+
+def test_coredns_scaled_to_zero_breaks_dns_and_back_restores_it(lab_up: tuple[Path, dict[str, Any]]) -> None:
+    """Scaling kube-system/coredns to 0 makes lookups at the kube-dns address fail; scaling back restores them."""
+    _, endpoints = lab_up
+    users = json.loads(Path(endpoints["users"]).read_text())
+    admin = next(t for t, u in users.items() if u["username"] == "admin")
+    cfg = client.Configuration()
+    cfg.host, cfg.api_key = endpoints["apiserver"], {"authorization": f"Bearer {admin}"}
+    with client.ApiClient(cfg) as api:
+        apps = client.AppsV1Api(api)
+        model_ips = wait_for(lambda: _resolve(MODEL), what="DNS answers")
+        assert len(model_ips) == 3
+        apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
+        try:
+            wait_for(lambda: _resolve(MODEL) is None, what="DNS lookups fail")
+        finally:
+            apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
+        assert wait_for(lambda: _resolve(MODEL), what="DNS back") == model_ips
+
+
+def test_down_leaves_no_process_and_is_idempotent(tmp_path: Path, lab_up: tuple[Path, dict[str, Any]]) -> None:
+    """down stops every recorded PID and removes the records; a second down is a no-op; status then fails."""
+    state, endpoints = lab_up
+    pids = list(endpoints["pids"].values())
+    done = _lab("down", "--state-dir", str(state))
+    assert done.returncode == 0 and sorted(json.loads(done.stdout)["stopped"].values()) == sorted(pids)
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="all processes gone")
+    assert not (state / "pids.json").exists()
+    assert json.loads(_lab("down", "--state-dir", str(state)).stdout) == {"stopped": {}}
+    assert _lab("status", "--state-dir", str(state)).returncode == 1
