@@ -1,0 +1,237 @@
+"""Fixtures for the lab GPU tests: a lab API server with GPU nodes and pods, the monitor as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from lab.apiserver.testing import RunningApiServer, running_apiserver
+from lab.gpu.nodes import REPO_ROOT
+
+T = TypeVar("T")
+GPU_NODES = ["gpu-node-0", "gpu-node-1"]
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
+def http(
+    url: str,
+    method: str = "GET",
+    token: str | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> tuple[int, Any]:
+    """One HTTP call; returns (status, decoded JSON or text)."""
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+@dataclass
+class Cluster:
+    """The API server plus helpers to make and read nodes and pods as admin."""
+
+    api: RunningApiServer
+
+    def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        """An admin call; fails the test on an error status."""
+        status, out = http(self.api.url + path, method, self.api.admin_token, body, content_type)
+        assert status < 400, f"{method} {path}: {status} {out}"
+        return out
+
+    def node(self, name: str) -> dict[str, Any]:
+        """The Node object."""
+        result: dict[str, Any] = self.call("GET", f"/api/v1/nodes/{name}")
+        return result
+
+    def add_node(self, name: str) -> None:
+        """A GPU node with a Ready condition."""
+        self.call(
+            "POST",
+            "/api/v1/nodes",
+            {
+                "metadata": {"name": name, "labels": {"nvidia.com/gpu.present": "true"}},
+                "status": {
+                    "capacity": {"nvidia.com/gpu": "8"},
+                    "allocatable": {"nvidia.com/gpu": "8"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                },
+            },
+        )
+
+    def add_pod(self, name: str, node: str, gpus: int = 0, daemonset: bool = False) -> None:
+        """A pod bound to ``node`` (optionally asking for GPUs, optionally owned by a DaemonSet)."""
+        meta: dict[str, Any] = {"name": name, "namespace": "default"}
+        if daemonset:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "name": "dcgm",
+                    "uid": "ds-uid-1",
+                    "controller": True,
+                }
+            ]
+        container: dict[str, Any] = {"name": "main", "image": "lab/train"}
+        if gpus:
+            container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        self.call(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            {"metadata": meta, "spec": {"nodeName": node, "containers": [container]}},
+        )
+
+    def pods(self, node: str) -> list[str]:
+        """Names of the pods on ``node``."""
+        out = self.call("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
+        return sorted(p["metadata"]["name"] for p in out["items"])
+
+    def condition(self, node: str, kind: str) -> dict[str, Any] | None:
+        """A node condition by type."""
+        for c in (self.node(node).get("status") or {}).get("conditions") or []:
+            if c["type"] == kind:
+                return dict(c)
+        return None
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh lab API server with two GPU nodes, each running two GPU pods, a CPU pod and a DaemonSet pod."""
+    with running_apiserver(tmp_path / "api", nodes=GPU_NODES) as api:
+        c = Cluster(api)
+        for node in GPU_NODES:
+            c.add_node(node)
+            for i in range(2):
+                c.add_pod(f"train-{node}-{i}", node, gpus=4)
+            c.add_pod(f"web-{node}", node)
+            c.add_pod(f"dcgm-{node}", node, daemonset=True)
+        yield c
+
+
+@dataclass
+class MonitorProcess:
+    """The monitor running as ``python -m lab.gpu.monitor``."""
+
+    proc: subprocess.Popen[bytes]
+    metrics_url: str
+    kmsg: dict[str, Path]
+
+    def metrics(self) -> str:
+        """The current /metrics text."""
+        status, text = http(self.metrics_url)
+        assert status == 200
+        return str(text)
+
+    def value(self, sample: str) -> float:
+        """The value of one exact sample line prefix (name{labels}), 0 when absent."""
+        for line in self.metrics().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+def start_monitor(
+    tmp_path: Path, api: RunningApiServer, kmsg: dict[str, Path], time_scale: float = 1.0
+) -> MonitorProcess:
+    """Start the monitor process and wait for its metrics endpoint."""
+    token = tmp_path / "monitor-token"
+    token.write_text(api.admin_token)
+    ready = tmp_path / "monitor-ready"
+    argv = [
+        sys.executable,
+        "-m",
+        "lab.gpu.monitor",
+        "--api",
+        api.url,
+        "--token-file",
+        str(token),
+        "--ready-file",
+        str(ready),
+        "--time-scale",
+        str(time_scale),
+        "--poll-interval",
+        "0.05",
+    ]
+    for node, path in kmsg.items():
+        path.touch()
+        argv += ["--kmsg", f"{node}={path}"]
+    log = (tmp_path / "monitor.log").open("wb")
+    proc = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
+    log.close()
+    try:
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 20, "the monitor to listen")
+        assert proc.poll() is None, (tmp_path / "monitor.log").read_text()
+    except BaseException:
+        stop_process(proc)
+        raise
+    return MonitorProcess(proc, ready.read_text().strip(), kmsg)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def monitor(tmp_path: Path, cluster: Cluster) -> Iterator[MonitorProcess]:
+    """The monitor watching one kernel-log file per GPU node (time scale 10)."""
+    kmsg = {node: tmp_path / f"{node}.kmsg" for node in GPU_NODES}
+    m = start_monitor(tmp_path, cluster.api, kmsg, time_scale=10)
+    try:
+        yield m
+    finally:
+        stop_process(m.proc)
+        assert m.proc.returncode == 0, (tmp_path / "monitor.log").read_text()
+
+
+def append_xid(path: Path, code: int, pci: str = "0000:18:00", old_driver: bool = False) -> None:
+    """Append a driver-format XID line to a kernel-log file, as the agent does."""
+    tail = "" if old_driver else ", pid=4242, name=pt_main_thread"
+    with path.open("a") as f:
+        f.write(f"<3>NVRM: Xid (PCI:{pci}): {code}{tail}, test XID\n")
