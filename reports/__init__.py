@@ -88,7 +88,7 @@ def build(run_dir: Path, out_dir: Path | None = None, compare: list[Path] | None
     res = analyse(run, history, recover_samples)
     compared = [analyse(o, None, recover_samples) for o in others]
     runs = [run, *others]
-    observables = run.campaign.observables if run.campaign else []
+    observables = run.observables()
     figs = [(observable_figure(o, runs, max_points), ecdf_figure(o, runs)) for o in observables]
     paths = ReportPaths(out_dir=out, html=out / "report.html", record=out / "record.json",
                         frames=_write_frames(run, out, frames_format), results=out / "results.json",

@@ -68,7 +68,7 @@ def shading(run: Run) -> list[dict[str, Any]]:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "y0": 0, "y1": 1, "layer": "below",
                        "x0": (ns(w.start) - anchor) / 1e9, "x1": (ns(w.end) - anchor) / 1e9, "line": {"width": 0},
                        "fillcolor": WINDOW_COLORS[w.kind], "opacity": 0.12})
-    for e in run.record.events:
+    for e in run.events():
         if e.kind in LINE_EVENTS:
             x = (ns(e.at) - anchor) / 1e9
             shapes.append({"type": "line", "xref": "x", "yref": "paper", "y0": 0, "y1": 1, "x0": x, "x1": x,
@@ -92,15 +92,15 @@ def timeline_figure(run: Run) -> Fig:
                          "x": [rel(w.end) - rel(w.start) for w in ws],
                          "hovertext": [f"{kind} {w.stage or ''}: {w.start:%H:%M:%S} → {w.end:%H:%M:%S}" for w in ws],
                          "hoverinfo": "text"})
-    kinds = sorted({e.kind for e in run.record.events})
-    for kind in kinds:
-        evs = [e for e in run.record.events if e.kind == kind]
+    events = run.events()
+    for kind in sorted({e.kind for e in events}):
+        evs = [e for e in events if e.kind == kind]
         data.append({"type": "scatter", "mode": "markers", "name": kind, "x": [rel(e.at) for e in evs],
                      "y": [e.stage or "campaign" for e in evs], "hoverinfo": "text",
                      "marker": {"size": 11, "color": EVENT_COLORS.get(kind, "#546e7a"), "symbol": "diamond",
                                 "line": {"width": 1, "color": "#fff"}},
                      "hovertext": [f"{kind} {e.at:%H:%M:%S.%f}"[:-3] + f" {e.fault or ''} {e.message}" for e in evs]})
-    rows = len({w.stage or w.kind for w in run.record.windows} | {e.stage or "campaign" for e in run.record.events})
+    rows = len({w.stage or w.kind for w in run.record.windows} | {e.stage or "campaign" for e in events})
     return {"data": data, "layout": _layout("Timeline (s since first injection)", 160 + 36 * rows, barmode="overlay",
                                             xaxis={"ticksuffix": " s", "zeroline": True},
                                             yaxis={"type": "category", "automargin": True})}
@@ -142,21 +142,29 @@ def _window_color(run: Run, kind: str, stage: str | None) -> str:
 
 
 def ecdf_figure(obs: Observable, runs: list[Run]) -> Fig:
-    """Empirical CDFs of the baseline, each stage's fault and recovery windows (all samples, as quantiles)."""
+    """Empirical CDFs (all samples, as quantiles): the baseline and each stage's fault and recovery windows; for
+    compared runs, their baseline and all fault and all recovery windows pooled (dashed)."""
     data: list[dict[str, Any]] = []
     for ri, run in enumerate(runs):
+        groups: list[tuple[str, str, list[tuple[int, int]]]] = []
         for w in run.record.windows:
-            if w.kind not in ("baseline", "fault", "recovery"):
-                continue
-            v = run.pooled(obs.name, ns(w.start), ns(w.end))[1]
+            if w.kind in ("baseline", "fault", "recovery") and (ri == 0 or w.kind == "baseline"):
+                groups.append((f"{w.kind} {w.stage or ''}".strip(), _window_color(run, w.kind, w.stage),
+                               [(ns(w.start), ns(w.end))]))
+        if ri > 0:
+            groups += [(kind, WINDOW_COLORS[kind], [(ns(w.start), ns(w.end)) for w in run.windows(kind)])
+                       for kind in ("fault", "recovery")]
+        for name, color, spans in groups:
+            parts = [run.pooled(obs.name, a, b)[1] for a, b in spans]
+            v = np.concatenate(parts) if parts else np.empty(0)
             if v.size == 0:
                 continue
             q, p = _quantiles(v)
-            name = f"{w.kind} {w.stage or ''}".strip() + ("" if ri == 0 else f" · {run.record.run_id}")
-            data.append({"type": "scatter", "mode": "lines", "name": name, "x": f32(q), "y": f32(p),
-                         "legendgroup": run.record.run_id, "line": {"shape": "hv", "width": 1.5,
-                         "color": _window_color(run, w.kind, w.stage), "dash": DASHES[ri % len(DASHES)]},
-                         "opacity": 1.0 if w.kind == "baseline" else 0.85})
-    return {"data": data, "layout": _layout(f"{obs.name}: distribution (ECDF)", 340,
+            data.append({"type": "scatter", "mode": "lines", "x": f32(q), "y": f32(p), "legendgroup": run.record.run_id,
+                         "name": name + ("" if ri == 0 else f" · {run.record.run_id}"),
+                         "line": {"shape": "hv", "width": 1.5, "color": color, "dash": DASHES[ri % len(DASHES)]}})
+    legend = {"orientation": "v", "x": 0.99, "xanchor": "right", "y": 0.02, "yanchor": "bottom", "font": {"size": 10},
+              "bgcolor": "rgba(255,255,255,0.75)"}
+    return {"data": data, "layout": _layout(f"{obs.name}: distribution (ECDF)", 340, legend=legend,
                                             xaxis={"title": {"text": obs.unit or "value"}},
                                             yaxis={"title": {"text": "fraction ≤ x"}, "range": [0, 1.02]})}

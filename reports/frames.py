@@ -16,8 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 
-from blueprints.campaign import Campaign
-from blueprints.record import CampaignRecord, Window
+from blueprints.campaign import Campaign, Observable
+from blueprints.record import CampaignRecord, TimelineEvent, Window
 from reports.errors import ReportError
 
 F64 = npt.NDArray[np.float64]
@@ -76,6 +76,21 @@ class Run:
         if not parts:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def observables(self) -> list[Observable]:
+        """The campaign's observables; when the blueprint cannot be read, one per observable in the frames."""
+        if self.campaign is not None:
+            return list(self.campaign.observables)
+        return [Observable.model_construct(name=n, query="(unknown: blueprint unreadable)", unit="", description="",
+                                           slo=None) for n in sorted(self.series)]
+
+    def events(self) -> list[TimelineEvent]:
+        """The timeline events, plus an 'approval' event for each stage approval the events do not show."""
+        shown = {e.stage for e in self.record.events if e.kind == "approval"}
+        extra = [TimelineEvent(at=s.approval.at, kind="approval", stage=s.name,
+                               message=f"{s.approval.decision} by {s.approval.by or '?'} {s.approval.comment}".strip())
+                 for s in self.record.stages if s.approval is not None and s.name not in shown]
+        return sorted([*self.record.events, *extra], key=lambda e: e.at)
 
     def label(self) -> str:
         """A short name for this run in legends."""

@@ -80,6 +80,11 @@ def _header(run: Run, res: RunResults) -> str:
         f"<code>{escape(rec.target.fingerprint or '?')}</code></p>")
     for stage, why in res.aborted.items():
         out.append(f'<div class="abort"><b>Stage {escape(stage)} aborted:</b> {escape(why or "no reason given")}</div>')
+    for st in rec.stages:
+        for f in st.faults:
+            if f.injected_at is not None and not f.verified:
+                out.append(f'<div class="abort"><b>Fault {escape(f.id)} in stage {escape(st.name)} was not verified to '
+                           "have landed:</b> that stage's expectations are inconclusive (see its evidence below).</div>")
     if rec.error:
         out.append(f'<div class="abort"><b>Run error:</b> {escape(rec.error)}</div>')
     if res.low_information:

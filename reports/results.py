@@ -66,7 +66,7 @@ def analyse(run: Run, history: HistoryStore | None = None,
         past = history.expectation_history(run.record.campaign, r.text, before=run.record.started_at,
                                            exclude_run=run.record.run_id) if history else []
         reports.append(ExpectationReport(result=r, history=past, flags=flags(past, fp)))
-    obs = run.campaign.observables if run.campaign else []
+    obs = run.observables()
     return RunResults(
         run_id=run.record.run_id, campaign=run.record.campaign, fingerprint=fp, started_at=run.record.started_at,
         status=run.record.status, overall=verdict,

@@ -60,3 +60,26 @@ def test_bad_inputs_raise_report_error(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "f.parquet")
     with pytest.raises(ReportError, match="lack columns"):
         read_frames(tmp_path / "f.parquet")
+
+
+def test_unreadable_blueprint_still_lists_observables(synthetic: dict[str, Path], tmp_path: Path) -> None:
+    """When the stored blueprint no longer validates, observables come from the frames so charts still render."""
+    import json
+    import shutil
+
+    shutil.copytree(synthetic["confirmed"], tmp_path / "run")
+    rec = json.loads((tmp_path / "run" / "record.json").read_text())
+    rec["blueprint"] = {"name": "from-an-older-version"}
+    (tmp_path / "run" / "record.json").write_text(json.dumps(rec))
+    run = load_run(tmp_path / "run")
+    assert run.campaign is None
+    assert [o.name for o in run.observables()] == sorted(run.series)
+
+
+def test_stage_approvals_appear_as_events(synthetic: dict[str, Path]) -> None:
+    """A stage approval missing from the events is added to the timeline once; one already there is not doubled."""
+    run = load_run(synthetic["confirmed"])
+    assert sum(e.kind == "approval" for e in run.events()) == 1
+    run.record = run.record.model_copy(update={"events": [e for e in run.record.events if e.kind != "approval"]})
+    added = [e for e in run.events() if e.kind == "approval"]
+    assert len(added) == 1 and added[0].stage == "corefile-servfail" and "go by alice" in added[0].message
