@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,8 @@ class FakeKubeApi:
         self.compacted = 0
         self.port = 0
         self.requests = 0
+        self.request_times: list[float] = []
+        self.fail_next: list[tuple[int, dict[str, str]]] = []
         self._queues: set[asyncio.Queue[tuple[int, str, str, dict[str, Any]]]] = set()
         self._runner: web.AppRunner | None = None
 
@@ -92,6 +95,10 @@ class FakeKubeApi:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        self.request_times.append(time.monotonic())
+        if self.fail_next:
+            status, headers = self.fail_next.pop(0)
+            return web.json_response({"kind": "Status", "code": status}, status=status, headers=headers)
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return web.json_response({"kind": "Status", "code": 401}, status=401)
         resource = request.match_info["resource"]

@@ -1,0 +1,64 @@
+"""Tests for lab.workload.resolver: client-side caching of real DNS answers for their TTL."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.dns.program import CoreDnsProgram
+from lab.workload.errors import DnsLookupError
+from lab.workload.resolver import CachingResolver
+from tests.lab.dns.kube_rest import Cluster
+from tests.lab.workload.conftest import Start
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def dns_pod(start: Start, cluster: Cluster) -> CoreDnsProgram:
+    """A DNS replica (kubeadm Corefile: TTL 30) for the test namespace."""
+    program, _ = await start(
+        CoreDnsProgram, "127.0.57.1", cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
+    )
+    assert isinstance(program, CoreDnsProgram)
+    return program
+
+
+async def test_answers_cached_for_ttl_then_refreshed(start: Start, cluster: Cluster) -> None:
+    """An answer is reused until its 30 s TTL passes on the resolver's clock, then looked up again."""
+    server = await dns_pod(start, cluster)
+    clock = Clock()
+    resolver = CachingResolver(("127.0.57.1", server.port), timeout=1.0, clock=clock)
+    assert await resolver.resolve(cluster.name("web")) == (["10.96.0.20"], "ok")
+    clock.now = 29.0
+    assert (await resolver.resolve(cluster.name("web")))[1] == "cache_hit"
+    clock.now = 31.0
+    assert (await resolver.resolve(cluster.name("web")))[1] == "ok"
+
+
+async def test_ttl_cap_and_failures_not_cached(start: Start, cluster: Cluster) -> None:
+    """CLIENT_TTL_CAP bounds reuse; NXDOMAIN raises and is not cached; a dead server is a timeout."""
+    server = await dns_pod(start, cluster)
+    clock = Clock()
+    resolver = CachingResolver(("127.0.57.1", server.port), timeout=0.5, ttl_cap=5.0, clock=clock)
+    await resolver.resolve(cluster.name("web"))
+    clock.now = 6.0
+    assert (await resolver.resolve(cluster.name("web")))[1] == "ok"
+    for _ in range(2):
+        with pytest.raises(DnsLookupError) as err:
+            await resolver.resolve(cluster.name("missing"))
+        assert err.value.result == "nxdomain"
+    port = server.port
+    await server.stop()
+    dead = CachingResolver(("127.0.57.1", port), timeout=0.3)
+    with pytest.raises(DnsLookupError) as err:
+        await dead.resolve(cluster.name("web"))
+    assert err.value.result in ("timeout", "servfail")
