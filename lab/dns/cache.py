@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from dnslib import RCODE, RR  # type: ignore[import-untyped]
 
 from lab.dns.corefile import CacheConfig
-from lab.dns.kubernetes import Answer
+from lab.dns.kubernetes import Answer, match_zone
 
 CacheKey = tuple[str, int]
 
@@ -77,6 +77,9 @@ class DnsCache:
         if answer.rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
             return
         cfg = self.config
+        disabled = cfg.disable_denial if answer.denial else cfg.disable_success
+        if disabled and match_zone(key[0], disabled) is not None:
+            return
         if answer.denial:
             bucket, cap, max_ttl, min_ttl = (
                 self.denial,

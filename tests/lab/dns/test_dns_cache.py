@@ -64,3 +64,13 @@ def test_capacity_evicts_oldest() -> None:
     for name in ("a", "b", "c"):
         cache.put((name, 1), positive())
     assert set(cache.success) == {("b", 1), ("c", 1)}
+
+
+def test_disable_success_for_cluster_zone() -> None:
+    """`disable success cluster.local` (newer kubeadm) keeps cluster answers out of the cache only."""
+    cache = DnsCache(CacheConfig(disable_success=("cluster.local",)), Clock())
+    cache.put(("a.default.svc.cluster.local", 1), positive())
+    cache.put(("example.org", 1), positive())
+    cache.put(("b.default.svc.cluster.local", 1), Answer(RCODE.NXDOMAIN))
+    assert set(cache.success) == {("example.org", 1)}
+    assert set(cache.denial) == {("b.default.svc.cluster.local", 1)}

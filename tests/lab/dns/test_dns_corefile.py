@@ -102,3 +102,13 @@ def test_durations() -> None:
     assert parse_duration("5") == 5.0
     with pytest.raises(CorefileError):
         parse_duration("5 parsecs")
+
+
+def test_cache_disable_directives() -> None:
+    """`disable success|denial ZONES` (newer kubeadm's cluster.local opt-out) is parsed."""
+    core = parse_corefile(
+        ".:53 {\n cache 30 {\n  disable success cluster.local\n  disable denial cluster.local\n }\n}"
+    )
+    cache = core.blocks[0].cache
+    assert cache is not None and cache.success_ttl == 30
+    assert cache.disable_success == ("cluster.local",) and cache.disable_denial == ("cluster.local",)
