@@ -18,8 +18,11 @@ long form: observable, series, timestamp, value). ``out_dir`` defaults to ``run_
   ``summary.md`` (the Markdown summary flows/ publishes as a Prefect artifact).
 
 With ``history``, the run's earlier history is read first (for flags), then this run's verdicts are stored
-(replacing any earlier build of the same run_id). Raises ``reports.errors.ReportError`` for unreadable input or
-compared runs of another campaign. Ranking blueprints for ``gameday suggest``: ``reports.suggest.rank``.
+(replacing any earlier build of the same run_id; dry runs are not stored). Raises
+``reports.errors.ReportError`` for unreadable input or compared runs of another campaign.
+
+Other entry points: ``reports.suggest.rank(blueprints, history, fingerprint, now)`` for ``gameday suggest``;
+``reports.history.HistoryStore(path)`` (``DEFAULT_FILENAME``); ``reports.results.analyse(run)`` for results only.
 """
 
 from __future__ import annotations
@@ -99,6 +102,6 @@ def build(run_dir: Path, out_dir: Path | None = None, compare: list[Path] | None
     paths.results.write_text(res.model_dump_json(indent=1), encoding="utf-8")
     paths.junit.write_text(junit_xml(res), encoding="utf-8")
     paths.summary.write_text(summary_markdown(res, paths.html), encoding="utf-8")
-    if history is not None:
+    if history is not None and not run.record.dry_run:
         history.record_run(run.record, [e.result for e in res.expectations], res.overall)
     return paths

@@ -81,6 +81,7 @@ def timeline_figure(run: Run) -> Fig:
     anchor = run.anchor()
 
     def rel(at: datetime) -> float:
+        """Seconds since the anchor."""
         return (ns(at) - anchor) / 1e9
 
     data: list[dict[str, Any]] = []

@@ -56,3 +56,14 @@ def test_history_flags_low_information_on_repeated_confirmation(tmp_path: Path) 
             assert res.low_information is (i == LOW_INFORMATION_RUNS)
         assert len(store.runs("dns-outage-drill")) == LOW_INFORMATION_RUNS + 1
         assert "Low-information run" in p.html.read_text()
+
+
+def test_dry_runs_are_not_stored_in_history(tmp_path: Path) -> None:
+    """A dry run's report is built but the run does not enter the history."""
+    run = make_run(tmp_path / "dry", "confirmed", observe_s=20, recovery_s=40, baseline_s=30)
+    rec = json.loads((run / "record.json").read_text())
+    rec["dry_run"] = True
+    (run / "record.json").write_text(json.dumps(rec))
+    with HistoryStore(tmp_path / "history.sqlite") as store:
+        assert build(run, history=store).html.exists()
+        assert store.runs("dns-outage-drill") == []

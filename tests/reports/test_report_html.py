@@ -26,6 +26,7 @@ class _Charts(HTMLParser):
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Record what the tests look at."""
         a = {k: v or "" for k, v in attrs}
         self.links += [f"{tag} {k}={v}" for k, v in a.items() if k in ("src", "href")]
         if tag == "body":
