@@ -169,6 +169,8 @@ class DnsEngine:
         if zone is None:
             reply = request.reply()
             reply.header.rcode = RCODE.REFUSED
+            qtype = QTYPE.get(request.q.qtype, "other")
+            metrics.REQUESTS.labels(self.pod, "dns://:53", "dropped", proto, "1", qtype).inc()
             metrics.RESPONSES.labels(self.pod, "dns://:53", "dropped", "REFUSED").inc()
             return Reply(reply.pack())
         return self._zones[zone].handle(request, qname, zone + ("" if zone == "." else "."), proto, started)

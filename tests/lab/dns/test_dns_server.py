@@ -11,7 +11,7 @@ import dns.rcode
 import pytest
 
 from lab.dns.program import CoreDnsProgram
-from lab.dns.testing import addresses, query
+from lab.dns.testing import addresses, metric, query
 from tests.lab.dns.fake_kubeapi import corefile_cm, endpoints, service
 from tests.lab.dns.kube_rest import Cluster
 
@@ -30,6 +30,8 @@ async def test_zone_only_server_refuses_other_names(cluster: Cluster, start_dns:
     """A Corefile serving only cluster.local answers REFUSED for names outside it."""
     dns_pod = await start_with(cluster, start_dns, "cluster.local:53 {\n kubernetes\n}")
     assert (await query(IP, dns_pod.port, "example.org")).rcode() == dns.rcode.REFUSED
+    dropped = {"server": "dns://:53", "zone": "dropped", "proto": "udp", "family": "1", "type": "A"}
+    assert metric("coredns_dns_requests_total", dns_pod.pod, **dropped) == 1
     assert addresses(await query(IP, dns_pod.port, cluster.name("web"))) == {"10.96.0.20"}
 
 
