@@ -1,0 +1,121 @@
+"""nccl-partition: cut socket traffic between training ranks. Transport: sockets only (RDMA/IB untouched).
+
+Modes:
+- ``iptables`` / ``nft``: each chosen node's agent adds a per-fault chain (``GD-<tag>-I``/``-O``) or
+  table (``inet gameday_<tag>``) that DROPs or REJECTs (TCP reset) traffic to/from ``peers`` (optionally a
+  port range), in one or both directions, under a lease. Undo: the agent removes exactly that chain/table.
+  Blast radius: traffic between the chosen nodes and the peers.
+- ``network-policy``: one NetworkPolicy per namespace of ``pod_selector``, named
+  ``gameday-partition-<hash>``, selecting the pods by their labels and allowing no ingress and/or no
+  egress except DNS (port 53): the selected pods are cut from each other and everything else. It needs a
+  CNI that enforces NetworkPolicy. Undo: delete exactly those policies. Blast radius: every pod matching
+  the labels in those namespaces (so the selector mode must be ``all``).
+For sockets-only NCCL runs set ``NCCL_IB_DISABLE=1``; an InfiniBand job is not partitioned by this fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+from agents.protocol import PartitionParams
+from blueprints.faults import NcclPartition
+from tasks.agent_client import AgentHeldFault
+from tasks.errors import InjectionFailed, NotFound, TargetError
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, now
+
+_DNS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def policy_body(name: str, labels: dict[str, str], direction: str, run_id: str) -> dict[str, Any]:
+    """The NetworkPolicy isolating pods with ``labels`` (DNS egress still allowed)."""
+    types = {"both": ["Ingress", "Egress"], "ingress": ["Ingress"], "egress": ["Egress"]}[direction]
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": labels}, "policyTypes": types}
+    if "Ingress" in types:
+        spec["ingress"] = []
+    if "Egress" in types:
+        spec["egress"] = [{"ports": _DNS}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "labels": {**MANAGED_BY, "gameday.dev/run": run_id[:63]}}, "spec": spec}
+
+
+class NcclPartitionFault(AgentHeldFault):
+    """Behaviour of the nccl-partition kind."""
+
+    kind: ClassVar[str] = "nccl-partition"
+    what: ClassVar[str] = "socket partition"
+
+    def node_params(self, spec: NcclPartition, ctx: FaultContext, node: str) -> PartitionParams:
+        """The same chain/table request on every chosen node."""
+        return PartitionParams(backend="nft" if spec.mode == "nft" else "iptables", action=spec.action,
+                               direction=spec.direction, peers=list(spec.peers), port_range=spec.port_range)
+
+    def plan(self, spec: NcclPartition, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
+        """Agent modes: as every agent-held fault. network-policy: name the policies and count the pods."""
+        if spec.mode != "network-policy":
+            inj = super().plan(spec, ctx, run_id=run_id, stage=stage, fault_id=fault_id)
+            return inj.model_copy(update={"undo": {**inj.undo, "mode": spec.mode}})
+        sel = spec.pod_selector
+        assert sel is not None
+        if sel.mode != "all":
+            raise InjectionFailed("nccl-partition network-policy selects pods by label: pod_selector.mode must be "
+                                  f"'all', not {sel.mode!r}")
+        if not sel.label_selector:
+            raise InjectionFailed("nccl-partition network-policy needs pod_selector.label_selector (it would "
+                                  "otherwise isolate every pod in the namespaces)")
+        pods = ctx.cluster.list_pods(list(sel.namespaces), sel.label_selector)
+        if not pods:
+            raise TargetError(f"nccl-partition: no pod matches {sel.label_selector} in {sel.namespaces}")
+        check_blast_radius(ctx, self.kind, pods=len(pods))
+        digest = hashlib.sha256(f"{run_id}/{stage}/{fault_id}".encode()).hexdigest()[:10]
+        name = f"gameday-partition-{digest}"
+        changes = [Change(action="create", object=f"networking.k8s.io/v1 NetworkPolicy {ns}/{name}",
+                          detail=f"isolate pods {sel.label_selector} ({spec.direction}, DNS allowed)",
+                          undo="delete the NetworkPolicy") for ns in sel.namespaces]
+        return Injection(
+            run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec=spec.model_dump(mode="json"),
+            summary=f"NetworkPolicy partition of {len(pods)} pod(s) {sel.label_selector}",
+            targets=[f"pod/{p.metadata.namespace}/{p.metadata.name}" for p in pods], changes=changes,
+            undo={"mode": "network-policy", "name": name, "namespaces": list(sel.namespaces),
+                  "labels": dict(sel.label_selector), "direction": spec.direction}, planned_at=now(),
+        )
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Agent modes: the agents apply it. network-policy: create the policies."""
+        u = injection.undo
+        if u.get("mode") != "network-policy":
+            return super().inject(injection, ctx)
+        for ns in u["namespaces"]:
+            ctx.cluster.create_network_policy(ns, policy_body(u["name"], u["labels"], u["direction"], injection.run_id))
+        return injection
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """Agent modes: chain/table present. network-policy: the policies exist and select the pods."""
+        u = injection.undo
+        if u.get("mode") != "network-policy":
+            return super().verify(injection, ctx)
+        found = {}
+        for ns in u["namespaces"]:
+            try:
+                pol = ctx.cluster.read_network_policy(ns, u["name"])
+                found[ns] = dict(pol.spec.pod_selector.match_labels or {}) == u["labels"]
+            except NotFound:
+                found[ns] = False
+        ok = all(found.values())
+        return Evidence(landed=ok, summary=f"NetworkPolicy {u['name']} present in {sum(found.values())}/{len(found)} "
+                        "namespace(s) (enforcement depends on the CNI)", details={"policies": found})
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Agent modes: agents revert. network-policy: delete exactly the policies (gone is fine)."""
+        u = injection.undo
+        if u.get("mode") != "network-policy":
+            super().rollback(injection, ctx)
+            return
+        for ns in u.get("namespaces", []):
+            ctx.cluster.delete_network_policy(ns, u["name"])
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Agent modes: renew leases. network-policy has no lease (the ledger and reconcile cover it)."""
+        if injection.undo.get("mode") != "network-policy":
+            super().renew(injection, ctx)
