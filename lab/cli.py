@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,19 +20,20 @@ DEFAULT_STATE = Path(".gameday/lab")
 
 @app.command("up")
 def up_cmd(
-    nodes: int = typer.Option(3, help="virtual nodes (GPU nodes included)"),
-    gpu_nodes: int = typer.Option(1, help="of which GPU nodes (8 x nvidia.com/gpu each)"),
-    time_scale: float = typer.Option(1.0, help="lab seconds per real second (intervals are divided by it)"),
-    state_dir: Path = typer.Option(DEFAULT_STATE, help="where pids, logs, kubeconfig and endpoints go"),
-    seats: int = typer.Option(60, help="API server APF seats"),
-    timeout: float = typer.Option(180.0, help="seconds to wait for the lab to be ready"),
-    eviction_timeout: float = typer.Option(300.0, help="lab seconds before pods leave an unreachable node"),
+    nodes: Annotated[int, typer.Option(help="virtual nodes (GPU nodes included)")] = 3,
+    gpu_nodes: Annotated[int, typer.Option(help="of which GPU nodes (8 x nvidia.com/gpu each)")] = 1,
+    time_scale: Annotated[float, typer.Option(help="lab seconds per real second (intervals are divided by it)")] = 1.0,
+    state_dir: Annotated[Path, typer.Option(help="where pids, logs, kubeconfig and endpoints go")] = DEFAULT_STATE,
+    seats: Annotated[int, typer.Option(help="API server APF seats")] = 60,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the lab to be ready")] = 180.0,
+    eviction_timeout: Annotated[float, typer.Option(help="lab seconds before pods leave an unreachable node")] = 300.0,
+    slot: Annotated[int | None, typer.Option(help="address slot 0-7 (default: first free)")] = None,
 ) -> None:
     """Start API server, runtime and Prometheus; return when every node is Ready and workloads are up."""
     if gpu_nodes > nodes:
         raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
     try:
-        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout))
+        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot))
     except LabError as err:
         typer.echo(f"lab up failed: {err}", err=True)
         raise typer.Exit(1) from err
@@ -40,7 +42,7 @@ def up_cmd(
 
 @app.command("status")
 def status_cmd(
-    state_dir: Path = typer.Option(DEFAULT_STATE, help="the lab's state dir"),
+    state_dir: Annotated[Path, typer.Option(help="the lab's state dir")] = DEFAULT_STATE,
 ) -> None:
     """Print components, PIDs alive, node and pod counts (exit 1 when a component is down)."""
     result = status(state_dir.resolve())
@@ -52,8 +54,8 @@ def status_cmd(
 
 @app.command("down")
 def down_cmd(
-    state_dir: Path = typer.Option(DEFAULT_STATE, help="the lab's state dir"),
-    grace: float = typer.Option(10.0, help="seconds between SIGTERM and SIGKILL"),
+    state_dir: Annotated[Path, typer.Option(help="the lab's state dir")] = DEFAULT_STATE,
+    grace: Annotated[float, typer.Option(help="seconds between SIGTERM and SIGKILL")] = 10.0,
 ) -> None:
     """Stop everything the lab started (idempotent)."""
     stopped = down(state_dir.resolve(), grace)

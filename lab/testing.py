@@ -91,11 +91,12 @@ def running_lab(
     seats: int = 60,
     timeout: float = 180.0,
     eviction_timeout: float = 300.0,
+    slot: int | None = None,
 ) -> Iterator[LabHandle]:
     """``lab up`` in state_dir, yield a LabHandle, and always ``lab down``."""
     state_dir = Path(state_dir).resolve()
     try:
-        endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout))
+        endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot))
         users = json.loads((state_dir / "users.json").read_text())
         yield LabHandle(state_dir, endpoints, users)
     finally:

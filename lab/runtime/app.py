@@ -5,7 +5,8 @@ Control API (for tests and fault rehearsal, on the metrics port):
 ``POST /control/nodes/<name>/resume`` start them again,
 ``POST /control/nodes/<name>/kill``   pause and stop every pod program on the node,
 ``POST /control/nodes/<name>/revive`` resume and restart the node's pods,
-``GET /control/nodes`` the kubelets' own view (paused, dead, renewals ok/missed).
+``GET /control/nodes`` the kubelets' own view (paused, dead, renewals ok/missed),
+``GET /control/leases?since=T&until=T`` renewal latency p50/p99/max and missed renewals (UNIX times).
 """
 
 from __future__ import annotations
@@ -31,10 +32,22 @@ from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
 from lab.runtime.controllers.scheduler import Scheduler
 from lab.runtime.kubelet import Kubelets
 from lab.runtime.metrics import NODES_PAUSED
-from lab.runtime.nodeagent import NodeAgent
+from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, NodeAgent
 from lab.runtime.proxy import ServiceProxy
 
 log = logging.getLogger(__name__)
+
+
+def lease_stats(since: float, until: float) -> dict[str, Any]:
+    """Lease renewal latency percentiles and missed renewals between two wall times."""
+    lat = sorted(v for t, v in list(RECENT_RENEWALS) if since <= t < until)
+    missed = sum(1 for t in list(RECENT_MISSES) if since <= t < until)
+
+    def pct(q: float) -> float | None:
+        return lat[min(int(q * len(lat)), len(lat) - 1)] if lat else None
+
+    return {"renewals": len(lat), "missed": missed, "p50_s": pct(0.5), "p99_s": pct(0.99),
+            "max_s": lat[-1] if lat else None}
 
 
 class Runtime:
@@ -74,15 +87,24 @@ class Runtime:
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/control/nodes", self._nodes)
+        app.router.add_get("/control/leases", self._leases)
         app.router.add_post("/control/nodes/{name}/{action}", self._control)
         return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         NODES_PAUSED.set(sum(1 for a in self.agents.values() if not a.alive))
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _leases(self, request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        until = float(request.query.get("until", "inf"))
+        return web.json_response(lease_stats(since, until))
 
     async def _nodes(self, request: web.Request) -> web.Response:
         view = {

@@ -23,11 +23,14 @@ def manifest_files() -> list[Path]:
     return sorted(root.glob("*.yaml"))
 
 
-def load_documents(paths: list[Path]) -> list[Obj]:
-    """Every YAML document in the files, in order."""
+def load_documents(paths: list[Path], replace: dict[str, str] | None = None) -> list[Obj]:
+    """Every YAML document in the files, in order (after plain-text replacements, e.g. of addresses)."""
     docs: list[Obj] = []
     for path in paths:
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+        text = path.read_text()
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
     return docs
 
 

@@ -29,6 +29,7 @@ class RuntimeConfig:
     probe_period_s: float = 1.0
     restart_backoff_s: float = 10.0
     proxy: bool = True
+    slot: int = 0
 
     def scaled(self, seconds: float) -> float:
         """A lab interval in real seconds."""

@@ -13,7 +13,7 @@ EXTRA_SERVICE_ACCOUNTS = (
     ("gameday", "gameday-agent"),
     ("inference", "model-server"),
 )
-CONTROL_PLANE_USERS = {
+CONTROL_PLANE_USERS: dict[str, list[str]] = {
     "system:kube-controller-manager": [],
     "system:kube-scheduler": [],
 }

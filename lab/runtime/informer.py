@@ -99,10 +99,10 @@ class Informer:
             if key not in fresh:
                 self._apply("DELETED", old)
         for key, obj in fresh.items():
-            old = self.store.get(key)
-            if old is None:
+            current = self.store.get(key)
+            if current is None:
                 self._apply("ADDED", obj)
-            elif _rv(old) != _rv(obj):
+            elif _rv(current) != _rv(obj):
                 self._apply("MODIFIED", obj)
         self.synced.set()
         return rv

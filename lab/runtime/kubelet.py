@@ -24,6 +24,7 @@ from lab.runtime.metrics import PODS_RUNNING_LOCAL
 from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
 from lab.runtime.podstatus import container_env, pod_status
+from lab.runtime.slots import pod_first_octet
 from lab.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Kubelets:
     def __init__(self, cluster: Cluster, agents: dict[str, NodeAgent]) -> None:
         self.cluster = cluster
         self.agents = agents
-        self.pool = IpPool()
+        self.pool = IpPool(first_octet=pod_first_octet(cluster.config.slot))
         self.pods: dict[Key, LocalPod] = {}
         self.queue: WorkQueue[Key] = WorkQueue("kubelet")
         cluster.pods.add_handler(self._on_pod)

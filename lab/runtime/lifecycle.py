@@ -9,7 +9,6 @@ a failed ``up`` stops everything it started before it raises.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import yaml
 
 from lab import prometheus
 from lab.apiserver.users import ADMIN, RUNNER, token_for, write_users
+from lab.runtime import slots
 from lab.runtime.apply import (
     Rest,
     apply,
@@ -34,8 +34,6 @@ from lab.runtime.errors import LabError, LabStartError
 from lab.runtime.identities import lab_users
 from lab.runtime.procs import log_tail, pid_alive, spawn, start_runtime, stop_pid, wait_ready_file
 
-DNS = "127.96.0.10:53"
-GATEWAY = "http://127.96.0.20:80"
 COMPONENTS = ("prometheus", "runtime", "apiserver")
 
 
@@ -50,6 +48,7 @@ class UpOptions:
     seats: int = 60
     timeout: float = 180.0
     eviction_timeout: float = 300.0
+    slot: int | None = None
 
 
 def _pids_file(state: Path) -> Path:
@@ -123,18 +122,6 @@ def _wait(check: Any, timeout: float, what: str) -> None:
     raise LabStartError(f"timed out waiting for {what}: still waiting on {last}")
 
 
-def preflight() -> None:
-    """Fail early when the lab's fixed service addresses are taken (one lab per machine at a time)."""
-    for kind, host, port in ((socket.SOCK_DGRAM, "127.96.0.10", 53), (socket.SOCK_STREAM, "127.96.0.20", 80)):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            if kind == socket.SOCK_STREAM:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError as err:
-                raise LabError(f"{host}:{port} is in use ({err}): is another lab running? (python -m lab down)") from err
-
-
 def _nodes_waiting(rest: Rest, want: int) -> list[str]:
     total, ready = node_counts(rest)
     return [] if total == ready == want else [f"{ready}/{total} of {want} nodes Ready"]
@@ -149,7 +136,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
     if alive:
         raise LabError(f"a lab is already running from {state} ({alive}); run `python -m lab down` first")
     _pids_file(state).unlink(missing_ok=True)
-    preflight()
+    slot = slots.claim(state, opts.slot)
     deadline = time.monotonic() + opts.timeout
     cfg = RuntimeConfig(api_url="", users_file="", nodes=opts.nodes, gpu_nodes=opts.gpu_nodes)
     users = lab_users(cfg.node_names())
@@ -162,11 +149,12 @@ def up(opts: UpOptions) -> dict[str, Any]:
         kubeconfig = write_kubeconfig(state / "kubeconfig", str(api.get("https_url") or url), runner, admin,
                                       api.get("ca_file"))
         rest = Rest(url, admin)
-        docs = load_documents(manifest_files())
+        docs = load_documents(manifest_files(), {slots.MANIFEST_PREFIX: slots.service_prefix(slot)})
         for doc in [d for d in docs if d.get("kind") == "Namespace"]:
             apply(rest, doc)
         proc, info = start_runtime(state, url, users_file, opts.nodes, opts.gpu_nodes, opts.time_scale,
-                                   eviction_timeout=opts.eviction_timeout, timeout=max(deadline - time.monotonic(), 10))
+                                   eviction_timeout=opts.eviction_timeout, timeout=max(deadline - time.monotonic(), 10),
+                                   slot=slot)
         _record(state, "runtime", proc.pid)
         for doc in [d for d in docs if d.get("kind") != "Namespace"]:
             apply(rest, doc)
@@ -183,7 +171,8 @@ def up(opts: UpOptions) -> dict[str, Any]:
         raise
     endpoints = {
         "apiserver": url, "apiserver_https": api.get("https_url"), "ca_file": api.get("ca_file"),
-        "prometheus": prom_url, "dns": DNS, "gateway": GATEWAY,
+        "prometheus": prom_url, "dns": slots.dns_address(slot), "gateway": slots.gateway_url(slot),
+        "slot": slot,
         "runtime_metrics": info["url"] + "/metrics", "runtime": info["url"],
         "kubeconfig": str(kubeconfig), "users": str(users_file), "time_scale": opts.time_scale,
         "nodes": opts.nodes, "gpu_nodes": opts.gpu_nodes, "pids": read_pids(state),
@@ -202,6 +191,7 @@ def down(state: Path, grace: float = 10.0) -> dict[str, int]:
         if name not in COMPONENTS:
             stop_pid(pid, grace)
     _pids_file(state).unlink(missing_ok=True)
+    slots.release(state)
     for extra in ("endpoints.json", "apiserver-ready.json", "runtime-ready.json"):
         (state / extra).unlink(missing_ok=True)
     return pids

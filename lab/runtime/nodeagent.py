@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from typing import Any
 
 from lab.runtime.client import api_path
@@ -21,6 +22,9 @@ from lab.runtime.objects import node_ready, now_micro, now_time
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+# (wall time, seconds from due to accepted) of recent renewals, and wall times of missed ones (benchmarks).
+RECENT_RENEWALS: deque[tuple[float, float]] = deque(maxlen=500_000)
+RECENT_MISSES: deque[float] = deque(maxlen=100_000)
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 
 
@@ -186,7 +190,9 @@ class NodeAgent:
             try:
                 await self._renew_once(timeout=max(remaining, 0.05))
                 LEASE_RENEWALS.labels("ok").inc()
-                LEASE_LATENCY.observe(time.monotonic() - due)
+                latency = time.monotonic() - due
+                LEASE_LATENCY.observe(latency)
+                RECENT_RENEWALS.append((time.time(), latency))
                 return True
             except Exception as err:  # noqa: BLE001  # 429, timeouts, resets: retry within the interval
                 LEASE_RENEWALS.labels("failed").inc()
@@ -216,6 +222,7 @@ class NodeAgent:
                 else:
                     self.renewals_missed += 1
                     LEASE_MISSED.inc()
+                    RECENT_MISSES.append(time.time())
             now = time.monotonic()
             next_due = max(next_due, now)
             await asyncio.sleep(next_due - now)

@@ -111,7 +111,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 def start_runtime(
     state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int, time_scale: float,
-    metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0,
+    metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0, slot: int = 0,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start ``python -m lab.runtime`` in its own session; returns (process, ready info)."""
     ready = state_dir / "runtime-ready.json"
@@ -120,7 +120,7 @@ def start_runtime(
         sys.executable, "-m", "lab.runtime", "--api", api_url, "--users", str(users_file),
         "--nodes", str(nodes), "--gpu-nodes", str(gpu_nodes), "--time-scale", str(time_scale),
         "--metrics-port", str(metrics_port), "--eviction-timeout", str(eviction_timeout),
-        "--ready-file", str(ready),
+        "--ready-file", str(ready), "--slot", str(slot),
     ]
     proc = spawn(cmd, state_dir / "runtime.log")
     try:

@@ -22,7 +22,7 @@ MODEL = "model-server.inference.svc.cluster.local"
 
 
 def _lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, timeout=240, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,10 @@ def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
         _lab("down", "--state-dir", str(state))
 
 
-def _resolve(name: str) -> list[str] | None:
+def _resolve(server: str, name: str) -> list[str] | None:
+    host, port = server.rsplit(":", 1)
     res = dns.resolver.Resolver(configure=False)
-    res.nameservers, res.port, res.lifetime = ["127.96.0.10"], 53, 1.0
+    res.nameservers, res.port, res.lifetime = [host], int(port), 1.0
     try:
         return sorted(r.address for r in res.resolve(name, "A"))
     except dns.exception.DNSException:
@@ -50,7 +51,8 @@ def test_up_writes_state_and_everything_is_ready(lab_up: tuple[Path, dict[str, A
     """After up: kubeconfig with lab (runner) and lab-admin contexts, all nodes Ready, all Deployments available."""
     state, endpoints = lab_up
     assert json.loads((state / "endpoints.json").read_text())["pids"] == endpoints["pids"]
-    assert endpoints["dns"] == "127.96.0.10:53" and endpoints["nodes"] == 4
+    slot = endpoints["slot"]
+    assert endpoints["dns"] == f"127.{96 + slot}.0.10:53" and endpoints["nodes"] == 4
     kubeconfig = (state / "kubeconfig").read_text()
     assert "current-context: lab\n" in kubeconfig and "name: lab-admin" in kubeconfig
     status = json.loads(_lab("status", "--state-dir", str(state)).stdout)
@@ -90,14 +92,14 @@ def test_coredns_scaled_to_zero_breaks_dns_and_back_restores_it(lab_up: tuple[Pa
     cfg.host, cfg.api_key = endpoints["apiserver"], {"authorization": f"Bearer {admin}"}
     with client.ApiClient(cfg) as api:
         apps = client.AppsV1Api(api)
-        model_ips = wait_for(lambda: _resolve(MODEL), what="DNS answers")
+        model_ips = wait_for(lambda: _resolve(endpoints["dns"], MODEL), what="DNS answers")
         assert len(model_ips) == 3
         apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
         try:
-            wait_for(lambda: _resolve(MODEL) is None, what="DNS lookups fail")
+            wait_for(lambda: _resolve(endpoints["dns"], MODEL) is None, what="DNS lookups fail")
         finally:
             apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
-        assert wait_for(lambda: _resolve(MODEL), what="DNS back") == model_ips
+        assert wait_for(lambda: _resolve(endpoints["dns"], MODEL), what="DNS back") == model_ips
 
 
 def test_down_leaves_no_process_and_is_idempotent(tmp_path: Path, lab_up: tuple[Path, dict[str, Any]]) -> None:

@@ -27,7 +27,7 @@ def _int_or_percent(value: object, total: int, round_up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
         frac = float(value[:-1]) / 100 * total
         return math.ceil(frac) if round_up else math.floor(frac)
-    return int(value) if value is not None else 0
+    return int(str(value)) if value is not None else 0
 
 
 def _deletion_rank(pod: Obj) -> tuple[bool, bool, str]:

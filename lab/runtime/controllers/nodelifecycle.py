@@ -117,10 +117,10 @@ class NodeLifecycleController:
             phase = (pod.get("status") or {}).get("phase") or "Pending"
             phases[phase] = phases.get(phase, 0) + 1
             node_name = (pod.get("spec") or {}).get("nodeName")
-            taint = evict_nodes.get(node_name or "")
-            if taint is None or is_terminating(pod):
+            no_exec = evict_nodes.get(node_name or "")
+            if no_exec is None or is_terminating(pod):
                 continue
-            due = eviction_due(pod, taint, cfg.eviction_timeout_s, cfg.time_scale)
+            due = eviction_due(pod, no_exec, cfg.eviction_timeout_s, cfg.time_scale)
             if due is not None and now >= due:
                 meta = pod["metadata"]
                 log.info("evicting %s/%s from unreachable node %s", meta.get("namespace"), meta["name"], node_name)

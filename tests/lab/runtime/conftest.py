@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+
 import pytest
 from kubernetes import client
 
 from lab.apiserver.testing import RunningApiServer, running_apiserver
+from lab.runtime import slots
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.identities import CONTROL_PLANE_USERS, LAB_NAMESPACES, service_accounts
-from lab.runtime.testing import RunningRuntime, running_runtime, wait_for as poll
+from lab.runtime.testing import RunningRuntime, running_runtime
+from lab.runtime.testing import wait_for as poll
 
 NODES, GPU_NODES, TIME_SCALE = 4, 1, 10.0
 
@@ -25,6 +28,7 @@ class RuntimeLab:
     core: client.CoreV1Api
     apps: client.AppsV1Api
     node_names: list[str]
+    slot: int
 
     def namespace(self) -> str:
         """Create a fresh namespace for one test."""
@@ -50,12 +54,16 @@ def rt_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
                 if err.status != 409:
                     raise
         users_file = base / "apiserver-users.json"
-        with running_runtime(base / "runtime", api.url, users_file, nodes=NODES, gpu_nodes=GPU_NODES,
-                             time_scale=TIME_SCALE, eviction_timeout=100.0) as rt:
-            lab = RuntimeLab(api, rt, core, client.AppsV1Api(api_client), names)
-            poll(lambda: len([n for n in core.list_node().items if _ready(n)]) == NODES, what="nodes Ready")
-            yield lab
-        api_client.close()
+        slot = slots.claim(base)
+        try:
+            with running_runtime(base / "runtime", api.url, users_file, nodes=NODES, gpu_nodes=GPU_NODES,
+                                 time_scale=TIME_SCALE, eviction_timeout=100.0, slot=slot) as rt:
+                lab = RuntimeLab(api, rt, core, client.AppsV1Api(api_client), names, slot)
+                poll(lambda: len([n for n in core.list_node().items if _ready(n)]) == NODES, what="nodes Ready")
+                yield lab
+        finally:
+            slots.release(base)
+            api_client.close()
 
 
 def _ready(node: client.V1Node) -> bool:

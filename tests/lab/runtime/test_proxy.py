@@ -8,7 +8,6 @@ from typing import Any
 from lab.runtime.proxy import proxied_ports, ready_backends
 from lab.runtime.testing import wait_for
 
-CLUSTER_IP = "127.96.1.53"
 
 
 def test_only_loopback_cluster_ips_are_fronted() -> None:
@@ -30,19 +29,19 @@ def test_ready_backends_match_port_name_and_protocol() -> None:
     assert ready_backends(None, "dns", "UDP") == []
 
 
-def _udp(payload: bytes) -> bytes | None:
+def _udp(ip: str, payload: bytes) -> bytes | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(0.5)
-        sock.sendto(payload, (CLUSTER_IP, 5353))
+        sock.sendto(payload, (ip, 5353))
         try:
             return sock.recv(4096)
         except (TimeoutError, ConnectionRefusedError):
             return None
 
 
-def _tcp(payload: bytes) -> bytes | None:
+def _tcp(ip: str, payload: bytes) -> bytes | None:
     try:
-        with socket.create_connection((CLUSTER_IP, 5353), timeout=1) as sock:
+        with socket.create_connection((ip, 5353), timeout=1) as sock:
             sock.sendall(payload)
             return sock.recv(4096)
     except (ConnectionRefusedError, TimeoutError):
@@ -53,6 +52,7 @@ def test_service_proxy_forwards_round_robin_and_refuses_without_endpoints(rt_lab
     """UDP and TCP to the clusterIP reach every ready echo pod in turn; scaled to 0, UDP gets no answer
     and TCP is refused; scaled back, traffic flows again (uses the runtime's own echo pod program)."""
     ns = rt_lab.namespace()
+    ip = f"127.{96 + rt_lab.slot}.1.53"
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echo"},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "echo"}},
                     "template": {"metadata": {"labels": {"app": "echo"}, "annotations": {
@@ -60,20 +60,20 @@ def test_service_proxy_forwards_round_robin_and_refuses_without_endpoints(rt_lab
                         "spec": {"containers": [{"name": "c", "image": "lab/program",
                                                  "env": [{"name": "PORT", "value": "1053"}]}]}}}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
-           "spec": {"clusterIP": CLUSTER_IP, "selector": {"app": "echo"},
+           "spec": {"clusterIP": ip, "selector": {"app": "echo"},
                     "ports": [{"name": "u", "port": 5353, "protocol": "UDP", "targetPort": 1053},
                               {"name": "t", "port": 5353, "protocol": "TCP", "targetPort": 1053}]}}
     rt_lab.apps.create_namespaced_deployment(ns, dep)
     rt_lab.core.create_namespaced_service(ns, svc)
     try:
-        wait_for(lambda: _udp(b"ping"), what="UDP echo through the proxy")
-        answers = {(_udp(b"ping") or b"").split(b":")[0] for _ in range(20)}
+        wait_for(lambda: _udp(ip, b"ping"), what="UDP echo through the proxy")
+        answers = {(_udp(ip, b"ping") or b"").split(b":")[0] for _ in range(20)}
         pods = {p.metadata.name.encode() for p in rt_lab.core.list_namespaced_pod(ns).items}
-        wait_for(lambda: (a := _tcp(b"hi")) and a.endswith(b":hi"), what="TCP echo")
+        wait_for(lambda: (a := _tcp(ip, b"hi")) and a.endswith(b":hi"), what="TCP echo")
         assert answers == pods and len(pods) == 2
         rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 0}})
-        wait_for(lambda: _udp(b"ping") is None and _tcp(b"hi") is None, what="no answer without endpoints")
+        wait_for(lambda: _udp(ip, b"ping") is None and _tcp(ip, b"hi") is None, what="no answer without endpoints")
         rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 1}})
-        wait_for(lambda: _udp(b"ping"), what="UDP echo after scale-up")
+        wait_for(lambda: _udp(ip, b"ping"), what="UDP echo after scale-up")
     finally:
         rt_lab.core.delete_namespaced_service("echo", ns)
