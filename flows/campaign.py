@@ -24,6 +24,7 @@ from flows.loading import load_campaign
 from flows.outputs import emit_verdict, event_emitter, publish_artifact, summary_markdown, write_frames, write_record
 from flows.params import CampaignParams
 from tasks.errors import GamedayError
+from tasks.lease import acquire_target_lease, release_target_lease
 from tasks.runner import CampaignRunner
 from tasks.runner_record import Recorder
 from tasks.settings import Settings
@@ -44,7 +45,10 @@ def _marker_dir(settings: Settings) -> Path:
 
 
 def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
-    """on_cancellation / on_crashed: revert whatever this flow run left in the ledger (fresh process)."""
+    """on_cancellation / on_crashed: revert whatever is left open on this run's target (fresh process).
+
+    The target lease guarantees no other campaign runs there, so everything open belongs to dead runs.
+    """
     from flows.reconcile import reconcile_target
 
     settings = Settings()
@@ -52,7 +56,8 @@ def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
     if not marker.exists():
         return
     info = json.loads(marker.read_text())
-    reconcile_target(info["blueprint_target"], settings, run_id=info["run_id"], blueprint=info.get("blueprint"))
+    reconcile_target(info["blueprint_target"], settings)
+    marker.unlink(missing_ok=True)
 
 
 @flow(name="run-campaign", flow_run_name=run_name, log_prints=True, validate_parameters=True,
@@ -84,6 +89,11 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         print(text)
         return text
     recorder.listeners.append(event_emitter(run_id, campaign.name, campaign.target.cluster))
+    try:
+        acquire_target_lease(conn.cluster, run_id, planned_seconds(campaign) + 120, settings.ledger_namespace)
+    except BaseException:
+        conn.close()
+        raise
     marker = _marker_dir(settings) / f"{flow_run.get_id()}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"run_id": run_id, "blueprint_target": campaign.target.model_dump(mode="json"),
@@ -102,6 +112,7 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         try:
             runner.rollback_all()
         finally:
+            _release(conn.cluster, run_id, settings)
             recorder.event("campaign-end", status, status=status, run_dir=str(run_dir),
                            rollback_problems=len(recorder.rollback_problems))
             record = _finish(recorder, conn, campaign, text, status, error, run_dir, params, not runner.unwinding)
@@ -110,6 +121,21 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     if record.status == "failed" and error:
         raise _failure(error)
     return str(run_dir)
+
+
+def planned_seconds(campaign: Any) -> float:
+    """How long the campaign's windows add up to (the target lease lasts this plus a margin)."""
+    stages = sum((s.observe + s.recovery + s.approval_timeout * (s.approval == "required")).total_seconds()
+                 for s in campaign.stages)
+    return campaign.baseline.total_seconds() + stages + campaign.cooldown.total_seconds() * len(campaign.stages) \
+        + campaign.final_recovery.total_seconds()
+
+
+def _release(cluster: Any, run_id: str, settings: Settings) -> None:
+    try:
+        release_target_lease(cluster, run_id, settings.ledger_namespace)
+    except Exception:  # noqa: BLE001 - it expires on its own; reconcile --release-lease removes it
+        pass
 
 
 def _failure(message: str) -> GamedayError:

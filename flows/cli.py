@@ -133,13 +133,19 @@ def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
 @app.command()
 @user_errors
 def reconcile(target: str = typer.Option("lab", help="'lab' or a kubeconfig context"),
-              run_id: str | None = typer.Option(None, help="only this run's ledger entries")) -> None:
-    """Revert whatever killed runs left on the target, object by object."""
+              release_lease: bool = typer.Option(False, help="also drop the campaign lock a dead run left")) -> None:
+    """Revert whatever killed runs left on the target, object by object (exit 1 if a rollback failed)."""
     from flows.reconcile import reconcile_target
     from tasks.settings import Settings
 
-    result = reconcile_target(target, Settings(), run_id=run_id)
-    out.print(f"reconcile {target}: {result}", markup=False, highlight=False)
+    settings = Settings()
+    results = reconcile_target(target, settings, log=lambda m: out.print(m, markup=False, highlight=False),
+                               release_lease=release_lease)
+    failed = [r for r in results if r.outcome != "rolled-back"]
+    out.print(f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
+              f"{len(failed)} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("list-faults")

@@ -37,7 +37,6 @@ class ReconcileParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(default="lab", description="'lab' or a kubeconfig context")
-    run_id: str | None = Field(default=None, description="only this run's ledger entries (default: all)")
 
 
 class ApprovalInput(RunInput):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow
@@ -18,11 +19,12 @@ def target_named(name: str) -> Target:
     )
 
 
-def reconcile_target(target: str | dict[str, Any] | Target, settings: Settings, run_id: str | None = None,
-                     blueprint: str | None = None) -> Any:
-    """Reconcile one target (optionally one run's entries only); returns the ledger's report."""
+def reconcile_target(target: str | dict[str, Any] | Target, settings: Settings,
+                     log: Callable[[str], None] = print, release_lease: bool = False) -> list[Any]:
+    """Roll back every open ledger entry on one target (local ledgers and the cluster's); one result each."""
     from tasks.cluster import Cluster
-    from tasks.ledger import reconcile as reconcile_ledger
+    from tasks.reconcile import reconcile as reconcile_ledger
+    from tasks.runner_connect import fault_context_factory
 
     if isinstance(target, str):
         tgt = target_named(target)
@@ -32,16 +34,24 @@ def reconcile_target(target: str | dict[str, Any] | Target, settings: Settings, 
         tgt = target
     cluster = Cluster.for_target(tgt, settings)
     try:
-        return reconcile_ledger(cluster, settings.state_dir, run_id=run_id)
+        results = reconcile_ledger(cluster, settings.state_dir, settings.ledger_namespace,
+                                   fault_context_factory(cluster, settings, log), log)
+        if release_lease:
+            from tasks.lease import lease_holder, release_target_lease
+
+            holder, _ = lease_holder(cluster, settings.ledger_namespace)
+            if holder and release_target_lease(cluster, holder, settings.ledger_namespace):
+                log(f"released the campaign lock held by {holder!r}")
+        return results
     finally:
         cluster.close()
 
 
 @flow(name="reconcile", flow_run_name="reconcile {params.target}", log_prints=True)
-def reconcile(params: ReconcileParams = ReconcileParams()) -> str:  # noqa: B008 - immutable default
+def reconcile(params: ReconcileParams = ReconcileParams()) -> list[dict[str, Any]]:  # noqa: B008 - immutable default
     """Revert every unsettled ledger entry on the target (after a killed run)."""
-    result = reconcile_target(params.target, Settings(), run_id=params.run_id)
-    print(f"reconcile {params.target}: {result}")
-    return str(result)
+    results = reconcile_target(params.target, Settings())
+    print(f"reconcile {params.target}: {len(results)} open entr(y/ies) handled")
+    return [r.model_dump(mode="json") for r in results]
 
 

@@ -97,6 +97,46 @@ def prometheus_for(campaign: Campaign, settings: Settings, cluster: Any) -> str 
     return settings.prometheus_url or campaign.target.prometheus_url or lab.get("prometheus") or None
 
 
+def agent_client(cluster: Any, settings: Settings) -> Any:
+    """The node-agent client for this cluster (None when it cannot be built: agent faults then fail to plan)."""
+    from tasks.agent_client import AgentClient
+
+    try:
+        return AgentClient.for_cluster(cluster, settings)
+    except Exception:  # noqa: BLE001 - only agent-held faults need it, and they say so when planned
+        return None
+
+
+def fault_context_factory(cluster: Any, settings: Settings, log: Callable[[str], None] = print
+                          ) -> Callable[[str], FaultContext]:
+    """Build a FaultContext for any run id (what reconcile hands each rolled-back entry)."""
+    lab = getattr(cluster, "lab", None) or {}
+    prom = settings.prometheus_url or lab.get("prometheus")
+    agents = agent_client(cluster, settings)
+
+    def make(run_id: str) -> FaultContext:
+        return FaultContext(cluster=cluster, run_id=run_id, prometheus_url=prom, agents=agents, log=log,
+                            extra={"settings": settings})
+
+    return make
+
+
+def describe_topology(cluster: Any) -> tuple[dict[str, Any], str]:
+    """Node count, GPU node count and a short fingerprint of node names and roles (empty when unreadable)."""
+    import hashlib
+
+    try:
+        nodes = cluster.list_nodes()
+    except Exception:  # noqa: BLE001 - informational only; the report says the topology is unknown
+        return {}, ""
+    shape = sorted(
+        (n.metadata.name, (n.metadata.labels or {}).get("nvidia.com/gpu.present", "false")) for n in nodes
+    )
+    gpus = sum(1 for _, g in shape if g == "true")
+    digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:12]
+    return {"nodes": len(shape), "gpu_nodes": gpus}, digest
+
+
 def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print) -> Connected:
     """Reach the campaign's target and build the run's context and operations."""
     from tasks.cluster import Cluster
@@ -110,12 +150,7 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
         cluster=cluster, run_id=run_id, prometheus_url=prom, blast_radius=campaign.target.blast_radius, log=log,
         extra={"settings": settings, "target": campaign.target},
     )
-    try:
-        from tasks.agents import AgentClient  # type: ignore[import-not-found]
-
-        ctx.agents = AgentClient.for_cluster(cluster, settings)
-    except ImportError:
-        pass
+    ctx.agents = agent_client(cluster, settings)
     ledger = Ledger(settings.state_dir, run_id, cluster, settings.ledger_namespace)
     probe_ctx = ProbeContext(cluster=cluster, prometheus_url=prom, lab=getattr(cluster, "lab", None))
     ops = plain_ops(REGISTRY, ledger, probe_evaluator(probe_ctx))
@@ -124,5 +159,7 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
         api = cluster.connection().url
     except Exception:  # noqa: BLE001 - informational only
         pass
-    info = TargetInfo(cluster=campaign.target.cluster, api_server=api, prometheus_url=prom or "")
+    topology, fingerprint = describe_topology(cluster)
+    info = TargetInfo(cluster=campaign.target.cluster, api_server=api, prometheus_url=prom or "",
+                      topology=topology, fingerprint=fingerprint)
     return Connected(cluster, ctx, ops, prom, info, ledger, [cluster.close, ledger.close])
