@@ -33,7 +33,9 @@ FREEZE_INTERVAL = 30.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(prog="python -m lab.apiserver", description="Emulated Kubernetes API server")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.apiserver", description="Emulated Kubernetes API server"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--users", type=Path, required=True, help="JSON users file: token -> identity")
@@ -43,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bookmark-interval", type=float, default=5.0)
     parser.add_argument("--https-port", type=int, default=0, help="HTTPS listener port (0: pick one)")
     parser.add_argument("--no-https", action="store_true", help="serve plain HTTP only")
-    parser.add_argument("--tls-dir", type=Path, default=None, help="where ca.crt/server.key live (default: temp)")
+    parser.add_argument(
+        "--tls-dir", type=Path, default=None, help="where ca.crt/server.key live (default: temp)"
+    )
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--anonymous-metrics", action="store_true", help="serve /metrics without a token")
     parser.add_argument("--log-level", default="WARNING")
@@ -51,9 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _port(site: web.TCPSite) -> int:
-    server = site._server  # noqa: SLF001 - aiohttp exposes no public getter for the bound port
-    assert server is not None and server.sockets
-    port: int = server.sockets[0].getsockname()[1]
+    """The port a site is bound to (aiohttp has no public getter for it)."""
+    sockets = getattr(site._server, "sockets", None)
+    if not sockets:
+        raise OSError("the listener has no socket")
+    port: int = sockets[0].getsockname()[1]
     return port
 
 
@@ -83,12 +89,18 @@ async def serve(args: argparse.Namespace) -> None:
     ready: dict[str, object] = {"url": f"http://{args.host}:{_port(site)}", "pid": os.getpid()}
     temp_tls: Path | None = None
     if not args.no_https:
-        if args.tls_dir is None:
-            temp_tls = Path(tempfile.mkdtemp(prefix="lab-apiserver-tls-"))
-        tls_dir = args.tls_dir or temp_tls
+        tls_dir = Path(args.tls_dir) if args.tls_dir else None
+        if tls_dir is None:
+            tls_dir = temp_tls = Path(tempfile.mkdtemp(prefix="lab-apiserver-tls-"))
         cert, key = tls.ensure_cert(tls_dir)
-        secure = web.TCPSite(runner, args.host, args.https_port, backlog=1024, reuse_address=True,
-                             ssl_context=tls.server_context(cert, key))
+        secure = web.TCPSite(
+            runner,
+            args.host,
+            args.https_port,
+            backlog=1024,
+            reuse_address=True,
+            ssl_context=tls.server_context(cert, key),
+        )
         await secure.start()
         ready.update(https_url=f"https://{args.host}:{_port(secure)}", ca_file=str(cert))
     gc.collect()

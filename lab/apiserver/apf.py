@@ -17,7 +17,6 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from lab.apiserver import errors
 from lab.apiserver.apf_match import Classifier, RequestInfo
@@ -184,7 +183,8 @@ class FlowControl:
     def _reject(self, level: Level, schema_name: str, reason: str) -> None:
         self.metrics.rejected.labels(level.name, schema_name, reason).inc()
         raise errors.too_many_requests(
-            "Too many requests, please try again later." if reason != "time-out"
+            "Too many requests, please try again later."
+            if reason != "time-out"
             else "The request was rejected because it waited too long in its queue (time-out)."
         )
 
@@ -244,4 +244,3 @@ def _discard(queue: deque[Waiter], waiter: Waiter) -> None:
         queue.remove(waiter)
     except ValueError:
         pass
-

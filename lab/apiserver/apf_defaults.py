@@ -11,7 +11,13 @@ from typing import Any
 Obj = dict[str, Any]
 GROUP_VERSION = "flowcontrol.apiserver.k8s.io/v1"
 ANNOTATION = {"apf.kubernetes.io/autoupdate-spec": "true"}
-ALL_RESOURCES = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "clusterScope": True, "namespaces": ["*"]}
+ALL_RESOURCES = {
+    "verbs": ["*"],
+    "apiGroups": ["*"],
+    "resources": ["*"],
+    "clusterScope": True,
+    "namespaces": ["*"],
+}
 ALL_NON_RESOURCES = {"verbs": ["*"], "nonResourceURLs": ["*"]}
 ANY_USER = [
     {"kind": "Group", "group": {"name": "system:authenticated"}},
@@ -35,7 +41,9 @@ def _group(name: str) -> Obj:
     return {"kind": "Group", "group": {"name": name}}
 
 
-def _fs(name: str, level: str, precedence: int, subjects: list[Obj], res: list[Obj], nonres: list[Obj]) -> Obj:
+def _fs(
+    name: str, level: str, precedence: int, subjects: list[Obj], res: list[Obj], nonres: list[Obj]
+) -> Obj:
     rule: Obj = {"subjects": subjects}
     if res:
         rule["resourceRules"] = res
@@ -80,8 +88,18 @@ def priority_levels() -> list[Obj]:
 
 def flow_schemas() -> list[Obj]:
     """The default FlowSchemas, in the real server's precedence order."""
-    nodes_rule = {"verbs": ["*"], "apiGroups": [""], "resources": ["nodes", "nodes/status"], "clusterScope": True}
-    node_leases = {"verbs": ["*"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "namespaces": ["*"]}
+    nodes_rule = {
+        "verbs": ["*"],
+        "apiGroups": [""],
+        "resources": ["nodes", "nodes/status"],
+        "clusterScope": True,
+    }
+    node_leases = {
+        "verbs": ["*"],
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "namespaces": ["*"],
+    }
     probes = {"verbs": ["get"], "nonResourceURLs": ["/healthz", "/readyz", "/livez"]}
     sa_kube_system = _group("system:serviceaccounts:kube-system")
     return [
@@ -91,18 +109,39 @@ def flow_schemas() -> list[Obj]:
             "system-leader-election",
             "leader-election",
             100,
-            [{"kind": "User", "user": {"name": "system:kube-controller-manager"}},
-             {"kind": "User", "user": {"name": "system:kube-scheduler"}}],
+            [
+                {"kind": "User", "user": {"name": "system:kube-controller-manager"}},
+                {"kind": "User", "user": {"name": "system:kube-scheduler"}},
+            ],
             [_leases(["kube-system"])],
             [],
         ),
-        _fs("workload-leader-election", "leader-election", 200, [sa_kube_system], [_leases(["kube-system"])], []),
+        _fs(
+            "workload-leader-election",
+            "leader-election",
+            200,
+            [sa_kube_system],
+            [_leases(["kube-system"])],
+            [],
+        ),
         _fs("system-node-high", "node-high", 400, [_group("system:nodes")], [nodes_rule, node_leases], []),
         _fs("system-nodes", "system", 500, [_group("system:nodes")], [ALL_RESOURCES], [ALL_NON_RESOURCES]),
-        _fs("kube-system-service-accounts", "workload-high", 900, [sa_kube_system], [ALL_RESOURCES],
-            [ALL_NON_RESOURCES]),
-        _fs("service-accounts", "workload-low", 9000, [_group("system:serviceaccounts")], [ALL_RESOURCES],
-            [ALL_NON_RESOURCES]),
+        _fs(
+            "kube-system-service-accounts",
+            "workload-high",
+            900,
+            [sa_kube_system],
+            [ALL_RESOURCES],
+            [ALL_NON_RESOURCES],
+        ),
+        _fs(
+            "service-accounts",
+            "workload-low",
+            9000,
+            [_group("system:serviceaccounts")],
+            [ALL_RESOURCES],
+            [ALL_NON_RESOURCES],
+        ),
         _fs("global-default", "global-default", 9900, ANY_USER, [ALL_RESOURCES], [ALL_NON_RESOURCES]),
         _fs("catch-all", "catch-all", 10000, ANY_USER, [ALL_RESOURCES], [ALL_NON_RESOURCES]),
     ]

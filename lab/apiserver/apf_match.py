@@ -48,7 +48,7 @@ def _subject_matches(subject: Obj, info: RequestInfo) -> bool:
     if kind == "ServiceAccount":
         sa = subject.get("serviceAccount") or {}
         prefix = f"system:serviceaccount:{sa.get('namespace')}:"
-        return info.user.startswith(prefix) and sa.get("name") in ("*", info.user[len(prefix):])
+        return info.user.startswith(prefix) and sa.get("name") in ("*", info.user[len(prefix) :])
     return False
 
 
@@ -99,7 +99,12 @@ class Classifier:
         gen = self.store.generation.get(FLOWSCHEMAS.key, 0)
         if gen != self._generation:
             objs = list(self.store.table(FLOWSCHEMAS).iter_sorted(None))
-            objs.sort(key=lambda o: (int((o.get("spec") or {}).get("matchingPrecedence", 1000)), o["metadata"]["name"]))
+            objs.sort(
+                key=lambda o: (
+                    int((o.get("spec") or {}).get("matchingPrecedence", 1000)),
+                    o["metadata"]["name"],
+                )
+            )
             self._sorted = objs
             self._generation = gen
         return self._sorted

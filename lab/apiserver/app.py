@@ -19,12 +19,19 @@ from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.config import ApiServerConfig
 from lab.apiserver.resources import lookup
 from lab.apiserver.server import Server, json_response
+from lab.apiserver.users import UserInfo
 
 log = logging.getLogger(__name__)
 SERVER_KEY = web.AppKey("server", Server)
 METRIC_VERBS = {
-    "get": "GET", "list": "LIST", "watch": "WATCH", "create": "POST", "update": "PUT",
-    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETECOLLECTION",
+    "get": "GET",
+    "list": "LIST",
+    "watch": "WATCH",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+    "deletecollection": "DELETECOLLECTION",
 }
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 HEALTH = {"/healthz", "/livez", "/readyz"}
@@ -60,7 +67,7 @@ async def _route(server: Server, request: web.Request, info: RequestInfo) -> web
     return json_response(doc)
 
 
-def _authenticate(server: Server, request: web.Request) -> routing.UserInfo:
+def _authenticate(server: Server, request: web.Request) -> UserInfo:
     user = routing.authenticate(request.headers, server.config.users)
     if user is not None:
         return user
@@ -113,7 +120,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # the API answers every failure as a Status
         log.exception("internal error serving %s %s", request.method, request.path)
         code = 500
-        return json_response(errors.ApiError(500, f"Internal error occurred: {exc}", "InternalError").status(), 500)
+        return json_response(
+            errors.ApiError(500, f"Internal error occurred: {exc}", "InternalError").status(), 500
+        )
     finally:
         if counted:
             inflight.labels(kind).dec()

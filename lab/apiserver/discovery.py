@@ -57,8 +57,13 @@ def _entries(res: Resource) -> list[Obj]:
         main["categories"] = list(res.categories)
     out = [main]
     for sub in res.subresources:
-        entry: Obj = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
-                      "kind": res.kind, "verbs": STATUS_VERBS}
+        entry: Obj = {
+            "name": f"{res.plural}/{sub}",
+            "singularName": "",
+            "namespaced": res.namespaced,
+            "kind": res.kind,
+            "verbs": STATUS_VERBS,
+        }
         if sub in SUBRESOURCE_KINDS:
             group, version, kind = SUBRESOURCE_KINDS[sub]
             entry.update(group=group, version=version, kind=kind)

@@ -105,7 +105,9 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message, "BadRequest")
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
+def method_not_allowed(
+    message: str = "the server does not allow this method on the requested resource",
+) -> ApiError:
     """405 MethodNotAllowed."""
     return ApiError(405, message, "MethodNotAllowed")
 
@@ -127,6 +129,4 @@ def forbidden(message: str) -> ApiError:
 
 def too_many_requests(message: str) -> ApiError:
     """429 TooManyRequests with Retry-After: 1, as APF answers."""
-    return ApiError(
-        429, message, "TooManyRequests", {"retryAfterSeconds": 1}, headers={"Retry-After": "1"}
-    )
+    return ApiError(429, message, "TooManyRequests", {"retryAfterSeconds": 1}, headers={"Retry-After": "1"})

@@ -85,8 +85,12 @@ async def handle(server: Server, request: web.Request, info: RequestInfo) -> web
     if verb == "deletecollection":
         items = reg.list(resource, ns or None, selectors.from_query(query)).items
         deleted = [reg.delete(resource, ns, o["metadata"]["name"]) for o in items]
-        body = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
-                "metadata": {"resourceVersion": str(server.store.rv)}, "items": deleted}
+        body = {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": str(server.store.rv)},
+            "items": deleted,
+        }
         return json_response(body)
     raise errors.method_not_allowed()
 

@@ -156,7 +156,9 @@ def apply_patch(current: Obj, content_type: str, body: bytes) -> Obj:
             return merge_patch(current, doc)  # type: ignore[no-any-return]
         doc = msgspec.json.decode(body)
     except (msgspec.DecodeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        raise errors.ApiError(422, f"the server rejected our request due to an error in our request: {exc}") from exc
+        raise errors.ApiError(
+            422, f"the server rejected our request due to an error in our request: {exc}"
+        ) from exc
     except ValueError as exc:
         raise errors.bad_request(f"invalid patch: {exc}") from exc
     if not isinstance(doc, dict):
@@ -165,5 +167,9 @@ def apply_patch(current: Obj, content_type: str, body: bytes) -> Obj:
         return merge_patch(deep_copy(current), doc)  # type: ignore[no-any-return]
     if ctype == STRATEGIC:
         return strategic_merge(deep_copy(current), doc)  # type: ignore[no-any-return]
-    raise errors.ApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
-                          f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC}, {APPLY}", "UnsupportedMediaType")
+    raise errors.ApiError(
+        415,
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC}, {APPLY}",
+        "UnsupportedMediaType",
+    )

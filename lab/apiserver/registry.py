@@ -13,7 +13,6 @@ import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
@@ -166,7 +165,9 @@ class Registry:
             raise errors.conflict(resource.plural, resource.group, name)
         return self._commit(resource, ns, name, current, body, subresource)
 
-    def _commit(self, resource: Resource, ns: str, name: str, current: Obj, body: Obj, subresource: str) -> Obj:
+    def _commit(
+        self, resource: Resource, ns: str, name: str, current: Obj, body: Obj, subresource: str
+    ) -> Obj:
         meta = body.setdefault("metadata", {})
         cur_meta = current["metadata"]
         if subresource == "status":
@@ -176,9 +177,13 @@ class Registry:
             new["metadata"] = dict(cur_meta)
         else:
             new = body
-            if "status" in current and resource.subresources and "status" in resource.subresources:
-                new["status"] = current["status"]
-            elif "status" not in new and "status" in current:
+            if (
+                "status" in current
+                and resource.subresources
+                and "status" in resource.subresources
+                or "status" not in new
+                and "status" in current
+            ):
                 new["status"] = current["status"]
             new["metadata"] = meta = dict(meta)
             meta["name"] = name
@@ -202,7 +207,9 @@ class Registry:
         self.store.record("MODIFIED", resource, new, current, rv)
         return new
 
-    def patch(self, resource: Resource, namespace: str, name: str, patched: Obj, subresource: str = "") -> Obj:
+    def patch(
+        self, resource: Resource, namespace: str, name: str, patched: Obj, subresource: str = ""
+    ) -> Obj:
         """Store the result of applying a patch (built by ``patch.apply_patch``) to the current object."""
         ns = namespace if resource.namespaced else ""
         current = self.get(resource, ns, name)
@@ -213,7 +220,9 @@ class Registry:
         patched["apiVersion"] = resource.api_version
         return self._commit(resource, ns, name, current, patched, subresource)
 
-    def delete(self, resource: Resource, namespace: str, name: str, orphan: bool = False, uid: str = "") -> Obj:
+    def delete(
+        self, resource: Resource, namespace: str, name: str, orphan: bool = False, uid: str = ""
+    ) -> Obj:
         """Delete an object now; returns its last state. Cascades to namespaces' contents and dependents."""
         ns = namespace if resource.namespaced else ""
         current = self.get(resource, ns, name)
@@ -251,7 +260,11 @@ class Registry:
         """The body DELETE answers: the object for some resources, a Success Status for the rest."""
         if resource.plural in RETURN_DELETED:
             return obj
-        details: Obj = {"name": obj["metadata"]["name"], "kind": resource.plural, "uid": obj["metadata"].get("uid")}
+        details: Obj = {
+            "name": obj["metadata"]["name"],
+            "kind": resource.plural,
+            "uid": obj["metadata"].get("uid"),
+        }
         if resource.group:
             details["group"] = resource.group
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}

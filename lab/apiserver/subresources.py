@@ -27,10 +27,16 @@ def scale_of(obj: Obj) -> Obj:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                     if k in meta},
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
         "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
-        "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)), "selector": _selector_string(obj)},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+            "selector": _selector_string(obj),
+        },
     }
 
 
@@ -51,8 +57,12 @@ async def _scale(server: Server, request: web.Request, info: RequestInfo, resour
         raise errors.conflict(resource.plural, resource.group, info.name)
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
-        raise errors.invalid("Scale", "autoscaling", info.name,
-                             [("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be >= 0")])
+        raise errors.invalid(
+            "Scale",
+            "autoscaling",
+            info.name,
+            [("FieldValueInvalid", "spec.replicas", f"Invalid value: {replicas}: must be >= 0")],
+        )
     new = reg.copy(current)
     new["spec"]["replicas"] = replicas
     return json_response(scale_of(reg.update(resource, info.namespace, info.name, new)))
@@ -65,7 +75,7 @@ async def _evict(server: Server, request: web.Request, info: RequestInfo, resour
     body: Obj = msgspec.json.decode(raw) if raw else {}
     name = (body.get("metadata") or {}).get("name", info.name)
     if name != info.name:
-        raise errors.bad_request(f"name in URL does not match name in Eviction object")
+        raise errors.bad_request("name in URL does not match name in Eviction object")
     server.registry.delete(resource, info.namespace, info.name)
     status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
     return json_response(status, 201)
@@ -76,14 +86,22 @@ async def _token_review(server: Server, request: web.Request) -> web.Response:
     body: Obj = msgspec.json.decode(raw) if raw else {}
     token = (body.get("spec") or {}).get("token", "")
     user = server.config.users.get(token)
-    status: dict[str, Any] = {"authenticated": user is not None, "audiences": (body.get("spec") or {}).get(
-        "audiences") or ["https://kubernetes.default.svc.cluster.local"]}
+    status: dict[str, Any] = {
+        "authenticated": user is not None,
+        "audiences": (body.get("spec") or {}).get("audiences")
+        or ["https://kubernetes.default.svc.cluster.local"],
+    }
     if user is not None:
         status["user"] = {"username": user.username, "uid": user.uid, "groups": list(user.groups)}
     else:
         status["error"] = "invalid bearer token"
-    out = {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
-           "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {}, "status": status}
+    out = {
+        "kind": "TokenReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": body.get("spec") or {},
+        "status": status,
+    }
     return json_response(out, 201)
 
 

@@ -75,19 +75,42 @@ def _status(path: str, default: Any = "") -> Callable[[Obj], Any]:
 NAME: Column = ("Name", "string", lambda o: o["metadata"]["name"])
 AGE: Column = ("Age", "string", age)
 COLUMNS: dict[str, list[Column]] = {
-    "pods": [NAME, ("Ready", "string", _pod_ready), ("Status", "string", _status("status.phase")),
-             ("Restarts", "integer", _pod_restarts), AGE, ("IP", "string", _status("status.podIP", "<none>")),
-             ("Node", "string", _status("spec.nodeName", "<none>"))],
-    "nodes": [NAME, ("Status", "string", _node_status), ("Roles", "string", _roles), AGE,
-              ("Version", "string", _status("status.nodeInfo.kubeletVersion"))],
-    "deployments": [NAME, ("Ready", "string", _deploy_ready),
-                    ("Up-to-date", "integer", _status("status.updatedReplicas", 0)),
-                    ("Available", "integer", _status("status.availableReplicas", 0)), AGE],
-    "daemonsets": [NAME, ("Desired", "integer", _status("status.desiredNumberScheduled", 0)),
-                   ("Current", "integer", _status("status.currentNumberScheduled", 0)),
-                   ("Ready", "integer", _status("status.numberReady", 0)), AGE],
-    "services": [NAME, ("Type", "string", _status("spec.type")),
-                 ("Cluster-IP", "string", _status("spec.clusterIP", "<none>")), AGE],
+    "pods": [
+        NAME,
+        ("Ready", "string", _pod_ready),
+        ("Status", "string", _status("status.phase")),
+        ("Restarts", "integer", _pod_restarts),
+        AGE,
+        ("IP", "string", _status("status.podIP", "<none>")),
+        ("Node", "string", _status("spec.nodeName", "<none>")),
+    ],
+    "nodes": [
+        NAME,
+        ("Status", "string", _node_status),
+        ("Roles", "string", _roles),
+        AGE,
+        ("Version", "string", _status("status.nodeInfo.kubeletVersion")),
+    ],
+    "deployments": [
+        NAME,
+        ("Ready", "string", _deploy_ready),
+        ("Up-to-date", "integer", _status("status.updatedReplicas", 0)),
+        ("Available", "integer", _status("status.availableReplicas", 0)),
+        AGE,
+    ],
+    "daemonsets": [
+        NAME,
+        ("Desired", "integer", _status("status.desiredNumberScheduled", 0)),
+        ("Current", "integer", _status("status.currentNumberScheduled", 0)),
+        ("Ready", "integer", _status("status.numberReady", 0)),
+        AGE,
+    ],
+    "services": [
+        NAME,
+        ("Type", "string", _status("spec.type")),
+        ("Cluster-IP", "string", _status("spec.clusterIP", "<none>")),
+        AGE,
+    ],
     "namespaces": [NAME, ("Status", "string", _status("status.phase")), AGE],
     "leases": [NAME, ("Holder", "string", _status("spec.holderIdentity")), AGE],
 }
@@ -104,10 +127,12 @@ def _table(resource: Resource, items: list[Obj], rv: int, cont: str = "") -> Obj
     rows = []
     for obj in items:
         meta = obj["metadata"]
-        rows.append({
-            "cells": [fn(obj) for _, _, fn in columns],
-            "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
-        })
+        rows.append(
+            {
+                "cells": [fn(obj) for _, _, fn in columns],
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
+            }
+        )
     defs = [
         {"name": n, "type": t, "format": "name" if n == "Name" else "", "description": n, "priority": 0}
         for n, t, _ in columns
@@ -115,8 +140,13 @@ def _table(resource: Resource, items: list[Obj], rv: int, cont: str = "") -> Obj
     meta_out: Obj = {"resourceVersion": str(rv)}
     if cont:
         meta_out["continue"] = cont
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta_out,
-            "columnDefinitions": defs, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta_out,
+        "columnDefinitions": defs,
+        "rows": rows,
+    }
 
 
 def respond(request: web.Request, resource: Resource, obj: Obj, rv: int) -> web.Response:
@@ -135,8 +165,12 @@ async def respond_list(request: web.Request, resource: Resource, result: ListRes
         meta["continue"] = result.continue_token
     if result.remaining is not None:
         meta["remainingItemCount"] = result.remaining
-    body = {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": meta,
-            "items": result.items}
+    body = {
+        "kind": f"{resource.kind}List",
+        "apiVersion": resource.api_version,
+        "metadata": meta,
+        "items": result.items,
+    }
     if len(result.items) <= STREAM_CHUNK:
         return json_response(body)
     return await stream_json(request, body)
@@ -155,7 +189,7 @@ async def stream_json(request: web.Request, body: Obj) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(head[:-1] + b',"items":[')
     for start in range(0, len(items), STREAM_CHUNK):
-        chunk = encode(items[start:start + STREAM_CHUNK])[1:-1]
+        chunk = encode(items[start : start + STREAM_CHUNK])[1:-1]
         await response.write(chunk + (b"," if start + STREAM_CHUNK < len(items) else b""))
         await asyncio.sleep(0)
     await response.write(b"]}")

@@ -108,7 +108,9 @@ def wait_ready(url: str, deadline: float, proc: subprocess.Popen[bytes] | None =
 def _read_ready_file(path: Path, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> dict[str, Any]:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ApiServerStartError(f"apiserver exited with code {proc.returncode}: {log.read_text()[-2000:]}")
+            raise ApiServerStartError(
+                f"apiserver exited with code {proc.returncode}: {log.read_text()[-2000:]}"
+            )
         if path.exists():
             data: dict[str, Any] = json.loads(path.read_text())
             return data
@@ -148,10 +150,27 @@ def running_apiserver(
     ready_file.unlink(missing_ok=True)
     log_path = tmp_path / "apiserver.log"
     cmd = [
-        sys.executable, "-m", "lab.apiserver", "--host", "127.0.0.1", "--port", "0",
-        "--users", str(users_file), "--seats", str(seats), "--queue-timeout", str(queue_timeout),
-        "--history", str(history), "--bookmark-interval", str(bookmark_interval),
-        "--ready-file", str(ready_file), "--tls-dir", str(tmp_path / "apiserver-tls"),
+        sys.executable,
+        "-m",
+        "lab.apiserver",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--users",
+        str(users_file),
+        "--seats",
+        str(seats),
+        "--queue-timeout",
+        str(queue_timeout),
+        "--history",
+        str(history),
+        "--bookmark-interval",
+        str(bookmark_interval),
+        "--ready-file",
+        str(ready_file),
+        "--tls-dir",
+        str(tmp_path / "apiserver-tls"),
     ]
     if anonymous_metrics:
         cmd.append("--anonymous-metrics")

@@ -28,8 +28,11 @@ def ensure_cert(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gameday-lab-apiserver")])
     now = datetime.datetime.now(datetime.UTC)
     san = x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc"),
-         x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+        [
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+        ]
     )
     cert = (
         x509.CertificateBuilder()
@@ -44,7 +47,9 @@ def ensure_cert(directory: Path) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     key_path.chmod(0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -104,7 +104,9 @@ def write_kubeconfig(
     users = []
     for user, tok in tokens.items():
         ctx = context_name if isinstance(token, str) else f"{context_name}-{user.replace(':', '-')}"
-        contexts.append({"name": ctx, "context": {"cluster": context_name, "user": user, "namespace": "default"}})
+        contexts.append(
+            {"name": ctx, "context": {"cluster": context_name, "user": user, "namespace": "default"}}
+        )
         users.append({"name": user, "user": {"token": tok}})
     cluster: dict[str, Any] = {"server": server_url}
     if ca_file is not None:

@@ -50,7 +50,10 @@ def check_name(resource: Resource, name: str) -> None:
         ok, msg = False, f"must be no more than {limit} characters"
     if not ok:
         raise errors.invalid(
-            resource.kind, resource.group, name, [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {msg}')]
+            resource.kind,
+            resource.group,
+            name,
+            [("FieldValueInvalid", "metadata.name", f'Invalid value: "{name}": {msg}')],
         )
 
 
@@ -61,8 +64,9 @@ def check_kind(resource: Resource, body: Obj) -> None:
     if kind and kind != resource.kind:
         raise errors.bad_request(
             f"the API version in the data ({api_version}) does not match the expected API version "
-            f"({resource.api_version})" if api_version != resource.api_version else
-            f"kind {kind} does not match the expected kind {resource.kind}"
+            f"({resource.api_version})"
+            if api_version != resource.api_version
+            else f"kind {kind} does not match the expected kind {resource.kind}"
         )
     body["kind"] = resource.kind
     body["apiVersion"] = resource.api_version

@@ -20,7 +20,7 @@ from lab.apiserver import errors, selectors
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.resources import Resource
 from lab.apiserver.server import Server, encode
-from lab.apiserver.store import Obj, WatchEvent, Watcher
+from lab.apiserver.store import Obj, Watcher, WatchEvent
 
 DEFAULT_TIMEOUT = 1800.0
 _BATCH = 256 * 1024
@@ -47,7 +47,9 @@ def _translate(event: WatchEvent, pred: selectors.Predicate | None) -> str | Non
     return None
 
 
-async def serve(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.StreamResponse:
+async def serve(
+    server: Server, request: web.Request, info: RequestInfo, resource: Resource
+) -> web.StreamResponse:
     """Stream watch events until the timeout, the client leaving, or shutdown."""
     query = request.query
     pred = selectors.from_query(query)
@@ -58,7 +60,9 @@ async def serve(server: Server, request: web.Request, info: RequestInfo, resourc
     initial_end = _truthy(query.get("sendInitialEvents"))
     watcher = Watcher(resource.key, namespace, asyncio.Queue())
     store = server.store
-    response = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    )
     error: errors.ApiError | None = None
     backlog: list[bytes] = []
     try:
@@ -150,7 +154,7 @@ async def _stream(
             continue
         if event is None:
             return
-        lines = []
+        lines: list[bytes] = []
         for ev in _drain(watcher, event):
             if ev is None:
                 if lines:

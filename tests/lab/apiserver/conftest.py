@@ -23,7 +23,10 @@ SERVICE_ACCOUNTS = [("default", "storm"), ("kube-system", "ctrl")]
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
     """A shared API server (60 seats) for contract tests."""
     with running_apiserver(
-        tmp_path_factory.mktemp("apiserver"), nodes=NODES, service_accounts=SERVICE_ACCOUNTS, history=500,
+        tmp_path_factory.mktemp("apiserver"),
+        nodes=NODES,
+        service_accounts=SERVICE_ACCOUNTS,
+        history=500,
         bookmark_interval=0.5,
     ) as server:
         yield server
@@ -67,7 +70,11 @@ class Kubectl:
         """Run kubectl; return the CompletedProcess (raise on failure when check)."""
         proc = subprocess.run(
             [self.binary, "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")

@@ -23,12 +23,24 @@ PODS = 1500
 @pytest.fixture(scope="module")
 def apf_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
     """A small server (10 seats) holding 1,500 pods, with workload-low squeezed to one short queue."""
-    with running_apiserver(tmp_path_factory.mktemp("apf"), nodes=["node-a"], seats=10,
-                           service_accounts=[("default", "storm")]) as api:
+    with running_apiserver(
+        tmp_path_factory.mktemp("apf"), nodes=["node-a"], seats=10, service_accounts=[("default", "storm")]
+    ) as api:
         asyncio.run(_load_pods(api))
         flow = client.FlowcontrolApiserverV1Api(api.client())
-        flow.patch_priority_level_configuration("workload-low", {"spec": {"limited": {"limitResponse": {
-            "type": "Queue", "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": 2}}}}})
+        flow.patch_priority_level_configuration(
+            "workload-low",
+            {
+                "spec": {
+                    "limited": {
+                        "limitResponse": {
+                            "type": "Queue",
+                            "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": 2},
+                        }
+                    }
+                }
+            },
+        )
         yield api
 
 
@@ -38,8 +50,12 @@ async def _load_pods(api: RunningApiServer) -> None:
         sem = asyncio.Semaphore(32)
 
         async def one(n: int) -> None:
-            body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p-{n}", "labels": {"app": "x"}},
-                    "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "lab/pause"}]}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"p-{n}", "labels": {"app": "x"}},
+                "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "lab/pause"}]},
+            }
             async with sem, session.post(f"{api.url}/api/v1/namespaces/default/pods", json=body) as resp:
                 assert resp.status == 201
 
@@ -58,8 +74,9 @@ async def _storm(api: RunningApiServer, probe: Any, clients: int = 24, rounds: i
         for _ in range(rounds):
             if stop.is_set():
                 return
-            async with session.get(f"{api.url}/api/v1/pods",
-                                   headers={"Authorization": f"Bearer {token}"}) as resp:
+            async with session.get(
+                f"{api.url}/api/v1/pods", headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
                 body = await resp.json()
                 result["codes"].append(resp.status)
                 if resp.status == 429:
@@ -97,23 +114,56 @@ def test_list_storm_gets_429_and_break_glass_is_served(apf_api: RunningApiServer
     """Storm LISTs are rejected with 429 + Retry-After: 1; the runner, matched by a break-glass schema, gets 200."""
     admin = apf_api.client()
     flow = client.FlowcontrolApiserverV1Api(admin)
-    flow.create_priority_level_configuration({
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration",
-        "metadata": {"name": "break-glass"},
-        "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 100, "limitResponse": {
-            "type": "Queue", "queuing": {"queues": 4, "handSize": 2, "queueLengthLimit": 50}}}}})
-    schema = flow.create_flow_schema({
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema", "metadata": {"name": "break-glass"},
-        "spec": {"priorityLevelConfiguration": {"name": "break-glass"}, "matchingPrecedence": 50,
-                 "distinguisherMethod": {"type": "ByUser"},
-                 "rules": [{"subjects": [{"kind": "User", "user": {"name": "gameday-runner"}}],
-                            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
-                                               "namespaces": ["*"], "clusterScope": True}]}]}})
+    flow.create_priority_level_configuration(
+        {
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+            "kind": "PriorityLevelConfiguration",
+            "metadata": {"name": "break-glass"},
+            "spec": {
+                "type": "Limited",
+                "limited": {
+                    "nominalConcurrencyShares": 100,
+                    "limitResponse": {
+                        "type": "Queue",
+                        "queuing": {"queues": 4, "handSize": 2, "queueLengthLimit": 50},
+                    },
+                },
+            },
+        }
+    )
+    schema = flow.create_flow_schema(
+        {
+            "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+            "kind": "FlowSchema",
+            "metadata": {"name": "break-glass"},
+            "spec": {
+                "priorityLevelConfiguration": {"name": "break-glass"},
+                "matchingPrecedence": 50,
+                "distinguisherMethod": {"type": "ByUser"},
+                "rules": [
+                    {
+                        "subjects": [{"kind": "User", "user": {"name": "gameday-runner"}}],
+                        "resourceRules": [
+                            {
+                                "verbs": ["*"],
+                                "apiGroups": ["*"],
+                                "resources": ["*"],
+                                "namespaces": ["*"],
+                                "clusterScope": True,
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+    )
     before = _metrics(apf_api)
 
     async def probe(session: aiohttp.ClientSession) -> tuple[int, str]:
-        async with session.get(f"{apf_api.url}/api/v1/namespaces/default/pods?limit=5",
-                               headers={"Authorization": f"Bearer {apf_api.runner_token}"}) as resp:
+        async with session.get(
+            f"{apf_api.url}/api/v1/namespaces/default/pods?limit=5",
+            headers={"Authorization": f"Bearer {apf_api.runner_token}"},
+        ) as resp:
             await resp.read()
             return resp.status, resp.headers.get("X-Kubernetes-PF-FlowSchema-UID", "")
 
@@ -125,12 +175,21 @@ def test_list_storm_gets_429_and_break_glass_is_served(apf_api: RunningApiServer
     after = _metrics(apf_api)
     labels = {"priority_level": "workload-low", "flow_schema": "service-accounts", "reason": "queue-full"}
     assert _metric(after, "apiserver_flowcontrol_rejected_requests_total", **labels) > _metric(
-        before, "apiserver_flowcontrol_rejected_requests_total", **labels)
+        before, "apiserver_flowcontrol_rejected_requests_total", **labels
+    )
     assert _metric(after, "apiserver_request_total", verb="LIST", resource="pods", code="429") > 0
     assert _metric(after, "apiserver_request_duration_seconds_count", verb="LIST", resource="pods") > _metric(
-        before, "apiserver_request_duration_seconds_count", verb="LIST", resource="pods")
-    assert _metric(after, "apiserver_flowcontrol_request_wait_duration_seconds_count",
-                   priority_level="workload-low", execute="true") > 0
+        before, "apiserver_request_duration_seconds_count", verb="LIST", resource="pods"
+    )
+    assert (
+        _metric(
+            after,
+            "apiserver_flowcontrol_request_wait_duration_seconds_count",
+            priority_level="workload-low",
+            execute="true",
+        )
+        > 0
+    )
 
 
 def test_priority_headers_name_the_level(apf_api: RunningApiServer) -> None:
@@ -140,10 +199,17 @@ def test_priority_headers_name_the_level(apf_api: RunningApiServer) -> None:
     level = flow.read_priority_level_configuration("workload-low")
 
     async def get() -> tuple[str, str]:
-        async with aiohttp.ClientSession() as session, session.get(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
                 f"{apf_api.url}/api/v1/namespaces/default/pods?limit=1",
-                headers={"Authorization": f"Bearer {apf_api.token_for(STORM_USER)}"}) as resp:
-            return (resp.headers["X-Kubernetes-PF-FlowSchema-UID"], resp.headers["X-Kubernetes-PF-PriorityLevel-UID"])
+                headers={"Authorization": f"Bearer {apf_api.token_for(STORM_USER)}"},
+            ) as resp,
+        ):
+            return (
+                resp.headers["X-Kubernetes-PF-FlowSchema-UID"],
+                resp.headers["X-Kubernetes-PF-PriorityLevel-UID"],
+            )
 
     assert asyncio.run(get()) == (sa_schema.metadata.uid, level.metadata.uid)
 
@@ -154,8 +220,10 @@ def test_missing_or_unknown_token_is_401(apf_api: RunningApiServer, header: str 
 
     async def get() -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": header} if header else {}
-        async with aiohttp.ClientSession() as session, session.get(
-                f"{apf_api.url}/api/v1/namespaces", headers=headers) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{apf_api.url}/api/v1/namespaces", headers=headers) as resp,
+        ):
             return resp.status, await resp.json()
 
     status, body = asyncio.run(get())

@@ -63,14 +63,20 @@ def test_pod_crud_roundtrip(core: client.CoreV1Api, namespace: str) -> None:
 def test_namespaced_core_kinds_crud(core: client.CoreV1Api, namespace: str, kind: str) -> None:
     """Each namespaced core kind supports create, read, list, patch and delete."""
     bodies: dict[str, Any] = {
-        "service": client.V1Service(metadata=META(name="o"), spec=client.V1ServiceSpec(
-            selector={"app": "o"}, ports=[client.V1ServicePort(port=80)])),
+        "service": client.V1Service(
+            metadata=META(name="o"),
+            spec=client.V1ServiceSpec(selector={"app": "o"}, ports=[client.V1ServicePort(port=80)]),
+        ),
         "config_map": client.V1ConfigMap(metadata=META(name="o"), data={"a": "1"}),
         "endpoints": client.V1Endpoints(metadata=META(name="o"), subsets=[]),
         "secret": client.V1Secret(metadata=META(name="o"), string_data={"a": "1"}),
         "service_account": client.V1ServiceAccount(metadata=META(name="o")),
-        "event": client.CoreV1Event(metadata=META(name="o"), involved_object=client.V1ObjectReference(
-            kind="Pod", name="p", namespace=namespace), reason="Test", message="hello"),
+        "event": client.CoreV1Event(
+            metadata=META(name="o"),
+            involved_object=client.V1ObjectReference(kind="Pod", name="p", namespace=namespace),
+            reason="Test",
+            message="hello",
+        ),
     }
     getattr(core, f"create_namespaced_{kind}")(namespace, bodies[kind])
     assert getattr(core, f"read_namespaced_{kind}")("o", namespace).metadata.name == "o"
@@ -83,10 +89,19 @@ def test_namespaced_core_kinds_crud(core: client.CoreV1Api, namespace: str, kind
 
 def test_service_gets_cluster_ip(core: client.CoreV1Api, namespace: str) -> None:
     """A ClusterIP service is given a cluster IP, a headless one keeps None."""
-    svc = core.create_namespaced_service(namespace, client.V1Service(
-        metadata=META(name="web"), spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)])))
-    headless = core.create_namespaced_service(namespace, client.V1Service(
-        metadata=META(name="hl"), spec=client.V1ServiceSpec(cluster_ip="None", ports=[client.V1ServicePort(port=80)])))
+    svc = core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=META(name="web"), spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)])
+        ),
+    )
+    headless = core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=META(name="hl"),
+            spec=client.V1ServiceSpec(cluster_ip="None", ports=[client.V1ServicePort(port=80)]),
+        ),
+    )
     assert svc.spec.cluster_ip.startswith("10.96.") and headless.spec.cluster_ip == "None"
 
 
@@ -108,8 +123,12 @@ def test_other_groups_crud(api_client: client.ApiClient, namespace: str) -> None
     coord = client.CoordinationV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     net = client.NetworkingV1Api(api_client)
-    lease = coord.create_namespaced_lease(namespace, client.V1Lease(
-        metadata=META(name="l"), spec=client.V1LeaseSpec(holder_identity="me", lease_duration_seconds=40)))
+    lease = coord.create_namespaced_lease(
+        namespace,
+        client.V1Lease(
+            metadata=META(name="l"), spec=client.V1LeaseSpec(holder_identity="me", lease_duration_seconds=40)
+        ),
+    )
     lease.spec.renew_time = "2026-01-01T00:00:00.000000Z"
     assert coord.replace_namespaced_lease("l", namespace, lease).spec.holder_identity == "me"
     dep = apps.create_namespaced_deployment(namespace, _deployment("web", 2))
@@ -117,13 +136,19 @@ def test_other_groups_crud(api_client: client.ApiClient, namespace: str) -> None
     dep2 = apps.patch_namespaced_deployment("web", namespace, {"spec": {"replicas": 3}})
     assert dep2.metadata.generation == 2 and dep2.spec.replicas == 3
     ds_body = _deployment("agent")
-    ds = client.V1DaemonSet(metadata=ds_body.metadata, spec=client.V1DaemonSetSpec(
-        selector=ds_body.spec.selector, template=ds_body.spec.template))
+    ds = client.V1DaemonSet(
+        metadata=ds_body.metadata,
+        spec=client.V1DaemonSetSpec(selector=ds_body.spec.selector, template=ds_body.spec.template),
+    )
     apps.create_namespaced_daemon_set(namespace, ds)
     apps.patch_namespaced_daemon_set_status("agent", namespace, {"status": {"numberReady": 2}})
     assert apps.read_namespaced_daemon_set("agent", namespace).status.number_ready == 2
-    net.create_namespaced_network_policy(namespace, client.V1NetworkPolicy(
-        metadata=META(name="deny"), spec=client.V1NetworkPolicySpec(pod_selector=client.V1LabelSelector())))
+    net.create_namespaced_network_policy(
+        namespace,
+        client.V1NetworkPolicy(
+            metadata=META(name="deny"), spec=client.V1NetworkPolicySpec(pod_selector=client.V1LabelSelector())
+        ),
+    )
     assert [p.metadata.name for p in net.list_namespaced_network_policy(namespace).items] == ["deny"]
     apps.delete_namespaced_deployment("web", namespace)
     assert apps.list_namespaced_deployment(namespace).items == []
@@ -133,8 +158,16 @@ def test_flowcontrol_objects_readable(api_client: client.ApiClient) -> None:
     """The default APF configuration objects are served through the API."""
     fc = client.FlowcontrolApiserverV1Api(api_client)
     levels = {p.metadata.name: p for p in fc.list_priority_level_configuration().items}
-    assert {"exempt", "system", "node-high", "leader-election", "workload-high", "workload-low",
-            "global-default", "catch-all"} <= set(levels)
+    assert {
+        "exempt",
+        "system",
+        "node-high",
+        "leader-election",
+        "workload-high",
+        "workload-low",
+        "global-default",
+        "catch-all",
+    } <= set(levels)
     assert levels["workload-low"].spec.limited.nominal_concurrency_shares == 100
     schemas = {s.metadata.name: s for s in fc.list_flow_schema().items}
     assert schemas["service-accounts"].spec.priority_level_configuration.name == "workload-low"
@@ -146,7 +179,12 @@ def test_not_found_status_shape(core: client.CoreV1Api, api_client: client.ApiCl
         core.read_namespaced_pod("missing", namespace)
     body = _status(err.value)
     assert (err.value.status, body["kind"], body["status"], body["reason"], body["code"]) == (
-        404, "Status", "Failure", "NotFound", 404)
+        404,
+        "Status",
+        "Failure",
+        "NotFound",
+        404,
+    )
     assert body["details"] == {"name": "missing", "kind": "pods"}
     assert body["message"] == 'pods "missing" not found'
     with pytest.raises(ApiException) as err:
@@ -183,8 +221,12 @@ def test_invalid_names_are_422(core: client.CoreV1Api, namespace: str) -> None:
 
 def test_generate_name(core: client.CoreV1Api, namespace: str) -> None:
     """generateName makes distinct names with the prefix."""
-    names = {core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=META(generate_name="gen-"))).metadata.name for _ in range(3)}
+    names = {
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=META(generate_name="gen-"))
+        ).metadata.name
+        for _ in range(3)
+    }
     assert len(names) == 3 and all(n.startswith("gen-") and len(n) == 9 for n in names)
 
 
@@ -240,15 +282,19 @@ def test_patch_types(core: client.CoreV1Api, api_client: client.ApiClient, names
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "lab/model-server"}]}}}}
     out = apps.patch_namespaced_deployment("web", namespace, patch)  # strategic by default
     assert [(c.name, c.image) for c in out.spec.template.spec.containers] == [
-        ("c", "lab/model-server"), ("side", "lab/pause")]
+        ("c", "lab/model-server"),
+        ("side", "lab/pause"),
+    ]
     api_client.set_default_header("Content-Type", "application/merge-patch+json")
     try:
         out = apps.patch_namespaced_deployment("web", namespace, patch)
     finally:
         api_client.default_headers.pop("Content-Type", None)
     assert [c.name for c in out.spec.template.spec.containers] == ["c"]
-    ops = [{"op": "replace", "path": "/spec/replicas", "value": 4},
-           {"op": "add", "path": "/metadata/labels/extra", "value": "yes"}]
+    ops = [
+        {"op": "replace", "path": "/spec/replicas", "value": 4},
+        {"op": "add", "path": "/metadata/labels/extra", "value": "yes"},
+    ]
     out = apps.patch_namespaced_deployment("web", namespace, ops)  # a list body is sent as json-patch
     assert out.spec.replicas == 4 and out.metadata.labels["extra"] == "yes"
 
@@ -277,14 +323,16 @@ def test_eviction_deletes_pod(core: client.CoreV1Api, namespace: str) -> None:
     assert err.value.status == 404
 
 
-def test_owner_cascade_and_namespace_delete(core: client.CoreV1Api, api_client: client.ApiClient,
-                                            namespace: str) -> None:
+def test_owner_cascade_and_namespace_delete(
+    core: client.CoreV1Api, api_client: client.ApiClient, namespace: str
+) -> None:
     """Deleting a deployment deletes pods it owns; deleting a namespace deletes its objects."""
     apps = client.AppsV1Api(api_client)
     dep = apps.create_namespaced_deployment(namespace, _deployment("web"))
     pod = _pod("owned")
-    pod.metadata.owner_references = [client.V1OwnerReference(
-        api_version="apps/v1", kind="Deployment", name="web", uid=dep.metadata.uid)]
+    pod.metadata.owner_references = [
+        client.V1OwnerReference(api_version="apps/v1", kind="Deployment", name="web", uid=dep.metadata.uid)
+    ]
     core.create_namespaced_pod(namespace, pod)
     core.create_namespaced_pod(namespace, _pod("free"))
     apps.delete_namespaced_deployment("web", namespace)
@@ -298,7 +346,9 @@ def test_owner_cascade_and_namespace_delete(core: client.CoreV1Api, api_client: 
 def test_token_review(api: RunningApiServer, api_client: client.ApiClient) -> None:
     """TokenReview authenticates lab tokens and refuses unknown ones."""
     auth = client.AuthenticationV1Api(api_client)
-    review = auth.create_token_review(client.V1TokenReview(spec=client.V1TokenReviewSpec(token=api.runner_token)))
+    review = auth.create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=api.runner_token))
+    )
     assert review.status.authenticated is True
     assert review.status.user.username == "gameday-runner"
     assert "gameday:runners" in review.status.user.groups
@@ -315,3 +365,28 @@ def test_discovery_and_version(api_client: client.ApiClient) -> None:
     assert resources["pods/eviction"].group == "policy"
     apps = {r.name: r for r in client.AppsV1Api(api_client).get_api_resources().resources}
     assert apps["deployments"].short_names == ["deploy"] and apps["deployments/scale"].kind == "Scale"
+
+
+def test_deletecollection_with_selector(core: client.CoreV1Api, namespace: str) -> None:
+    """deletecollection removes only the objects matching its label selector."""
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=META(name=name, labels={"team": team}))
+        )
+    core.delete_collection_namespaced_config_map(namespace, label_selector="team=x")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == ["c"]
+
+
+def test_orphan_propagation_keeps_dependents(
+    core: client.CoreV1Api, api_client: client.ApiClient, namespace: str
+) -> None:
+    """propagationPolicy=Orphan deletes the owner but leaves its pods."""
+    apps = client.AppsV1Api(api_client)
+    dep = apps.create_namespaced_deployment(namespace, _deployment("web"))
+    pod = _pod("owned")
+    pod.metadata.owner_references = [
+        client.V1OwnerReference(api_version="apps/v1", kind="Deployment", name="web", uid=dep.metadata.uid)
+    ]
+    core.create_namespaced_pod(namespace, pod)
+    apps.delete_namespaced_deployment("web", namespace, propagation_policy="Orphan")
+    assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["owned"]

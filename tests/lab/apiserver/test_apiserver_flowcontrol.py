@@ -29,10 +29,22 @@ def _setup(seats: int = 10, queue_timeout: float = 15.0) -> tuple[FlowControl, R
     return FlowControl(store, Metrics(store), seats, queue_timeout), reg
 
 
-def _info(user: str, groups: tuple[str, ...], verb: str = "list", resource: str = "pods",
-          group: str = "") -> RequestInfo:
-    return RequestInfo(user, (*groups, "system:authenticated"), verb, f"/api/v1/{resource}", True, group, "v1",
-                       resource, "", "kube-node-lease", "")
+def _info(
+    user: str, groups: tuple[str, ...], verb: str = "list", resource: str = "pods", group: str = ""
+) -> RequestInfo:
+    return RequestInfo(
+        user,
+        (*groups, "system:authenticated"),
+        verb,
+        f"/api/v1/{resource}",
+        True,
+        group,
+        "v1",
+        resource,
+        "",
+        "kube-node-lease",
+        "",
+    )
 
 
 SA = _info("system:serviceaccount:default:x", ("system:serviceaccounts", "system:serviceaccounts:default"))
@@ -62,9 +74,23 @@ def test_queue_full_and_exempt_bypass() -> None:
 
     async def run() -> None:
         flow, reg = _setup(seats=2)
-        reg.patch(PLCS, "", "workload-low", {"spec": {"type": "Limited", "limited": {
-            "nominalConcurrencyShares": 100, "limitResponse": {"type": "Queue", "queuing": {
-                "queues": 1, "handSize": 1, "queueLengthLimit": 1}}}}})
+        reg.patch(
+            PLCS,
+            "",
+            "workload-low",
+            {
+                "spec": {
+                    "type": "Limited",
+                    "limited": {
+                        "nominalConcurrencyShares": 100,
+                        "limitResponse": {
+                            "type": "Queue",
+                            "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": 1},
+                        },
+                    },
+                }
+            },
+        )
         held = await flow.acquire(SA, 10)  # width clamps to the level's seats: the level is full
         waiting = asyncio.create_task(flow.acquire(SA, 1))
         await asyncio.sleep(0)
@@ -93,7 +119,8 @@ def test_queue_timeout_rejects() -> None:
         flow.release(held)
         sample = flow.metrics.registry.get_sample_value(
             "apiserver_flowcontrol_rejected_requests_total",
-            {"priority_level": "workload-low", "flow_schema": "service-accounts", "reason": "time-out"})
+            {"priority_level": "workload-low", "flow_schema": "service-accounts", "reason": "time-out"},
+        )
         assert sample == 1.0
 
     asyncio.run(run())
@@ -104,18 +131,40 @@ def test_reject_level_and_live_break_glass() -> None:
 
     async def run() -> None:
         flow, reg = _setup(seats=1)
-        reg.patch(SCHEMAS, "", "global-default", {"spec": {"priorityLevelConfiguration": {"name": "catch-all"}}})
+        reg.patch(
+            SCHEMAS, "", "global-default", {"spec": {"priorityLevelConfiguration": {"name": "catch-all"}}}
+        )
         bob = _info("bob", ())
         held = await flow.acquire(bob, 1)
         with pytest.raises(ApiError):
             await flow.acquire(bob, 1)
         flow.release(held)
         reg.create(PLCS, "", {"metadata": {"name": "bg"}, "spec": {"type": "Exempt", "exempt": {}}})
-        reg.create(SCHEMAS, "", {"metadata": {"name": "bg"}, "spec": {
-            "priorityLevelConfiguration": {"name": "bg"}, "matchingPrecedence": 10,
-            "rules": [{"subjects": [{"kind": "User", "user": {"name": "bob"}}],
-                       "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
-                                          "namespaces": ["*"], "clusterScope": True}]}]}})
+        reg.create(
+            SCHEMAS,
+            "",
+            {
+                "metadata": {"name": "bg"},
+                "spec": {
+                    "priorityLevelConfiguration": {"name": "bg"},
+                    "matchingPrecedence": 10,
+                    "rules": [
+                        {
+                            "subjects": [{"kind": "User", "user": {"name": "bob"}}],
+                            "resourceRules": [
+                                {
+                                    "verbs": ["*"],
+                                    "apiGroups": ["*"],
+                                    "resources": ["*"],
+                                    "namespaces": ["*"],
+                                    "clusterScope": True,
+                                }
+                            ],
+                        }
+                    ],
+                },
+            },
+        )
         tickets = [await flow.acquire(bob, 1) for _ in range(5)]
         assert {t.schema_name for t in tickets} == {"bg"}
 

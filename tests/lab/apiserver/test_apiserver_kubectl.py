@@ -31,8 +31,12 @@ def _pod_yaml(ns: str, name: str, node: str, owner: dict[str, str] | None = None
     meta: dict[str, object] = {"name": name, "namespace": ns, "labels": {"app": "web"}}
     if owner:
         meta["ownerReferences"] = [owner]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-           "spec": {"nodeName": node, "containers": [{"name": "c", "image": "lab/pause"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "lab/pause"}]},
+    }
     return yaml.safe_dump(pod)
 
 
@@ -46,9 +50,10 @@ def test_get_formats_and_selectors(kubectl: Kubectl, namespace: str) -> None:
     assert [i["metadata"]["name"] for i in as_json["items"]] == ["p1", "p2"]
     as_yaml = yaml.safe_load(kubectl("get", "pod", "p1", "-n", namespace, "-o", "yaml").stdout)
     assert as_yaml["spec"]["nodeName"] == "node-a"
-    names = kubectl("get", "pods", "-A", "-l", "app=web", "--field-selector", "spec.nodeName=node-b",
-                    "-o", "name").stdout.split()
-    assert f"pod/p2" in names and "pod/p1" not in names
+    names = kubectl(
+        "get", "pods", "-A", "-l", "app=web", "--field-selector", "spec.nodeName=node-b", "-o", "name"
+    ).stdout.split()
+    assert "pod/p2" in names and "pod/p1" not in names
     wide = kubectl("get", "pods", "-A", "--field-selector", f"metadata.namespace={namespace}").stdout
     assert wide.split()[0] == "NAMESPACE" and namespace in wide
 
@@ -77,10 +82,26 @@ def test_patch_kinds_and_scale(kubectl: Kubectl, namespace: str) -> None:
     """kubectl patch (merge, strategic, json) and scale change the deployment."""
     kubectl("apply", "-f", "-", stdin=DEPLOYMENT.format(ns=namespace, replicas=1))
     kubectl("patch", "deploy", "web", "-n", namespace, "--type", "merge", "-p", '{"spec":{"replicas":2}}')
-    kubectl("patch", "deploy", "web", "-n", namespace, "-p",
-            '{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"B","value":"2"}]}]}}}}')
-    kubectl("patch", "deploy", "web", "-n", namespace, "--type", "json",
-            "-p", '[{"op":"add","path":"/metadata/labels/patched","value":"yes"}]')
+    kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        namespace,
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"B","value":"2"}]}]}}}}',
+    )
+    kubectl(
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        namespace,
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"add","path":"/metadata/labels/patched","value":"yes"}]',
+    )
     kubectl("scale", "deploy", "web", "-n", namespace, "--replicas", "3")
     got = json.loads(kubectl("get", "deploy", "web", "-n", namespace, "-o", "json").stdout)
     env = got["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -88,28 +109,45 @@ def test_patch_kinds_and_scale(kubectl: Kubectl, namespace: str) -> None:
     assert {e["name"] for e in env} == {"A", "B"}
 
 
-def test_cordon_drain_uncordon(kubectl: Kubectl, core: client.CoreV1Api, api_client: client.ApiClient,
-                               namespace: str) -> None:
+def test_cordon_drain_uncordon(
+    kubectl: Kubectl, core: client.CoreV1Api, api_client: client.ApiClient, namespace: str
+) -> None:
     """cordon marks the node unschedulable; drain evicts its pods (skipping DaemonSet pods); uncordon undoes."""
     node = "drain-node"
-    kubectl("create", "-f", "-", stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Node",
-                                                      "metadata": {"name": node}}))
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+    )
     try:
-        ds = client.AppsV1Api(api_client).create_namespaced_daemon_set(namespace, client.V1DaemonSet(
-            metadata=client.V1ObjectMeta(name="agent"),
-            spec=client.V1DaemonSetSpec(
-                selector=client.V1LabelSelector(match_labels={"app": "agent"}),
-                template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": "agent"}),
-                                                  spec=client.V1PodSpec(containers=[client.V1Container(
-                                                      name="a", image="lab/pause")])))))
-        owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": ds.metadata.uid,
-                 "controller": True}
+        ds = client.AppsV1Api(api_client).create_namespaced_daemon_set(
+            namespace,
+            client.V1DaemonSet(
+                metadata=client.V1ObjectMeta(name="agent"),
+                spec=client.V1DaemonSetSpec(
+                    selector=client.V1LabelSelector(match_labels={"app": "agent"}),
+                    template=client.V1PodTemplateSpec(
+                        metadata=client.V1ObjectMeta(labels={"app": "agent"}),
+                        spec=client.V1PodSpec(containers=[client.V1Container(name="a", image="lab/pause")]),
+                    ),
+                ),
+            ),
+        )
+        owner = {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "name": "agent",
+            "uid": ds.metadata.uid,
+            "controller": True,
+        }
         kubectl("create", "-f", "-", stdin=_pod_yaml(namespace, "work", node))
         kubectl("create", "-f", "-", stdin=_pod_yaml(namespace, "agent-x", node, owner))
         kubectl("cordon", node)
         assert core.read_node(node).spec.unschedulable is True
-        out = kubectl("drain", node, "--ignore-daemonsets", "--force", "--delete-emptydir-data",
-                      "--timeout=30s")
+        out = kubectl(
+            "drain", node, "--ignore-daemonsets", "--force", "--delete-emptydir-data", "--timeout=30s"
+        )
         assert "evicted" in out.stdout + out.stderr
         left = {p.metadata.name for p in core.list_namespaced_pod(namespace).items}
         assert left == {"agent-x"}
@@ -123,11 +161,24 @@ def test_delete_and_wait_for_delete(kubectl: Kubectl, namespace: str) -> None:
     """kubectl wait --for=delete returns once another client deletes the pod."""
     kubectl("create", "-f", "-", stdin=_pod_yaml(namespace, "gone", "node-a"))
     waiter = subprocess.Popen(
-        [kubectl.binary, "--kubeconfig", str(kubectl.kubeconfig), "wait", "--for=delete", "pod/gone",
-         "-n", namespace, "--timeout=30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            kubectl.binary,
+            "--kubeconfig",
+            str(kubectl.kubeconfig),
+            "wait",
+            "--for=delete",
+            "pod/gone",
+            "-n",
+            namespace,
+            "--timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "deleted" in kubectl("delete", "pod", "gone", "-n", namespace).stdout
-        out, err = waiter.communicate(timeout=40)
+        _out, err = waiter.communicate(timeout=40)
         assert waiter.returncode == 0, err
     finally:
         if waiter.poll() is None:
@@ -139,12 +190,25 @@ def test_wait_for_condition(kubectl: Kubectl, core: client.CoreV1Api, namespace:
     """kubectl wait --for=condition=Ready sees a condition set through a status patch."""
     kubectl("create", "-f", "-", stdin=_pod_yaml(namespace, "readyme", "node-a"))
     waiter = subprocess.Popen(
-        [kubectl.binary, "--kubeconfig", str(kubectl.kubeconfig), "wait", "--for=condition=Ready",
-         "pod/readyme", "-n", namespace, "--timeout=30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        [
+            kubectl.binary,
+            "--kubeconfig",
+            str(kubectl.kubeconfig),
+            "wait",
+            "--for=condition=Ready",
+            "pod/readyme",
+            "-n",
+            namespace,
+            "--timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        core.patch_namespaced_pod_status("readyme", namespace, {"status": {"conditions": [
-            {"type": "Ready", "status": "True"}]}})
+        core.patch_namespaced_pod_status(
+            "readyme", namespace, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        )
         out, err = waiter.communicate(timeout=40)
         assert waiter.returncode == 0, err
         assert "condition met" in out
@@ -158,8 +222,12 @@ def test_raw_metrics(kubectl: Kubectl) -> None:
     """kubectl get --raw /metrics returns the Prometheus exposition with the apiserver metric names."""
     kubectl("get", "ns")
     out = kubectl("get", "--raw", "/metrics").stdout
-    for name in ("apiserver_request_total", "apiserver_request_duration_seconds_bucket",
-                 "apiserver_current_inflight_requests", "apiserver_flowcontrol_current_executing_requests",
-                 "apiserver_storage_objects"):
+    for name in (
+        "apiserver_request_total",
+        "apiserver_request_duration_seconds_bucket",
+        "apiserver_current_inflight_requests",
+        "apiserver_flowcontrol_current_executing_requests",
+        "apiserver_storage_objects",
+    ):
         assert name in out
     assert poll_until(lambda: 'resource="namespaces"' in kubectl("get", "--raw", "/metrics").stdout)

@@ -9,11 +9,22 @@ import pytest
 from lab.apiserver.errors import ApiError
 from lab.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC, apply_patch, merge_patch, strategic_merge
 
-POD = {"metadata": {"name": "p", "labels": {"a": "1", "b": "2"}, "finalizers": ["x"]},
-       "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "1"}],
-                                "ports": [{"containerPort": 80}]}, {"name": "s", "image": "j"}],
-                "tolerations": [{"key": "k"}]},
-       "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Scheduled", "status": "True"}]}}
+POD = {
+    "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}, "finalizers": ["x"]},
+    "spec": {
+        "containers": [
+            {
+                "name": "c",
+                "image": "i",
+                "env": [{"name": "A", "value": "1"}],
+                "ports": [{"containerPort": 80}],
+            },
+            {"name": "s", "image": "j"},
+        ],
+        "tolerations": [{"key": "k"}],
+    },
+    "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Scheduled", "status": "True"}]},
+}
 
 
 def test_merge_patch_replaces_lists_and_deletes_nulls() -> None:
@@ -24,9 +35,14 @@ def test_merge_patch_replaces_lists_and_deletes_nulls() -> None:
 
 def test_strategic_merges_by_key() -> None:
     """Containers merge by name, env by name, ports by containerPort, conditions by type."""
-    patch = {"spec": {"containers": [{"name": "c", "env": [{"name": "B", "value": "2"}],
-                                      "ports": [{"containerPort": 81}]}]},
-             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    patch = {
+        "spec": {
+            "containers": [
+                {"name": "c", "env": [{"name": "B", "value": "2"}], "ports": [{"containerPort": 81}]}
+            ]
+        },
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
     out = strategic_merge(POD, patch)
     c = out["spec"]["containers"]
     assert [x["name"] for x in c] == ["c", "s"] and c[0]["image"] == "i"
@@ -38,11 +54,17 @@ def test_strategic_merges_by_key() -> None:
 
 def test_strategic_directives() -> None:
     """$patch delete removes a list element, $patch replace replaces a map, unkeyed lists are replaced."""
-    out = strategic_merge(POD, {"spec": {"containers": [{"name": "s", "$patch": "delete"}],
-                                         "tolerations": [{"key": "other"}],
-                                         "$setElementOrder/containers": [{"name": "c"}]},
-                                "metadata": {"labels": {"$patch": "replace", "z": "9"},
-                                             "finalizers": ["y"]}})
+    out = strategic_merge(
+        POD,
+        {
+            "spec": {
+                "containers": [{"name": "s", "$patch": "delete"}],
+                "tolerations": [{"key": "other"}],
+                "$setElementOrder/containers": [{"name": "c"}],
+            },
+            "metadata": {"labels": {"$patch": "replace", "z": "9"}, "finalizers": ["y"]},
+        },
+    )
     assert [c["name"] for c in out["spec"]["containers"]] == ["c"]
     assert out["spec"]["tolerations"] == [{"key": "other"}]
     assert out["metadata"]["labels"] == {"z": "9"}

@@ -25,8 +25,12 @@ def test_watch_replays_added_modified_deleted(core: client.CoreV1Api, namespace:
     core.create_namespaced_config_map(namespace, _cm("w"))
     core.patch_namespaced_config_map("w", namespace, {"data": {"v": "1"}})
     core.delete_namespaced_config_map("w", namespace)
-    events = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=1)]
+    events = [
+        (e["type"], e["object"].metadata.name)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=1
+        )
+    ]
     assert events == [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")]
 
 
@@ -57,9 +61,16 @@ def test_watch_label_selector_transitions(core: client.CoreV1Api, namespace: str
     core.create_namespaced_config_map(namespace, _cm("x", {"team": "a"}))
     core.patch_namespaced_config_map("x", namespace, {"metadata": {"labels": {"team": "b"}}})
     core.patch_namespaced_config_map("x", namespace, {"metadata": {"labels": {"team": "a"}}})
-    events = [e["type"] for e in watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, label_selector="team=a", resource_version=start,
-        timeout_seconds=1)]
+    events = [
+        e["type"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            namespace,
+            label_selector="team=a",
+            resource_version=start,
+            timeout_seconds=1,
+        )
+    ]
     assert events == ["ADDED", "DELETED", "ADDED"]
 
 
@@ -68,9 +79,16 @@ def test_watch_field_selector_by_name(core: client.CoreV1Api, namespace: str) ->
     start = core.list_namespaced_config_map(namespace).metadata.resource_version
     core.create_namespaced_config_map(namespace, _cm("one"))
     core.create_namespaced_config_map(namespace, _cm("two"))
-    names = [e["object"].metadata.name for e in watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, field_selector="metadata.name=two",
-        resource_version=start, timeout_seconds=1)]
+    names = [
+        e["object"].metadata.name
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            namespace,
+            field_selector="metadata.name=two",
+            resource_version=start,
+            timeout_seconds=1,
+        )
+    ]
     assert names == ["two"]
 
 
@@ -81,8 +99,11 @@ def test_watch_too_old_resource_version_is_410(core: client.CoreV1Api, namespace
     for n in range(520):
         core.patch_namespaced_config_map("churn", namespace, {"data": {"v": str(n)}})
     with pytest.raises(ApiException) as err:
-        list(watch.Watch().stream(core.list_namespaced_config_map, namespace, resource_version=old,
-                                  timeout_seconds=1))
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, namespace, resource_version=old, timeout_seconds=1
+            )
+        )
     assert err.value.status == 410
 
 
@@ -93,18 +114,24 @@ def test_watch_error_event_shape(api: RunningApiServer, core: client.CoreV1Api, 
         core.patch_namespaced_config_map("churn2", namespace, {"data": {"v": str(n)}})
     req = urllib.request.Request(
         f"{api.url}/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion=2&timeoutSeconds=1",
-        headers={"Authorization": f"Bearer {api.admin_token}"})
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         event = json.loads(resp.readline())
     assert event["type"] == "ERROR"
-    assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == ("Status", 410, "Expired")
+    assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == (
+        "Status",
+        410,
+        "Expired",
+    )
 
 
 def test_watch_bookmarks(api: RunningApiServer, core: client.CoreV1Api, namespace: str) -> None:
     """allowWatchBookmarks yields BOOKMARK events carrying the current resourceVersion."""
     req = urllib.request.Request(
         f"{api.url}/api/v1/namespaces/{namespace}/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=2",
-        headers={"Authorization": f"Bearer {api.admin_token}"})
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         lines = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
     bookmarks = [e for e in lines if e["type"] == "BOOKMARK"]
@@ -117,7 +144,8 @@ def test_legacy_watch_path(api: RunningApiServer, core: client.CoreV1Api, namesp
     core.create_namespaced_config_map(namespace, _cm("legacy"))
     req = urllib.request.Request(
         f"{api.url}/api/v1/watch/namespaces/{namespace}/configmaps?timeoutSeconds=1",
-        headers={"Authorization": f"Bearer {api.admin_token}"})
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         first = json.loads(resp.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "legacy")
