@@ -74,6 +74,18 @@ def _kubeconfig(path: Path) -> ApiCredentials:
                           insecure=bool(cluster.get("insecure-skip-tls-verify")))
 
 
+def _merge_allow_file(ns: argparse.Namespace) -> None:
+    try:
+        doc = yaml.safe_load(ns.allow_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--allow-file {ns.allow_file}: {exc}") from exc
+    if not isinstance(doc, dict) or set(doc) - {"users", "groups", "cidrs", "interfaces"}:
+        raise ConfigError(f"--allow-file {ns.allow_file}: expected a mapping with users, groups, cidrs, interfaces")
+    for key, dest in (("users", "allow_user"), ("groups", "allow_group"), ("cidrs", "allow_cidr"),
+                      ("interfaces", "allow_interface")):
+        getattr(ns, dest).extend(str(v) for v in doc.get(key) or [])
+
+
 def parser() -> argparse.ArgumentParser:
     """The CLI."""
     p = argparse.ArgumentParser(prog="python -m agents", description="gameday node agent")
@@ -90,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     a("--allow-group", action="append", default=[], help="group allowed to call (repeatable)")
     a("--allow-cidr", action="append", default=[], help="CIDR partition peers must lie in (repeatable)")
     a("--allow-interface", action="append", default=[], help="interface a partition may name (repeatable)")
+    a("--allow-file", type=Path, help="YAML {users, groups, cidrs, interfaces} lists, added to the flags")
     a("--max-ttl", type=float, default=600.0, help=f"longest lease in seconds (≤ {MAX_TTL_SECONDS:g})")
     a("--max-faults", type=int, default=32)
     a("--kmsg-path", type=Path, default=Path("/dev/kmsg"))
@@ -110,6 +123,8 @@ def parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None = None) -> AgentConfig:
     """Parse flags into a config; ConfigError when they are inconsistent."""
     ns = parser().parse_args(argv)
+    if ns.allow_file is not None:
+        _merge_allow_file(ns)
     host, _, port = ns.listen.rpartition(":")
     if ns.kubeconfig:
         api = _kubeconfig(ns.kubeconfig)

@@ -40,3 +40,12 @@ def test_kubeconfig_credentials(tmp_path: Path) -> None:
                   "users: [{name: u, user: {token: abc}}]\n")
     cfg = parse(["--node", "n", "--kubeconfig", str(kc), "--allow-group", "gameday:runners"])
     assert (cfg.api.url, cfg.api.bearer(), cfg.api.insecure) == ("https://10.0.0.1:6443", "abc", True)
+
+
+def test_allow_file_adds_to_flags(tmp_path: Path) -> None:
+    """The allow-list file (the DaemonSet's ConfigMap) adds users, groups and CIDRs."""
+    f = tmp_path / "allow.yaml"
+    f.write_text("users: [system:serviceaccount:gameday:gameday-runner]\ngroups: [gameday:runners]\ncidrs: [10.0.0.0/8]\n")
+    cfg = parse(["--node", "n", "--api-url", "http://x", "--allow-file", str(f)])
+    assert cfg.allow_users == {"system:serviceaccount:gameday:gameday-runner"} and cfg.allow_groups == {"gameday:runners"}
+    assert [str(c) for c in cfg.limits.allowed_cidrs] == ["10.0.0.0/8"]

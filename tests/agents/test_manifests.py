@@ -1,0 +1,56 @@
+"""The agent's Kubernetes manifests: least-privilege RBAC, a privileged host DaemonSet whose args the agent accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.config import parse
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "agents" / "manifests"
+
+
+def _docs() -> list[dict[str, Any]]:
+    return [d for f in sorted(MANIFESTS.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def _one(kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in _docs() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_agent_role_only_creates_tokenreviews() -> None:
+    """The agent's ClusterRole allows exactly TokenReview create, bound to its ServiceAccount."""
+    role = _one("ClusterRole", "gameday-agent")
+    assert role["rules"] == [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+    binding = _one("ClusterRoleBinding", "gameday-agent")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gameday-agent", "namespace": "gameday"}]
+
+
+def test_daemonset_is_privileged_on_the_host_and_gpu_nodes_only() -> None:
+    """hostPID, hostNetwork, privileged, /dev/kmsg mounted, GPU nodes only."""
+    pod = _one("DaemonSet", "gameday-agent")["spec"]["template"]["spec"]
+    assert pod["hostPID"] and pod["hostNetwork"] and pod["serviceAccountName"] == "gameday-agent"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    container = pod["containers"][0]
+    assert container["securityContext"]["privileged"] is True
+    assert {"name": "kmsg", "mountPath": "/dev/kmsg"} in container["volumeMounts"]
+
+
+def test_daemonset_args_are_accepted_by_the_agent(tmp_path: Path) -> None:
+    """The DaemonSet's command line parses, with the allow-list from the ConfigMap."""
+    allow = _one("ConfigMap", "gameday-agent-allow")["data"]["allow.yaml"]
+    (tmp_path / "allow.yaml").write_text(allow)
+    args = [a.replace("$(NODE_NAME)", "gpu-1").replace("/etc/gameday-agent/allow.yaml", str(tmp_path / "allow.yaml"))
+            for a in _one("DaemonSet", "gameday-agent")["spec"]["template"]["spec"]["containers"][0]["args"]]
+    cfg = parse(args)
+    assert cfg.node == "gpu-1" and cfg.port == 9470 and "gameday-runner" in cfg.allow_users
+    assert cfg.tls_cert is not None and cfg.api.url == "https://kubernetes.default.svc"
+
+
+def test_runner_role_covers_agent_discovery_and_network_policies() -> None:
+    """The runner may read nodes and pods (to find agents) and create/delete NetworkPolicies."""
+    rules = _one("ClusterRole", "gameday-runner")["rules"]
+    allowed = {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]}
+    assert {("nodes", "get"), ("pods", "list"), ("networkpolicies", "create"), ("networkpolicies", "delete")} <= allowed
