@@ -34,7 +34,7 @@ table{border-collapse:collapse;margin:6px 0;background:#fff}td,th{border:1px sol
 text-align:left;vertical-align:top}th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .charts{display:grid;grid-template-columns:3fr 2fr;gap:8px}.chart{background:#fff;border:1px solid #e0e0e0;min-height:340px}
 pre{background:#fff;border:1px solid #e0e0e0;padding:8px;overflow:auto;max-height:420px;font-size:12px}
-details>summary{cursor:pointer;font-weight:600}
+details>summary{cursor:pointer;font-weight:600}.bad{color:#b71c1c}
 """
 _JS = """
 (function(){
@@ -147,12 +147,13 @@ def _faults(run: Run) -> str:
         if s.reason:
             out.append(f"<p>{escape(s.reason)}</p>")
         for f in s.faults:
-            landed = "✔ verified" if f.verified else "✘ NOT verified — its expectations are inconclusive"
-            rb = ("—" if f.rollback_ok is None else "ok" if f.rollback_ok else f"FAILED: {f.rollback_error or ''}")
+            landed = "✔ verified" if f.verified else '<b class="bad">✘ NOT verified: its expectations are inconclusive</b>'
+            rb = ("—" if f.rollback_ok is None else "ok" if f.rollback_ok else
+                  f'<b class="bad">FAILED: {escape(f.rollback_error or "")}</b>')
             out.append(f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): {landed}; injected "
-                       f"{f.injected_at:%H:%M:%S} · rollback {escape(rb)}</p>" if f.injected_at else
+                       f"{f.injected_at:%H:%M:%S} · rollback {rb}</p>" if f.injected_at else
                        f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): not injected</p>")
-            out.append(f"<details><summary>evidence</summary><pre>{escape(json.dumps(f.evidence, indent=1, default=str))}"
+            out.append(f"<details open><summary>evidence of landing</summary><pre>{escape(json.dumps(f.evidence, indent=1, default=str))}"
                        f"</pre></details><details><summary>plan</summary><pre>"
                        f"{escape(json.dumps(f.plan, indent=1, default=str))}</pre></details>")
     return "\n".join(out)
@@ -169,8 +170,8 @@ def render(run: Run, res: RunResults, timeline: Fig, per_observable: list[tuple[
            compared: list[RunResults]) -> str:
     """The whole report as one HTML string."""
     figs: list[Fig] = [timeline]
-    body = [_header(run, res), "<h2>Timeline</h2>", '<div class="chart" id="fig-0"></div>',
-            "<h2>Hypothesis expectations</h2>", _expectations(res)]
+    body = [_header(run, res), "<h2 id=timeline>Timeline</h2>", '<div class="chart" id="fig-0"></div>',
+            "<h2 id=expectations>Hypothesis expectations</h2>", _expectations(res)]
     if compared:
         body += ["<h2>Compared runs</h2>", _compare([res, *compared])]
     body.append("<h2>Observables</h2><p class=meta>Time axis: seconds since each run's first injection (runs line up)."
@@ -186,7 +187,7 @@ def render(run: Run, res: RunResults, timeline: Fig, per_observable: list[tuple[
         body.append(f'<h3>{escape(s.observable)}</h3><div class="charts"><div class="chart" id="fig-{i}"></div>'
                     f'<div class="chart" id="fig-{i + 1}"></div></div>{stats_table(s)}')
     blueprint = run.record.blueprint_text or yaml.safe_dump(run.record.blueprint, sort_keys=False)
-    body += ["<h2>Faults: landing evidence and plan</h2>", _faults(run),
+    body += ["<h2 id=faults>Faults: landing evidence and plan</h2>", _faults(run),
              f"<h2>Events</h2><details><summary>{len(run.record.events)} events</summary>{_events(run)}</details>",
              f"<h2>Blueprint</h2><pre>{escape(blueprint)}</pre></main>"]
     payload = json.dumps(figs, separators=(",", ":"), allow_nan=False, default=_nan).replace("</", "<\\/")
