@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,14 +13,30 @@ from tasks.faults.base import FaultContext
 from tasks.settings import Settings
 from tests.tasks.helpers import NODES
 
+LAB_WAIT_S = 240.0
+
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A whole lab (3 CPU nodes, time scale 10) for the session; torn down even on failure."""
+    from lab.runtime.errors import LabError
     from lab.testing import running_lab
 
-    with running_lab(tmp_path_factory.mktemp("lab"), nodes=3, gpu_nodes=0, time_scale=10) as handle:
+    # One lab per machine (fixed DNS/gateway addresses): wait, bounded, for another test run's lab to finish.
+    deadline = time.monotonic() + LAB_WAIT_S
+    while True:
+        cm = running_lab(tmp_path_factory.mktemp("lab"), nodes=3, gpu_nodes=0, time_scale=10)
+        try:
+            handle = cm.__enter__()
+            break
+        except LabError as e:
+            if "in use" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+    try:
         yield handle
+    finally:
+        cm.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +83,68 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"role": "cpu"}}})
         admin.close()
         yield server
+
+
+@pytest.fixture(scope="session")
+def exporter() -> Iterator[str]:
+    """A tiny real exporter (prometheus_client) serving gameday_test_value{pod="a"}=42 and {pod="b"}=7."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    registry = CollectorRegistry()
+    gauge = Gauge("gameday_test_value", "a test gauge", ["pod"], registry=registry)
+    gauge.labels("a").set(42)
+    gauge.labels("b").set(7)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's Prometheus scraping the exporter every second; yields its URL once it has data."""
+    import shutil
+    import socket
+    import subprocess
+
+    import requests
+
+    from tests.conftest import require
+
+    binary = shutil.which("prometheus")
+    require(binary is not None, "needs Prometheus: apt-get install -y prometheus")
+    assert binary is not None
+    tmp = tmp_path_factory.mktemp("prom")
+    (tmp / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: test, static_configs: [{{targets: ['{exporter}']}}]}}]\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=(tmp / "prometheus.log").open("wb"))
+    url = f"http://127.0.0.1:{port}"
+
+    def has_data() -> bool:
+        try:
+            r = requests.get(f"{url}/api/v1/query", params={"query": "gameday_test_value"}, timeout=1)
+            return r.ok and len(r.json()["data"]["result"]) == 2
+        except requests.RequestException:
+            return False
+
+    try:
+        from tests.tasks.helpers import poll
+
+        poll(has_data, timeout=30, interval=0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -1,0 +1,120 @@
+"""control-plane-overload: client-storm with break-glass (bare API server) and daemonset-storm (lab)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blueprints.faults import ControlPlaneOverload
+from tasks.cluster import Cluster
+from tasks.faults.base import FaultContext
+from tasks.faults.control_plane import ControlPlaneOverloadFault
+from tasks.faults.storm_process import find_storms, read_stats
+from tasks.ledger import Ledger
+from tasks.settings import Settings
+from tests.tasks.helpers import api_cluster, poll
+
+FAULT = ControlPlaneOverloadFault()
+
+
+@pytest.fixture(scope="module")
+def storm_data(api: Any) -> None:
+    """1,000 ConfigMaps, so that each cluster-wide LIST costs the server real work (10 seats)."""
+    admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
+    admin.ensure_namespace("storm-data")
+
+    def make(i: int) -> None:
+        admin.create_configmap("storm-data", {"metadata": {"name": f"cm-{i}"}, "data": {"x": "y" * 200}})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(make, range(1000)))
+    admin.close()
+
+
+@pytest.fixture
+def runner(api: Any, tmp_path: Path) -> Iterator[tuple[Cluster, FaultContext]]:
+    """The runner's facade (pretending to be a lab so the storm finds the telemetry identity) and a context."""
+    cluster = api_cluster(api, users_dir=tmp_path)
+    ctx = FaultContext(cluster=cluster, run_id="cp", log=lambda m: None,
+                       extra={"settings": Settings(state_dir=tmp_path / "state"), "storm_max_seconds": 120})
+    yield cluster, ctx
+    cluster.close()
+
+
+def _apf(cluster: Cluster) -> tuple[list[str], list[str]]:
+    return sorted(cluster.flowschema_names()), sorted(cluster.priority_level_names())
+
+
+def test_client_storm_gets_429s_while_breakglass_keeps_the_runner_served(
+        storm_data: None, runner: tuple[Cluster, FaultContext], tmp_path: Path) -> None:
+    """The storm (telemetry identity) is throttled; the runner's calls succeed; rollback restores APF objects."""
+    cluster, ctx = runner
+    before = _apf(cluster)
+    spec = ControlPlaneOverload(mode="client-storm", resource="configmaps", rate=1000, concurrency=400,
+                                ramp_up="1s")  # type: ignore[arg-type]
+    inj = FAULT.plan(spec, ctx, run_id="cp1", stage="s", fault_id="storm")
+    Ledger(tmp_path, "cp1").record(inj)
+    inj = FAULT.inject(inj, ctx)
+    try:
+        assert "gameday-breakglass-cp1" in cluster.flowschema_names()
+        poll(lambda: (read_stats(inj.undo["stats_path"]) or {}).get("throttled_429", 0) > 0, timeout=40)
+        runner_calls = [len(cluster.list_nodes()) for _ in range(5)]
+        evidence = FAULT.verify(inj, ctx)
+    finally:
+        FAULT.rollback(inj, ctx)
+    assert runner_calls == [3] * 5
+    assert evidence.landed, evidence.summary
+    assert evidence.details["storm"]["throttled_429"] > 0 and evidence.details["runner_call"]["ok"]
+    assert evidence.details["identity"] == "system:serviceaccount:telemetry:telemetry"
+    assert find_storms(inj.undo["tag"]) == []
+    assert _apf(cluster) == before
+    FAULT.rollback(inj, ctx)  # a second rollback is harmless
+    assert _apf(cluster) == before
+
+
+def test_client_storm_rollback_of_a_planned_only_injection(runner: tuple[Cluster, FaultContext]) -> None:
+    """Rolling back an injection that was recorded but never applied touches nothing and does not fail."""
+    cluster, ctx = runner
+    before = _apf(cluster)
+    inj = FAULT.plan(ControlPlaneOverload(), ctx, run_id="cp2", stage="s", fault_id="storm")
+    FAULT.rollback(inj, ctx)
+    assert _apf(cluster) == before and find_storms(inj.undo["tag"]) == []
+
+
+def test_client_storm_half_applied_breakglass_only(runner: tuple[Cluster, FaultContext]) -> None:
+    """If only break-glass was opened before a crash, rollback removes it."""
+    from tasks.faults.breakglass import open_breakglass
+
+    cluster, ctx = runner
+    before = _apf(cluster)
+    inj = FAULT.plan(ControlPlaneOverload(), ctx, run_id="cp3", stage="s", fault_id="storm")
+    open_breakglass(cluster, inj.undo["breakglass"], inj.undo["runner_user"])
+    assert _apf(cluster) != before
+    FAULT.rollback(inj, ctx)
+    assert _apf(cluster) == before
+
+
+def test_daemonset_storm_puts_a_pod_on_every_node_and_rollback_removes_it(
+        lab_cluster: Cluster, lab_ctx: FaultContext) -> None:
+    """daemonset-storm creates its namespace and one storm pod per node; rollback deletes both."""
+    spec = ControlPlaneOverload(mode="daemonset-storm", namespace="gameday-storm-t", per_pod_rate=2,
+                                break_glass=True)
+    assert not lab_cluster.namespace_exists("gameday-storm-t")
+    fs_before = _apf(lab_cluster)
+    inj = FAULT.plan(spec, lab_ctx, run_id="ds1", stage="s", fault_id="ds")
+    assert inj.undo["created_namespace"] is True
+    inj = FAULT.inject(inj, lab_ctx)
+    try:
+        evidence = FAULT.verify(inj, lab_ctx)
+    finally:
+        FAULT.rollback(inj, lab_ctx)
+    assert evidence.landed, evidence.summary
+    assert evidence.details["nodes"] == ["node-0", "node-1", "node-2"]
+    poll(lambda: not lab_cluster.list_pods(["gameday-storm-t"]), timeout=30)
+    poll(lambda: not lab_cluster.namespace_exists("gameday-storm-t"), timeout=30)
+    assert _apf(lab_cluster) == fs_before
+    FAULT.rollback(inj, lab_ctx)

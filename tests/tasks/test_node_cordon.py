@@ -1,0 +1,70 @@
+"""node-cordon against the lab: rollback uncordons exactly the nodes it cordoned; drain evicts pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from blueprints.campaign import BlastRadius
+from blueprints.faults import NodeCordon
+from tasks.cluster import Cluster
+from tasks.errors import BlastRadiusExceeded
+from tasks.faults.base import FaultContext
+from tasks.faults.node_cordon import NodeCordonFault, drainable
+
+FAULT = NodeCordonFault()
+
+
+def _flags(c: Cluster) -> dict[str, bool]:
+    return {n.metadata.name: bool(n.spec.unschedulable) for n in c.list_nodes()}
+
+
+@pytest.fixture
+def node2_precordoned(lab_admin: Cluster) -> Iterator[None]:
+    """node-2 cordoned by someone else before the fault; uncordoned again afterwards."""
+    lab_admin.set_unschedulable("node-2", True)
+    try:
+        yield
+    finally:
+        lab_admin.set_unschedulable("node-2", False)
+
+
+def test_rollback_uncordons_only_what_it_cordoned(node2_precordoned: None, lab_admin: Cluster,
+                                                  lab_ctx: FaultContext) -> None:
+    """With node-2 already cordoned, the fault cordons node-0/1 and rollback leaves node-2 cordoned."""
+    before = _flags(lab_admin)
+    inj = FAULT.plan(NodeCordon(selector={"mode": "all"}), lab_ctx, run_id="nc", stage="s",  # type: ignore[arg-type]
+                     fault_id="cordon")
+    assert inj.undo["cordon"] == ["node-0", "node-1"] and inj.undo["already_cordoned"] == ["node-2"]
+    inj = FAULT.inject(inj, lab_ctx)
+    evidence = FAULT.verify(inj, lab_ctx)
+    assert evidence.landed and all(evidence.details["unschedulable"].values())
+    FAULT.rollback(inj, lab_ctx)
+    assert _flags(lab_admin) == before == {"node-0": False, "node-1": False, "node-2": True}
+    FAULT.rollback(inj, lab_ctx)
+    assert _flags(lab_admin) == before
+
+
+def test_drain_evicts_the_pods_of_a_node(lab_admin: Cluster, lab_ctx: FaultContext) -> None:
+    """Draining a node with pods evicts them through the eviction API; rollback uncordons it."""
+    busy = max(("node-0", "node-1", "node-2"), key=lambda n: len(drainable(lab_ctx, n)))
+    assert drainable(lab_ctx, busy)
+    inj = FAULT.plan(NodeCordon(selector={"names": [busy], "mode": "all"}, drain=True), lab_ctx,  # type: ignore[arg-type]
+                     run_id="nc2", stage="s", fault_id="drain")
+    inj = FAULT.inject(inj, lab_ctx)
+    try:
+        evidence = FAULT.verify(inj, lab_ctx)
+    finally:
+        FAULT.rollback(inj, lab_ctx)
+    assert evidence.landed, evidence.summary
+    assert evidence.details["evicted"] and evidence.details["pods_left"] == {busy: 0}
+    assert _flags(lab_admin)[busy] is False
+
+
+def test_blast_radius_percent_refuses_half_the_nodes(lab_ctx: FaultContext) -> None:
+    """Two of three nodes is 66% > max_nodes_percent 50: refused at plan time."""
+    ctx = FaultContext(cluster=lab_ctx.cluster, run_id="nc3", blast_radius=BlastRadius(max_nodes_percent=50))
+    with pytest.raises(BlastRadiusExceeded, match="max_nodes_percent"):
+        FAULT.plan(NodeCordon(selector={"mode": "fixed", "value": 2}), ctx, run_id="nc3", stage="s",  # type: ignore[arg-type]
+                   fault_id="c")

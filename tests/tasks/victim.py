@@ -1,0 +1,46 @@
+"""A runner that plans, records, injects several faults and then waits to be SIGKILLed (for reconcile tests).
+
+Usage: python tests/tasks/victim.py KUBECONFIG STATE_DIR USERS_FILE; prints INJECTED when every fault is in.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from blueprints.faults import ControlPlaneOverload, CorednsOutage, NodeCordon
+from tasks.cluster import Cluster
+from tasks.faults import behaviour
+from tasks.faults.base import FaultContext
+from tasks.ledger import Ledger
+from tasks.settings import Settings
+
+RUN_ID = "victim"
+
+
+def main() -> None:
+    """Inject the faults, say so, then hang (bounded) until killed."""
+    kubeconfig, state_dir, users = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    cluster = Cluster.from_kubeconfig(kubeconfig, "lab-gameday-runner", lab={"dir": str(state_dir), "users": users})
+    ctx = FaultContext(cluster=cluster, run_id=RUN_ID, log=lambda m: None,
+                       extra={"settings": Settings(state_dir=state_dir), "storm_max_seconds": 120})
+    ledger = Ledger(state_dir, RUN_ID, cluster)
+    specs = [
+        ("scale", CorednsOutage(mode="scale-to-zero")),
+        ("corefile", CorednsOutage(mode="corefile", corefile={"zones": ["example.org"], "action": "drop"})),
+        ("cordon", NodeCordon(selector={"names": ["node-0"], "mode": "all"})),
+        ("storm", ControlPlaneOverload(mode="client-storm", resource="nodes", rate=20, concurrency=2)),
+    ]
+    for fault_id, spec in specs:
+        b = behaviour(spec.kind)
+        inj = b.plan(spec, ctx, run_id=RUN_ID, stage="s1", fault_id=fault_id)
+        ledger.record(inj)
+        inj = b.inject(inj, ctx)
+        ledger.update(inj, "applied")
+    print("INJECTED", flush=True)
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    main()
