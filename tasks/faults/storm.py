@@ -1,11 +1,12 @@
-"""The client-storm load generator: cluster-wide LISTs without resourceVersion at a target rate, asyncio + aiohttp.
+"""The client-storm load generator: cluster-wide LISTs without resourceVersion at a target rate, asyncio + aiohttp (or a bare protocol).
 
 Runs as its own process (``python -m tasks.faults.storm --tag TAG``, configuration as one JSON line on
 stdin so the bearer token never appears in argv or the ledger). Open loop: requests start on a schedule
 (rate ramped up linearly over ``ramp_up_s``) with at most ``concurrency`` in flight; achieved rate,
 latency percentiles, status codes and 429s are written atomically to ``stats_path`` every second and at
 exit. SIGTERM/SIGINT stop it; it also stops by itself after ``max_seconds``. Before the storm it times a
-few serial LISTs as a baseline. The ``--tag`` lets a fresh process (reconcile) find and stop it.
+few serial LISTs as a baseline. The ``--tag`` lets a fresh process (reconcile) find and stop it. ``client: protocol``
+swaps aiohttp for the bare asyncio.Protocol client of ``storm_protocol.py``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import signal
 import ssl
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict
+
+from tasks.faults.storm_protocol import ProtocolClient
 
 BASELINE_SAMPLES = 5
 _MAX_LATENCIES = 200_000
@@ -45,6 +49,14 @@ class StormConfig(BaseModel):
     max_seconds: float = 900.0
     stats_path: str
     identity: str = ""
+    client: Literal["aiohttp", "protocol"] = "aiohttp"
+
+
+def _insecure() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def list_path(resource: str) -> str:
@@ -93,7 +105,7 @@ class Stats:
         return {
             "pid": os.getpid(), "started_at": self.started_at, "elapsed_s": round(elapsed, 3), "done": self.done,
             "target_rate": self.cfg.rate, "concurrency": self.cfg.concurrency, "resource": self.cfg.resource,
-            "identity": self.cfg.identity, "client": "aiohttp", "sent": self.sent, "completed": completed,
+            "identity": self.cfg.identity, "client": self.cfg.client, "sent": self.sent, "completed": completed,
             "achieved_rate": round(completed / elapsed, 2) if elapsed > 0 else 0.0,
             "codes": dict(self.codes), "throttled_429": self.codes.get("429", 0), "errors": self.errors,
             "p50_ms": round(percentile(lat, 0.5) * 1000, 2), "p90_ms": round(percentile(lat, 0.9) * 1000, 2),
@@ -109,21 +121,29 @@ class Stats:
         os.replace(tmp, path)
 
 
-async def _one(session: aiohttp.ClientSession, url: str, headers: dict[str, str], stats: Stats,
-               sem: asyncio.Semaphore | None) -> float:
+async def _one(send: Callable[[], Awaitable[int | None]], stats: Stats, sem: asyncio.Semaphore | None) -> float:
     start = time.monotonic()
-    status: int | None = None
     try:
-        async with session.get(url, headers=headers) as resp:
-            await resp.read()
-            status = resp.status
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        status = None
+        status = await send()
+    finally:
+        if sem is not None:
+            sem.release()
     latency = time.monotonic() - start
     stats.record(status, latency)
-    if sem is not None:
-        sem.release()
     return latency
+
+
+def _aiohttp_sender(session: aiohttp.ClientSession, url: str,
+                    headers: dict[str, str]) -> Callable[[], Awaitable[int | None]]:
+    async def send() -> int | None:
+        try:
+            async with session.get(url, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return None
+
+    return send
 
 
 async def _watch_churn(session: aiohttp.ClientSession, url: str, headers: dict[str, str], stats: Stats,
@@ -145,13 +165,16 @@ async def run_storm(cfg: StormConfig, stop: asyncio.Event) -> Stats:
         headers["Authorization"] = f"Bearer {cfg.token}"
     ssl_ctx: ssl.SSLContext | bool = False
     if cfg.url.startswith("https"):
-        ssl_ctx = ssl.create_default_context(cafile=cfg.ca_cert) if cfg.verify else False
+        ssl_ctx = ssl.create_default_context(cafile=cfg.ca_cert) if cfg.verify else _insecure()
     url = cfg.url.rstrip("/") + list_path(cfg.resource)
     conn = aiohttp.TCPConnector(limit=cfg.concurrency + 4, ssl=ssl_ctx)
     timeout = aiohttp.ClientTimeout(total=60)
+    proto = ProtocolClient(cfg.url, list_path(cfg.resource), cfg.token, cfg.concurrency,
+                           ssl_ctx or None) if cfg.client == "protocol" else None
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
+        send = proto.get if proto is not None else _aiohttp_sender(session, url, headers)
         for _ in range(BASELINE_SAMPLES):
-            stats.baseline.append(await _one(session, url, headers, Stats(cfg), None))
+            stats.baseline.append(await _one(send, Stats(cfg), None))
         stats.started = time.monotonic()
         sem = asyncio.Semaphore(cfg.concurrency)
         tasks: set[asyncio.Task[Any]] = set()
@@ -170,7 +193,7 @@ async def run_storm(cfg: StormConfig, stop: asyncio.Event) -> Stats:
                 await sem.acquire()
                 issued += 1
                 stats.sent += 1
-                task = asyncio.create_task(_one(session, url, headers, stats, sem))
+                task = asyncio.create_task(_one(send, stats, sem))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if now >= next_write:
@@ -182,6 +205,8 @@ async def run_storm(cfg: StormConfig, stop: asyncio.Event) -> Stats:
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if proto is not None:
+            proto.close()
     stats.done = True
     stats.write()
     return stats
