@@ -87,6 +87,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     counted = False
     try:
         user = _authenticate(server, request)
+        request["user"] = user
         info = routing.parse(request.method, request.path, request.query, user)
         verb = METRIC_VERBS.get(info.verb, request.method)
         resource = info.resource

@@ -66,8 +66,10 @@ def _entries(res: Resource) -> list[Obj]:
         }
         if sub in SUBRESOURCE_KINDS:
             group, version, kind = SUBRESOURCE_KINDS[sub]
-            entry.update(group=group, version=version, kind=kind)
-            entry["verbs"] = ["create"] if sub == "eviction" else STATUS_VERBS
+            entry["kind"] = kind
+            if group:
+                entry.update(group=group, version=version)
+            entry["verbs"] = ["create"] if sub in ("eviction", "binding") else STATUS_VERBS
         out.append(entry)
     return out
 

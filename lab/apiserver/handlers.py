@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from lab.apiserver import errors, selectors, subresources, tables, watch
+from lab.apiserver import errors, reviews, routing, selectors, subresources, tables, watch
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.patch import apply_patch
-from lab.apiserver.resources import Resource, lookup
+from lab.apiserver.resources import REVIEWS, Resource, lookup
 from lab.apiserver.server import Server, json_response
 from lab.apiserver.store import Obj
 
@@ -30,6 +30,8 @@ async def read_body(request: web.Request) -> Obj:
     raw = await request.read()
     if not raw:
         return {}
+    if "protobuf" in request.headers.get("Content-Type", ""):
+        raise errors.ApiError(415, "the lab API server accepts JSON bodies only", "UnsupportedMediaType")
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -54,12 +56,15 @@ async def handle(server: Server, request: web.Request, info: RequestInfo) -> web
     resource = resolve(info)
     if info.verb not in resource.verbs:
         raise errors.method_not_allowed()
-    if info.subresource in ("scale", "eviction") or resource.plural == "tokenreviews":
+    if resource.plural in REVIEWS:
+        return await reviews.handle(server, request, info, resource)
+    if info.subresource in ("scale", "eviction", "binding"):
         return await subresources.handle(server, request, info, resource)
     ns = info.namespace if resource.namespaced else ""
     reg = server.registry
     query = request.query
     verb = info.verb
+    dry = routing.dry_run(query)
     if verb == "get":
         return tables.respond(request, resource, reg.get(resource, ns, info.name), server.store.rv)
     if verb == "list":
@@ -72,19 +77,19 @@ async def handle(server: Server, request: web.Request, info: RequestInfo) -> web
     if verb == "create":
         if info.name:
             raise errors.method_not_allowed()
-        return json_response(reg.create(resource, ns, await read_body(request)), 201)
+        return json_response(reg.create(resource, ns, await read_body(request), dry), 201)
     if verb == "update":
         body = await read_body(request)
-        return json_response(reg.update(resource, ns, info.name, body, info.subresource))
+        return json_response(reg.update(resource, ns, info.name, body, info.subresource, dry))
     if verb == "patch":
         current = reg.get(resource, ns, info.name)
         patched = apply_patch(current, request.headers.get("Content-Type", ""), await request.read())
-        return json_response(reg.patch(resource, ns, info.name, patched, info.subresource))
+        return json_response(reg.patch(resource, ns, info.name, patched, info.subresource, dry))
     if verb == "delete":
         return _delete(server, resource, ns, info.name, await read_body(request), query)
     if verb == "deletecollection":
         items = reg.list(resource, ns or None, selectors.from_query(query)).items
-        deleted = [reg.delete(resource, ns, o["metadata"]["name"]) for o in items]
+        deleted = [reg.delete(resource, ns, o["metadata"]["name"], dry_run=dry) for o in items]
         body = {
             "kind": f"{resource.kind}List",
             "apiVersion": resource.api_version,
@@ -102,5 +107,6 @@ def _delete(server: Server, resource: Resource, ns: str, name: str, options: Obj
     current = server.registry.get(resource, ns, name)
     if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
         raise errors.conflict(resource.plural, resource.group, name)
-    last = server.registry.delete(resource, ns, name, orphan, pre.get("uid") or "")
+    dry = routing.dry_run(query) or "All" in (options.get("dryRun") or [])
+    last = server.registry.delete(resource, ns, name, orphan, pre.get("uid") or "", dry)
     return json_response(server.registry.deleted_status(resource, last))

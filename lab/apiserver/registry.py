@@ -108,7 +108,7 @@ class Registry:
         return start, rv
 
     # -- writes --------------------------------------------------------------------------------
-    def create(self, resource: Resource, namespace: str, body: Obj) -> Obj:
+    def create(self, resource: Resource, namespace: str, body: Obj, dry_run: bool = False) -> Obj:
         """Create an object (201 semantics); 409 if it exists, 404 if its namespace does not."""
         validation.check_kind(resource, body)
         meta = body.get("metadata")
@@ -136,7 +136,7 @@ class Registry:
         validation.check_name(resource, name)
         if table.get(namespace if resource.namespaced else "", name) is not None:
             raise errors.already_exists(resource.plural, resource.group, name)
-        rv = self.store.next_rv()
+        rv = self.store.rv if dry_run else self.store.next_rv()
         meta.pop("deletionTimestamp", None)
         meta["uid"] = str(uuid.uuid4())
         meta["resourceVersion"] = str(rv)
@@ -144,11 +144,21 @@ class Registry:
         if "spec" in body:
             meta["generation"] = 1
         validation.apply_defaults(resource, body, self._allocate_ip)
+        if dry_run:
+            return body
         table.put(namespace if resource.namespaced else "", name, body)
         self.store.record("ADDED", resource, body, None, rv)
         return body
 
-    def update(self, resource: Resource, namespace: str, name: str, body: Obj, subresource: str = "") -> Obj:
+    def update(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: Obj,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> Obj:
         """Replace an object (PUT); 409 Conflict on a stale metadata.resourceVersion."""
         validation.check_kind(resource, body)
         ns = namespace if resource.namespaced else ""
@@ -163,10 +173,10 @@ class Registry:
         want_rv = meta.get("resourceVersion")
         if want_rv and want_rv != current["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.plural, resource.group, name)
-        return self._commit(resource, ns, name, current, body, subresource)
+        return self._commit(resource, ns, name, current, body, subresource, dry_run)
 
     def _commit(
-        self, resource: Resource, ns: str, name: str, current: Obj, body: Obj, subresource: str
+        self, resource: Resource, ns: str, name: str, current: Obj, body: Obj, subresource: str, dry_run: bool
     ) -> Obj:
         meta = body.setdefault("metadata", {})
         cur_meta = current["metadata"]
@@ -177,13 +187,12 @@ class Registry:
             new["metadata"] = dict(cur_meta)
         else:
             new = body
-            if (
-                "status" in current
-                and resource.subresources
-                and "status" in resource.subresources
-                or "status" not in new
-                and "status" in current
-            ):
+            if "status" in resource.subresources:
+                if "status" in current:
+                    new["status"] = current["status"]
+                else:
+                    new.pop("status", None)
+            elif "status" not in new and "status" in current:
                 new["status"] = current["status"]
             new["metadata"] = meta = dict(meta)
             meta["name"] = name
@@ -199,8 +208,8 @@ class Registry:
             if "spec" in new and new.get("spec") != current.get("spec"):
                 meta["generation"] = int(cur_meta.get("generation", 0)) + 1
         new["metadata"]["resourceVersion"] = cur_meta["resourceVersion"]
-        if new == current:
-            return current
+        if new == current or dry_run:
+            return new
         rv = self.store.next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
         self.store.table(resource).put(ns, name, new)
@@ -208,7 +217,13 @@ class Registry:
         return new
 
     def patch(
-        self, resource: Resource, namespace: str, name: str, patched: Obj, subresource: str = ""
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patched: Obj,
+        subresource: str = "",
+        dry_run: bool = False,
     ) -> Obj:
         """Store the result of applying a patch (built by ``patch.apply_patch``) to the current object."""
         ns = namespace if resource.namespaced else ""
@@ -218,16 +233,24 @@ class Registry:
             raise errors.conflict(resource.plural, resource.group, name)
         patched["kind"] = resource.kind
         patched["apiVersion"] = resource.api_version
-        return self._commit(resource, ns, name, current, patched, subresource)
+        return self._commit(resource, ns, name, current, patched, subresource, dry_run)
 
     def delete(
-        self, resource: Resource, namespace: str, name: str, orphan: bool = False, uid: str = ""
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        orphan: bool = False,
+        uid: str = "",
+        dry_run: bool = False,
     ) -> Obj:
         """Delete an object now; returns its last state. Cascades to namespaces' contents and dependents."""
         ns = namespace if resource.namespaced else ""
         current = self.get(resource, ns, name)
         if uid and current["metadata"].get("uid") != uid:
             raise errors.conflict(resource.plural, resource.group, name)
+        if dry_run:
+            return current
         self.store.table(resource).remove(ns, name)
         last = dict(current)
         last["metadata"] = dict(current["metadata"])

@@ -61,7 +61,7 @@ ALL = ("all",)
 RESOURCES: tuple[Resource, ...] = (
     _r("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
     _r("", "v1", "nodes", "Node", False, ("no",), ("status",)),
-    _r("", "v1", "pods", "Pod", True, ("po",), ("status", "eviction"), cats=ALL),
+    _r("", "v1", "pods", "Pod", True, ("po",), ("status", "eviction", "binding"), cats=ALL),
     _r("", "v1", "services", "Service", True, ("svc",), ("status",), cats=ALL),
     _r("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     _r("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
@@ -85,6 +85,15 @@ RESOURCES: tuple[Resource, ...] = (
         ("status",),
     ),
     _r("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",)),
+    _r(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
     _r("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 )
 
@@ -97,9 +106,12 @@ for _res in RESOURCES:
     if _res.version not in _versions:
         _versions.append(_res.version)
 
+# Resources answered per request and never stored (reviews).
+REVIEWS = {"tokenreviews", "selfsubjectreviews", "selfsubjectaccessreviews"}
 # Subresources served by the eviction/scale/token handlers rather than plain storage.
 SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
     "eviction": ("policy", "v1", "Eviction"),
+    "binding": ("", "v1", "Binding"),
     "scale": ("autoscaling", "v1", "Scale"),
 }
 

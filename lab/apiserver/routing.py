@@ -4,6 +4,7 @@ the real server's RequestInfoFactory does, and authenticating bearer tokens."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from lab.apiserver import errors
 from lab.apiserver.apf_match import RequestInfo
@@ -84,3 +85,13 @@ def _verb(method: str, has_name: bool, watch: bool) -> str:
     if verb is None:
         raise errors.method_not_allowed()
     return verb
+
+
+def dry_run(query: Any) -> bool:
+    """Whether the request asks for a server-side dry run (dryRun=All): validate, answer, store nothing."""
+    if "dryRun" not in query:
+        return False
+    values = query.getall("dryRun") if hasattr(query, "getall") else [query.get("dryRun")]
+    if any(v != "All" for v in values):
+        raise errors.bad_request(f"unsupported dryRun value: {values}")
+    return True

@@ -1,14 +1,12 @@
 """Subresources with their own kinds: scale (autoscaling/v1 Scale), eviction (policy/v1 Eviction)
-and TokenReview (authentication.k8s.io/v1, create only, answered from the users table)."""
+and binding (v1 Binding: sets spec.nodeName once, 409 if the pod is already bound)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from lab.apiserver import errors
+from lab.apiserver import errors, routing
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.patch import apply_patch
 from lab.apiserver.resources import Resource
@@ -65,7 +63,9 @@ async def _scale(server: Server, request: web.Request, info: RequestInfo, resour
         )
     new = reg.copy(current)
     new["spec"]["replicas"] = replicas
-    return json_response(scale_of(reg.update(resource, info.namespace, info.name, new)))
+    return json_response(
+        scale_of(reg.update(resource, info.namespace, info.name, new, dry_run=routing.dry_run(request.query)))
+    )
 
 
 async def _evict(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.Response:
@@ -76,44 +76,48 @@ async def _evict(server: Server, request: web.Request, info: RequestInfo, resour
     name = (body.get("metadata") or {}).get("name", info.name)
     if name != info.name:
         raise errors.bad_request("name in URL does not match name in Eviction object")
-    server.registry.delete(resource, info.namespace, info.name)
+    options = body.get("deleteOptions") or {}
+    dry = routing.dry_run(request.query) or "All" in (options.get("dryRun") or [])
+    server.registry.delete(resource, info.namespace, info.name, dry_run=dry)
     status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
     return json_response(status, 201)
 
 
-async def _token_review(server: Server, request: web.Request) -> web.Response:
+async def _bind(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.Response:
+    if info.verb != "create":
+        raise errors.method_not_allowed()
     raw = await request.read()
     body: Obj = msgspec.json.decode(raw) if raw else {}
-    token = (body.get("spec") or {}).get("token", "")
-    user = server.config.users.get(token)
-    status: dict[str, Any] = {
-        "authenticated": user is not None,
-        "audiences": (body.get("spec") or {}).get("audiences")
-        or ["https://kubernetes.default.svc.cluster.local"],
-    }
-    if user is not None:
-        status["user"] = {"username": user.username, "uid": user.uid, "groups": list(user.groups)}
-    else:
-        status["error"] = "invalid bearer token"
-    out = {
-        "kind": "TokenReview",
-        "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"creationTimestamp": None},
-        "spec": body.get("spec") or {},
-        "status": status,
-    }
-    return json_response(out, 201)
+    node = (body.get("target") or {}).get("name")
+    if not node:
+        raise errors.invalid(
+            "Binding", "", info.name, [("FieldValueRequired", "target.name", "Required value")]
+        )
+    current = server.registry.get(resource, info.namespace, info.name)
+    bound = (current.get("spec") or {}).get("nodeName")
+    if bound:
+        raise errors.ApiError(
+            409,
+            f'Operation cannot be fulfilled on pods/binding "{info.name}": pod {info.name} is already '
+            f'assigned to node "{bound}"',
+            "Conflict",
+            {"name": info.name, "kind": "pods/binding"},
+        )
+    new = server.registry.copy(current)
+    new.setdefault("spec", {})["nodeName"] = node
+    server.registry.update(resource, info.namespace, info.name, new, dry_run=routing.dry_run(request.query))
+    return json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+    )
 
 
 async def handle(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.Response:
-    """Serve scale, eviction and tokenreview requests."""
+    """Serve scale, eviction and binding requests."""
     try:
-        if resource.plural == "tokenreviews":
-            if info.verb != "create":
-                raise errors.method_not_allowed()
-            return await _token_review(server, request)
         if info.subresource == "scale":
             return await _scale(server, request, info, resource)
+        if info.subresource == "binding":
+            return await _bind(server, request, info, resource)
         return await _evict(server, request, info, resource)
     except msgspec.DecodeError as exc:
         raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc

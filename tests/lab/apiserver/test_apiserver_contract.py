@@ -390,3 +390,36 @@ def test_orphan_propagation_keeps_dependents(
     core.create_namespaced_pod(namespace, pod)
     apps.delete_namespaced_deployment("web", namespace, propagation_policy="Orphan")
     assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["owned"]
+
+
+def test_pod_binding(core: client.CoreV1Api, namespace: str) -> None:
+    """POST pods/<name>/binding sets spec.nodeName once; binding a bound pod is 409."""
+    pod = _pod("unbound")
+    pod.spec.node_name = None
+    core.create_namespaced_pod(namespace, pod)
+    target = client.V1ObjectReference(api_version="v1", kind="Node", name="node-b")
+    body = client.V1Binding(metadata=META(name="unbound"), target=target)
+    core.create_namespaced_pod_binding("unbound", namespace, body, _preload_content=False)
+    assert core.read_namespaced_pod("unbound", namespace).spec.node_name == "node-b"
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_binding("unbound", namespace, body, _preload_content=False)
+    assert err.value.status == 409
+
+
+def test_dry_run_stores_nothing(core: client.CoreV1Api, namespace: str) -> None:
+    """dryRun=All answers create/patch/delete/eviction without changing storage."""
+    made = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=META(name="d")), dry_run="All"
+    )
+    assert made.metadata.name == "d"
+    assert core.list_namespaced_config_map(namespace).items == []
+    core.create_namespaced_pod(namespace, _pod("keep"))
+    patched = core.patch_namespaced_pod(
+        "keep", namespace, {"metadata": {"labels": {"x": "1"}}}, dry_run="All"
+    )
+    assert patched.metadata.labels == {"x": "1"}
+    core.delete_namespaced_pod("keep", namespace, dry_run="All")
+    core.create_namespaced_pod_eviction(
+        "keep", namespace, client.V1Eviction(metadata=META(name="keep")), dry_run="All"
+    )
+    assert not core.read_namespaced_pod("keep", namespace).metadata.labels

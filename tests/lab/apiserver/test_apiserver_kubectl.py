@@ -231,3 +231,28 @@ def test_raw_metrics(kubectl: Kubectl) -> None:
     ):
         assert name in out
     assert poll_until(lambda: 'resource="namespaces"' in kubectl("get", "--raw", "/metrics").stdout)
+
+
+def test_auth_whoami_and_can_i(kubectl: Kubectl) -> None:
+    """kubectl auth whoami names the context's user; can-i says yes (no RBAC in the lab)."""
+    out = kubectl("auth", "whoami", "--context", "lab-gameday-runner").stdout
+    assert "gameday-runner" in out and "gameday:runners" in out
+    assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"
+
+
+def test_drain_dry_run_server_keeps_pods(kubectl: Kubectl, core: client.CoreV1Api, namespace: str) -> None:
+    """kubectl drain --dry-run=server evicts nothing."""
+    node = "dry-node"
+    kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+    )
+    try:
+        kubectl("create", "-f", "-", stdin=_pod_yaml(namespace, "stay", node))
+        out = kubectl("drain", node, "--force", "--ignore-daemonsets", "--dry-run=server", "--timeout=20s")
+        assert "server dry run" in out.stdout + out.stderr
+        assert core.read_namespaced_pod("stay", namespace).metadata.name == "stay"
+    finally:
+        kubectl("delete", "node", node, check=False)
