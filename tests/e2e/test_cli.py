@@ -1,0 +1,151 @@
+"""Whole campaigns through the `gameday` CLI against a running lab: smoke, SIGKILL + reconcile, CTK import."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from blueprints.record import CampaignRecord
+from tests.e2e.conftest import E2E, poll
+
+KILLABLE = """\
+# yaml-language-server: $schema=../schema.json
+name: killable
+owner: tests
+hypothesis: {belief: nothing, expectations: ["api_up >= 0 during fault"]}
+target:
+  cluster: lab
+  namespaces: [kube-system]
+  blast_radius: {max_nodes: 1, max_pods: 3}
+observables: [{name: api_up, query: count(up)}]
+baseline: 0s
+stages:
+  - name: long
+    faults:
+      - {kind: node-cordon, name: cordon, selector: {names: [NODE], mode: one}}
+      - {kind: coredns-outage, name: dns, mode: scale-to-zero}
+    observe: 300s
+    recovery: 0s
+"""
+
+
+def apps(e2e: E2E) -> Any:
+    """An admin AppsV1Api on the lab."""
+    from kubernetes import client
+
+    return client.AppsV1Api(e2e.lab.client())
+
+
+def core(e2e: E2E) -> Any:
+    """An admin CoreV1Api on the lab."""
+    from kubernetes import client
+
+    return client.CoreV1Api(e2e.lab.client())
+
+
+def replicas(e2e: E2E, ns: str, name: str) -> int:
+    """A Deployment's desired replicas."""
+    return int(apps(e2e).read_namespaced_deployment(name, ns).spec.replicas)
+
+
+def ready_pods(e2e: E2E, ns: str, app: str) -> int:
+    """Running pods with label app=APP."""
+    pods = core(e2e).list_namespaced_pod(ns, label_selector=f"app={app}").items
+    return sum(1 for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
+
+
+def last_run(e2e: E2E, campaign: str) -> Path:
+    """The newest run folder of a campaign."""
+    runs = sorted((e2e.state / "runs").glob(f"{campaign}-*"))
+    assert runs, f"no run folder for {campaign}"
+    return runs[-1]
+
+
+def test_smoke_run_produces_report(e2e: E2E) -> None:
+    """`gameday run smoke --target lab --yes` completes, rolls back, and prints where the report is."""
+    before = ready_pods(e2e, "inference", "model-server")
+    proc = e2e.gameday("run", "blueprints/library/smoke.yaml", "--target", "lab", "--yes")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+    run_dir = last_run(e2e, "smoke")
+    assert str(run_dir / "report" / "report.html") in text.replace("\n", "")
+    record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    assert record.status == "completed"
+    assert all(f.rollback_ok for s in record.stages for f in s.faults)
+    assert (run_dir / "frames.parquet").exists()
+    poll(lambda: ready_pods(e2e, "inference", "model-server") >= before, 60, "model-server pods to come back")
+
+
+def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_path: Path) -> None:
+    """SIGKILL `gameday run` while a node is cordoned and CoreDNS is at zero; `gameday reconcile` undoes both."""
+    node = sorted(n.metadata.name for n in core(e2e).list_node().items)[0]
+    dns_before = replicas(e2e, "kube-system", "coredns")
+    assert dns_before > 0 and not core(e2e).read_node(node).spec.unschedulable
+    bp = tmp_path / "killable.yaml"
+    bp.write_text(KILLABLE.replace("NODE", node))
+    proc = e2e.popen("run", str(bp), "--yes")
+    try:
+        poll(lambda: replicas(e2e, "kube-system", "coredns") == 0 and core(e2e).read_node(node).spec.unschedulable,
+             180, "both faults to be injected")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert replicas(e2e, "kube-system", "coredns") == 0, "the killed run could not have rolled back"
+    result = e2e.gameday("reconcile", "--target", "lab", "--release-lease", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "coredns-outage" in result.stdout and "node-cordon" in result.stdout
+    assert replicas(e2e, "kube-system", "coredns") == dns_before
+    assert not core(e2e).read_node(node).spec.unschedulable
+    again = e2e.gameday("reconcile", "--target", "lab", timeout=120)
+    assert "0 open entries" in again.stdout
+
+
+def experiment(e2e: E2E) -> dict[str, Any]:
+    """A Chaos Toolkit experiment scaling model-server down with chaosk8s, and back in its rollback."""
+    scale = "chaosk8s.deployment.actions"
+    return {
+        "version": "1.0.0",
+        "title": "Model server survives a scale-down",
+        "description": "Scale model-server to 1 replica, then back to 3.",
+        "tags": ["kubernetes"],
+        "secrets": {"k8s": {"KUBERNETES_CONTEXT": "lab"}},
+        "steady-state-hypothesis": {
+            "title": "the gateway answers",
+            "probes": [{"type": "probe", "name": "prometheus-ready", "tolerance": 200,
+                        "provider": {"type": "http", "url": f"{e2e.lab.endpoints['prometheus']}/-/ready"}}],
+        },
+        "method": [{"type": "action", "name": "scale-model-server-down",
+                    "provider": {"type": "python", "module": scale, "func": "scale_deployment", "secrets": ["k8s"],
+                                 "arguments": {"name": "model-server", "replicas": 1, "ns": "inference"}}}],
+        "rollbacks": [{"type": "action", "name": "scale-model-server-up",
+                       "provider": {"type": "python", "module": scale, "func": "scale_deployment", "secrets": ["k8s"],
+                                    "arguments": {"name": "model-server", "replicas": 3, "ns": "inference"}}}],
+    }
+
+
+def test_imported_ctk_experiment_runs_as_a_stage(e2e: E2E, tmp_path: Path) -> None:
+    """A chaostoolkit-kubernetes experiment imported with import-ctk runs against the lab and is rolled back."""
+    exp = tmp_path / "experiment.json"
+    exp.write_text(json.dumps(experiment(e2e)))
+    bp = tmp_path / "imported.yaml"
+    imported = e2e.gameday("import-ctk", str(exp), "-o", str(bp), "--namespace", "inference", timeout=60)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    data = yaml.safe_load(bp.read_text())
+    assert data["stages"][0]["faults"][0]["rollback"]["name"] == "scale-model-server-up"
+    env = {"KUBECONFIG": str(e2e.lab.kubeconfig)}
+    proc = e2e.gameday("run", str(bp), "--yes", "--set", "baseline=0s", "--set", "stages[0].observe=2s",
+                       "--set", "stages[0].recovery=0s", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = CampaignRecord.model_validate_json((last_run(e2e, data["name"]) / "record.json").read_text())
+    fault = record.stages[0].faults[0]
+    assert fault.kind == "chaostoolkit" and fault.injected_at is not None and fault.rollback_ok
+    assert replicas(e2e, "inference", "model-server") == 3
