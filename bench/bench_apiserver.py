@@ -206,6 +206,35 @@ def _storm(url: str, token: str, clients: int, seconds: float, q: Any) -> None:
     q.put({"codes": codes, "times": times})
 
 
+def server_buckets(api: RunningApiServer, verb: str, resource: str) -> dict[float, float]:
+    """Cumulative apiserver_request_duration_seconds buckets for one verb/resource, from /metrics."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{api.url}/metrics", headers={"Authorization": f"Bearer {api.admin_token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        text = resp.read().decode()
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("apiserver_request_duration_seconds_bucket{")
+            and f'verb="{verb}"' in line
+            and f'resource="{resource}"' in line
+        ):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (ms) of the bucket holding the q-quantile of the requests between two scrapes."""
+    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    for le, count in delta.items():
+        if total and count >= q * total:
+            return le * 1000
+    return float("nan")
+
+
 def run_phase(
     api: RunningApiServer, node_tokens: list[str], seconds: float, storm_user: str | None, clients: int
 ) -> dict[str, Any]:
@@ -217,6 +246,7 @@ def run_phase(
         procs.append(
             ctx.Process(target=_storm, args=(api.url, api.token_for(storm_user), clients, seconds, q))
         )
+    before = server_buckets(api, "PUT", "leases")
     for p in procs:
         p.start()
     results = [q.get(timeout=seconds + 120) for _ in procs]
@@ -225,6 +255,8 @@ def run_phase(
     merged: dict[str, Any] = {}
     for r in results:
         merged.update(r)
+    after = server_buckets(api, "PUT", "leases")
+    merged["server_p99"] = bucket_quantile(before, after, 0.99)
     return merged
 
 
@@ -311,6 +343,7 @@ def report(name: str, r: dict[str, Any], base_p99: float | None = None) -> float
     if "codes" in r:
         ok = r["codes"].get(200, 0)
         line += f" | storm 200s {ok} 429s {r['codes'].get(429, 0)} LIST p50 {pct(r['times'], 50):7.1f} ms"
+    line += f" | server-side lease PUT p99 <= {r['server_p99']:.0f} ms"
     if base_p99:
         line += f" | lease p99 x{p99 / base_p99:.1f} of baseline"
     print(line, flush=True)
