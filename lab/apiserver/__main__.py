@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--anonymous-metrics", action="store_true", help="serve /metrics without a token")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--parent-pid", type=int, default=0, help="exit when this process is no longer the parent"
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +64,13 @@ def _port(site: web.TCPSite) -> int:
         raise OSError("the listener has no socket")
     port: int = sockets[0].getsockname()[1]
     return port
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop when the launching process dies (tests killed hard leave no orphaned servers)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop.set()
 
 
 async def _freeze_periodically() -> None:
@@ -114,11 +124,14 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    freezer = asyncio.create_task(_freeze_periodically())
+    tasks = [asyncio.create_task(_freeze_periodically())]
+    if args.parent_pid:
+        tasks.append(asyncio.create_task(_watch_parent(args.parent_pid, stop)))
     try:
         await stop.wait()
     finally:
-        freezer.cancel()
+        for task in tasks:
+            task.cancel()
         await runner.cleanup()
         if temp_tls is not None:
             shutil.rmtree(temp_tls, ignore_errors=True)

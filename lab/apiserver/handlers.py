@@ -9,7 +9,7 @@ from aiohttp import web
 
 from lab.apiserver import errors, reviews, routing, selectors, subresources, tables, watch
 from lab.apiserver.apf_match import RequestInfo
-from lab.apiserver.patch import apply_patch
+from lab.apiserver.patch import APPLY, apply_patch
 from lab.apiserver.resources import REVIEWS, Resource, lookup
 from lab.apiserver.server import Server, json_response
 from lab.apiserver.store import Obj
@@ -82,8 +82,16 @@ async def handle(server: Server, request: web.Request, info: RequestInfo) -> web
         body = await read_body(request)
         return json_response(reg.update(resource, ns, info.name, body, info.subresource, dry))
     if verb == "patch":
-        current = reg.get(resource, ns, info.name)
-        patched = apply_patch(current, request.headers.get("Content-Type", ""), await request.read())
+        ctype = request.headers.get("Content-Type", "")
+        raw = await request.read()
+        current = reg.table_get(resource, ns, info.name)
+        if current is None and ctype.startswith(APPLY) and not info.subresource:
+            # Server-side apply creates what does not exist yet.
+            created = reg.create(resource, ns, apply_patch({}, ctype, raw), dry)
+            return json_response(created, 201)
+        if current is None:
+            raise errors.not_found(resource.plural, resource.group, info.name)
+        patched = apply_patch(current, ctype, raw)
         return json_response(reg.patch(resource, ns, info.name, patched, info.subresource, dry))
     if verb == "delete":
         return _delete(server, resource, ns, info.name, await read_body(request), query)

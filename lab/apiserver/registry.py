@@ -53,6 +53,10 @@ class Registry:
         return str(ipaddress.IPv4Address(self._next_ip))
 
     # -- reads ---------------------------------------------------------------------------------
+    def table_get(self, resource: Resource, namespace: str, name: str) -> Obj | None:
+        """The stored object or None."""
+        return self.store.table(resource).get(namespace if resource.namespaced else "", name)
+
     def get(self, resource: Resource, namespace: str, name: str) -> Obj:
         """The stored object or 404."""
         obj = self.store.table(resource).get(namespace, name)

@@ -167,6 +167,8 @@ def running_apiserver(
         str(history),
         "--bookmark-interval",
         str(bookmark_interval),
+        "--parent-pid",
+        str(os.getpid()),
         "--ready-file",
         str(ready_file),
         "--tls-dir",

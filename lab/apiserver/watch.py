@@ -53,6 +53,9 @@ async def serve(
     """Stream watch events until the timeout, the client leaving, or shutdown."""
     query = request.query
     pred = selectors.from_query(query)
+    if info.name:  # watching one object by URL is a watch with fieldSelector metadata.name
+        name = info.name
+        pred = selectors.combine(pred, lambda obj: obj["metadata"].get("name") == name)
     namespace = info.namespace if resource.namespaced and info.namespace else None
     rv_text = query.get("resourceVersion", "")
     timeout = float(query.get("timeoutSeconds") or DEFAULT_TIMEOUT * (1 + random.random()))

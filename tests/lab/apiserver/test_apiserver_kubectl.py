@@ -256,3 +256,12 @@ def test_drain_dry_run_server_keeps_pods(kubectl: Kubectl, core: client.CoreV1Ap
         assert core.read_namespaced_pod("stay", namespace).metadata.name == "stay"
     finally:
         kubectl("delete", "node", node, check=False)
+
+
+def test_server_side_apply_creates_then_updates(kubectl: Kubectl, namespace: str) -> None:
+    """kubectl apply --server-side creates a missing object and then patches it."""
+    first = kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT.format(ns=namespace, replicas=1))
+    assert "serverside-applied" in first.stdout
+    kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT.format(ns=namespace, replicas=3))
+    got = json.loads(kubectl("get", "deploy", "web", "-n", namespace, "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 3

@@ -149,3 +149,16 @@ def test_legacy_watch_path(api: RunningApiServer, core: client.CoreV1Api, namesp
     with urllib.request.urlopen(req, timeout=10) as resp:
         first = json.loads(resp.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "legacy")
+
+
+def test_watch_single_object_url(api: RunningApiServer, core: client.CoreV1Api, namespace: str) -> None:
+    """?watch=true on an object's own URL streams only that object."""
+    core.create_namespaced_config_map(namespace, _cm("other"))
+    core.create_namespaced_config_map(namespace, _cm("mine"))
+    req = urllib.request.Request(
+        f"{api.url}/api/v1/namespaces/{namespace}/configmaps/mine?watch=true&timeoutSeconds=1",
+        headers={"Authorization": f"Bearer {api.admin_token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        names = [json.loads(line)["object"]["metadata"]["name"] for line in resp.read().splitlines() if line]
+    assert names == ["mine"]
