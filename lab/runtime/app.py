@@ -30,9 +30,10 @@ from lab.runtime.controllers.deployment import DeploymentController
 from lab.runtime.controllers.endpoints import EndpointsController
 from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
 from lab.runtime.controllers.scheduler import Scheduler
+from lab.runtime.errors import LabError
 from lab.runtime.kubelet import Kubelets
-from lab.runtime.metrics import NODES_PAUSED
-from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, NodeAgent
+from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED
+from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, LeaseThread, NodeAgent
 from lab.runtime.proxy import ServiceProxy
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,20 @@ def lease_stats(since: float, until: float) -> dict[str, Any]:
 
     return {"renewals": len(lat), "missed": missed, "p50_s": pct(0.5), "p99_s": pct(0.99),
             "max_s": lat[-1] if lat else None}
+
+
+async def watch_loop_lag(period: float = 0.1, freeze_every: float = 30.0) -> None:
+    """Record how late the event loop wakes a periodic timer (stalls show up here), and move
+    long-lived objects out of the GC's view every freeze_every seconds (full collections stall)."""
+    loop = asyncio.get_running_loop()
+    last_freeze = loop.time()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(period)
+        LOOP_LAG.observe(max(loop.time() - start - period, 0.0))
+        if loop.time() - last_freeze > freeze_every:
+            gc.freeze()
+            last_freeze = loop.time()
 
 
 class Runtime:
@@ -134,6 +149,11 @@ class Runtime:
             return web.json_response({"error": f"unknown action {action}"}, status=400)
         return web.json_response({"node": name, "paused": agent.paused, "dead": agent.dead})
 
+    async def _watch_thread(self, thread: LeaseThread) -> None:
+        while thread.is_alive() or not thread.ident:
+            await asyncio.sleep(1.0)
+        raise LabError(f"lease thread died: {thread.error!r}")
+
     async def run(self, ready_file: str | None = None) -> None:
         """Start everything, write the ready file, run until cancelled, then stop every pod."""
         runner = web.AppRunner(self._app(), access_log=None)
@@ -143,16 +163,18 @@ class Runtime:
         port = int(runner.addresses[0][1])
         self.url = f"http://{self.config.metrics_host}:{port}"
         tasks: list[asyncio.Task[Any]] = []
+        leases = LeaseThread(list(self.agents.values()), self.config.api_url, self.cluster.api.token)
         try:
             await self._register_nodes()
             tasks = [asyncio.create_task(i.run()) for i in self.cluster.informers()]
             await self.cluster.wait_synced(timeout=120)
             gc.freeze()
-            loops = [a.run() for a in self.agents.values()]
-            loops += [self.kubelets.run(), self.scheduler.run(), self.deployments.run(),
+            leases.start()
+            loops = [self.kubelets.run(), self.scheduler.run(), self.deployments.run(),
                       self.daemonsets.run(), self.endpoints.run(), self.lifecycle.run()]
             if self.proxy is not None:
                 loops.append(self.proxy.run())
+            loops += [watch_loop_lag(), self._watch_thread(leases)]
             tasks += [asyncio.create_task(c) for c in loops]
             if ready_file:
                 tmp = Path(ready_file + ".tmp")
@@ -164,6 +186,7 @@ class Runtime:
                 if task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            leases.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -142,8 +142,10 @@ class ApiClient:
             buf = b""
             async for chunk in resp.content.iter_any():
                 buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
+                if b"\n" not in chunk:
+                    continue
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
                     if not line.strip():
                         continue
                     event = json.loads(line)

@@ -31,7 +31,6 @@ class Cluster:
     config: RuntimeConfig
     tokens: dict[str, str]
     api: ApiClient
-    lease_api: ApiClient
     watch_api: ApiClient
     sessions: list[aiohttp.ClientSession]
     pods: Informer = field(init=False)
@@ -54,19 +53,17 @@ class Cluster:
 
     @classmethod
     def connect(cls, config: RuntimeConfig) -> Cluster:
-        """Open sessions (leases get their own pool so controllers cannot starve them)."""
+        """Open HTTP sessions (node leases use their own, in the lease thread)."""
         tokens = load_tokens(config.users_file)
         admin = tokens.get(CONTROLLER_MANAGER) or tokens[ADMIN]
         main = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-        leases = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
         watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return cls(
             config=config,
             tokens=tokens,
             api=ApiClient(config.api_url, admin, main),
-            lease_api=ApiClient(config.api_url, admin, leases),
             watch_api=ApiClient(config.api_url, tokens[ADMIN], watches),
-            sessions=[main, leases, watches],
+            sessions=[main, watches],
         )
 
     def informers(self) -> list[Informer]:

@@ -26,6 +26,10 @@ SCHEDULING_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 SCHEDULING_ATTEMPTS = Counter("lab_scheduler_attempts_total", "Scheduling attempts by result.", ["result"])
+LOOP_LAG = Histogram(
+    "lab_runtime_event_loop_lag_seconds", "How late a 100 ms timer fires in the runtime's event loop.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 EVICTIONS = Counter("lab_node_lifecycle_evictions_total", "Pods deleted by taint-based eviction.")
 PROXY_FORWARDED = Counter("lab_proxy_forwarded_total", "Connections/datagrams forwarded by the proxy.", ["protocol"])
 PROXY_DROPPED = Counter("lab_proxy_dropped_total", "Datagrams dropped for lack of endpoints.", ["protocol"])

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections import deque
 from typing import Any
 
-from lab.runtime.client import api_path
+import aiohttp
+
+from lab.runtime.client import ApiClient, api_path
 from lab.runtime.cluster import Cluster
 from lab.runtime.errors import ApiStatusError
 from lab.runtime.metrics import LEASE_LATENCY, LEASE_MISSED, LEASE_RENEWALS
@@ -97,6 +100,48 @@ def node_object(cluster: Cluster, name: str, index: int) -> Obj:
     }
 
 
+class LeaseThread(threading.Thread):
+    """Runs every node's renewal loop on its own event loop and HTTP pool, so a busy controller
+    loop in the main thread cannot delay heartbeats (real kubelets are separate processes)."""
+
+    def __init__(self, agents: list[NodeAgent], api_url: str, token: str) -> None:
+        super().__init__(name="lab-leases", daemon=True)
+        self.agents, self.api_url, self.token = agents, api_url, token
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    async def _main(self) -> None:
+        self._task = asyncio.current_task()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
+            api = ApiClient(self.api_url, self.token, session)
+            await asyncio.gather(*(agent.run(api) for agent in self.agents))
+
+    def run(self) -> None:
+        """Thread body: a fresh event loop running every renewal loop until stopped."""
+        try:
+            import uvloop
+
+            self._loop = uvloop.new_event_loop()
+        except ImportError:
+            self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as err:  # noqa: BLE001  # reported to the main loop, which stops the runtime
+            self.error = err
+        finally:
+            self._loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the renewal loops and wait for the thread."""
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+        self.join(timeout)
+
+
 class NodeAgent:
     """One virtual node: registration, lease renewal, ready status; can be paused or killed."""
 
@@ -132,18 +177,18 @@ class NodeAgent:
                     err = again
             if err.code != 409:
                 raise
-            await self.report_ready()
+            await self.report_ready(self.cluster.api)
 
-    async def report_ready(self) -> None:
+    async def report_ready(self, api: ApiClient) -> None:
         """Post Ready=True node status (what a healthy kubelet does)."""
         patch = {"status": {"conditions": node_conditions(True)}}
         path = api_path("", "v1", "nodes", None, self.name, "status")
         try:
-            await self.cluster.api.patch(path, patch, token=self.token)
+            await api.patch(path, patch, token=self.token)
         except ApiStatusError as err:
             if err.code != 403:
                 raise
-            await self.cluster.api.patch(path, patch)
+            await api.patch(path, patch)
 
     def _lease_body(self) -> Obj:
         lease = self._lease or {
@@ -159,8 +204,7 @@ class NodeAgent:
         lease = {**lease, "spec": {**lease["spec"], "renewTime": now_micro()}}
         return lease
 
-    async def _renew_once(self, timeout: float) -> None:
-        api = self.cluster.lease_api
+    async def _renew_once(self, api: ApiClient, timeout: float) -> None:
         coll = api_path("coordination.k8s.io", "v1", "leases", "kube-node-lease")
         body = self._lease_body()
         if self._lease is None:
@@ -179,7 +223,7 @@ class NodeAgent:
                 self._lease = None if err.code == 404 else await api.get(f"{coll}/{self.name}", token=self.token)
             raise
 
-    async def renew(self, deadline: float) -> bool:
+    async def renew(self, api: ApiClient, deadline: float) -> bool:
         """Renew the lease, retrying until the monotonic deadline; True when it landed."""
         due = time.monotonic()
         backoff = 0.2 / self.cluster.config.time_scale
@@ -188,7 +232,7 @@ class NodeAgent:
             if remaining <= 0 or not self.alive:
                 return False
             try:
-                await self._renew_once(timeout=max(remaining, 0.05))
+                await self._renew_once(api, timeout=max(remaining, 0.05))
                 LEASE_RENEWALS.labels("ok").inc()
                 latency = time.monotonic() - due
                 LEASE_LATENCY.observe(latency)
@@ -203,20 +247,20 @@ class NodeAgent:
                 await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0)))
                 backoff = min(backoff * 2, 2.0)
 
-    async def run(self) -> None:
-        """Renew every interval forever; re-post Ready status when the node is not Ready."""
+    async def run(self, api: ApiClient) -> None:
+        """Renew through api every interval forever; re-post Ready status when the node is not Ready."""
         interval = self.cluster.config.scaled(self.cluster.config.renew_interval_s)
         await asyncio.sleep(random.uniform(0, interval))
         next_due = time.monotonic()
         while True:
             next_due += interval
             if self.alive:
-                if await self.renew(next_due):
+                if await self.renew(api, next_due):
                     self.renewals_ok += 1
                     node = self.cluster.nodes.get("", self.name)
                     if node is not None and not node_ready(node) and self.alive:
                         try:
-                            await self.report_ready()
+                            await self.report_ready(api)
                         except Exception as err:  # noqa: BLE001
                             log.info("node %s status update failed: %r", self.name, err)
                 else:

@@ -112,3 +112,17 @@ def test_down_leaves_no_process_and_is_idempotent(tmp_path: Path, lab_up: tuple[
     assert not (state / "pids.json").exists()
     assert json.loads(_lab("down", "--state-dir", str(state)).stdout) == {"stopped": {}}
     assert _lab("status", "--state-dir", str(state)).returncode == 1
+
+
+def test_running_lab_yields_handle_and_always_stops(tmp_path: Path) -> None:
+    """running_lab gives tokens, kubeconfig and a working control API, and leaves no process after the block."""
+    from lab.testing import running_lab
+
+    with running_lab(tmp_path / "lab", nodes=2, gpu_nodes=0, time_scale=10) as lab:
+        pids = list(lab.endpoints["pids"].values())
+        assert lab.kubeconfig.exists() and lab.admin_token != lab.runner_token
+        assert lab.control("node-0", "pause")["paused"] is True
+        assert lab.control("node-0", "resume")["paused"] is False
+        with lab.client(lab.runner_token) as api:
+            assert len(client.CoreV1Api(api).list_node().items) == 2
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="all processes gone")

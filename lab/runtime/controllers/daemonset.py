@@ -8,8 +8,6 @@ controller adds to every daemon pod (not-ready and unreachable NoExecute, the pr
 
 from __future__ import annotations
 
-import secrets
-import string
 from typing import Any
 
 from lab.runtime.client import api_path
@@ -29,7 +27,6 @@ from lab.runtime.objects import (
 from lab.runtime.workqueue import WorkQueue
 
 Obj = dict[str, Any]
-_ALNUM = string.ascii_lowercase + string.digits
 DAEMON_TOLERATIONS: list[Obj] = [
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
@@ -123,7 +120,7 @@ class DaemonSetController:
                 continue
             desired += 1
             current = [p for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == thash]
-            await self._delete(ns, [p for p in pods if p not in current[:1]])
+            await self._delete(ns, [p for p in pods if not current or p is not current[0]])
             if not current:
                 created = await self.cluster.api.create(api_path("", "v1", "pods", ns), self._pod(ds, name, thash))
                 self.cluster.pods.assume(created)
@@ -159,12 +156,11 @@ class DaemonSetController:
         spec = dict(template.get("spec") or {})
         spec["tolerations"] = daemon_tolerations(spec)
         spec["nodeName"] = node
-        suffix = "".join(secrets.choice(_ALNUM) for _ in range(5))
         return {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "name": f"{ds['metadata']['name']}-{suffix}",
+                "generateName": f"{ds['metadata']['name']}-",
                 "labels": {**(tmeta.get("labels") or {}), HASH_LABEL: thash},
                 "annotations": dict(tmeta.get("annotations") or {}),
                 "ownerReferences": [owner_ref(ds, "DaemonSet", "apps/v1")],

@@ -8,8 +8,6 @@ Available/Progressing conditions.
 from __future__ import annotations
 
 import math
-import secrets
-import string
 from typing import Any
 
 from lab.runtime.client import api_path
@@ -20,7 +18,6 @@ from lab.runtime.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"
-_ALNUM = string.ascii_lowercase + string.digits
 
 
 def _int_or_percent(value: object, total: int, round_up: bool) -> int:
@@ -45,7 +42,8 @@ def plan(replicas: int, strategy: Obj, new: list[Obj], old: list[Obj]) -> tuple[
     delete: list[Obj] = []
     if len(new) > replicas:
         delete.extend(sorted(new, key=_deletion_rank)[: len(new) - replicas])
-        new = [p for p in new if p not in delete]
+        gone = {id(p) for p in delete}
+        new = [p for p in new if id(p) not in gone]
     if kind == "Recreate":
         if old:
             return 0, delete + old
@@ -130,8 +128,10 @@ class DeploymentController:
         template = spec.get("template") or {}
         thash = template_hash(template)
         pods = self._pods(uid)
-        new = [p for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == thash]
-        old = [p for p in pods if p not in new]
+        new: list[Obj] = []
+        old: list[Obj] = []
+        for pod in pods:
+            (new if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == thash else old).append(pod)
         create, delete = plan(replicas, spec.get("strategy") or {}, new, old)
         for pod in delete:
             pname = pod["metadata"]["name"]
@@ -145,12 +145,11 @@ class DeploymentController:
     def _pod(self, dep: Obj, thash: str) -> Obj:
         template = dep["spec"].get("template") or {}
         tmeta = template.get("metadata") or {}
-        suffix = "".join(secrets.choice(_ALNUM) for _ in range(5))
         return {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "name": f"{dep['metadata']['name']}-{thash}-{suffix}",
+                "generateName": f"{dep['metadata']['name']}-{thash}-",
                 "labels": {**(tmeta.get("labels") or {}), HASH_LABEL: thash},
                 "annotations": dict(tmeta.get("annotations") or {}),
                 "ownerReferences": [owner_ref(dep, "Deployment", "apps/v1")],

@@ -3,8 +3,8 @@
 Feasible: node Ready, not cordoned, every NoSchedule/NoExecute taint tolerated, nodeSelector and
 required node affinity satisfied, cpu/memory/``nvidia.com/gpu``/pod-count requests fit. Score: the
 feasible node with the fewest pods (among the first 100 found from a rotating start, like the real
-scheduler's percentageOfNodesToScore). Binds through ``pods/binding``, or a spec.nodeName patch
-where the API server does not serve that subresource.
+scheduler's percentageOfNodesToScore). Binds through ``pods/binding`` (falling back to a
+spec.nodeName patch if the API server does not serve that subresource).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ NODES_TO_SCORE = 100
 SCHEDULERS = ("", "default-scheduler")
 
 
-def node_fits(node: Obj, pod: Obj, used: dict[str, float]) -> bool:
+def node_fits(node: Obj, pod: Obj, used: dict[str, float], requests: dict[str, float] | None = None) -> bool:
     """Whether a pod may be placed on a node already carrying `used` requests (incl. "pods")."""
     spec, nspec = pod.get("spec") or {}, node.get("spec") or {}
     if not node_ready(node) or nspec.get("unschedulable"):
@@ -57,7 +57,7 @@ def node_fits(node: Obj, pod: Obj, used: dict[str, float]) -> bool:
     alloc = (node.get("status") or {}).get("allocatable") or {}
     if used.get("pods", 0) + 1 > parse_quantity(alloc.get("pods", 110)):
         return False
-    for name, qty in pod_requests(pod).items():
+    for name, qty in (pod_requests(pod) if requests is None else requests).items():
         if qty > 0 and used.get(name, 0.0) + qty > parse_quantity(alloc.get(name, 0)) + 1e-9:
             return False
     return True
@@ -66,13 +66,14 @@ def node_fits(node: Obj, pod: Obj, used: dict[str, float]) -> bool:
 def pick_node(nodes: list[Obj], pod: Obj, usage: dict[str, dict[str, float]], start: int = 0) -> str | None:
     """The feasible node with the fewest pods among the first NODES_TO_SCORE found from start."""
     best: tuple[float, str] | None = None
+    requests = pod_requests(pod)
     found = 0
     count = len(nodes)
     for i in range(count):
         node = nodes[(start + i) % count]
         name = node["metadata"]["name"]
         used = usage.get(name, {})
-        if not node_fits(node, pod, used):
+        if not node_fits(node, pod, used, requests):
             continue
         score = (used.get("pods", 0.0), name)
         if best is None or score < best:
@@ -134,7 +135,7 @@ class Scheduler:
     async def schedule(self, key: Key) -> None:
         """Place one pending pod, if it still is pending."""
         pod = self.cluster.pods.get(*key)
-        if pod is None or (pod.get("spec") or {}).get("nodeName") or not is_active_pod(pod):
+        if pod is None or (pod.get("spec") or {}).get("nodeName") or not is_active_pod(pod) or key in self.placed:
             return
         nodes = self.cluster.nodes.items()
         self._start = (self._start + 7) % max(len(nodes), 1)
@@ -168,6 +169,8 @@ class Scheduler:
                 await api.create(api_path("", "v1", "pods", ns, name, "binding"), binding, token=self.token)
                 return
             except ApiStatusError as err:
+                if err.code == 409 and "already assigned" in err.message:
+                    return
                 if err.code not in (404, 405) or self.cluster.pods.get(ns, name) is None:
                     raise
                 self._binding_served = False
