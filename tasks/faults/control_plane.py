@@ -172,14 +172,14 @@ class ControlPlaneOverloadFault:
             except NotFound:
                 desired = 0
             pods = [p for p in ctx.cluster.list_pods([u["namespace"]], {"app": u["daemonset"]})
-                    if p.spec and p.spec.node_name]
-            if (pods and len(pods) >= desired) or time.monotonic() > deadline:
+                    if p.spec and p.spec.node_name and p.status and p.status.phase == "Running"]
+            if (pods and len(pods) >= max(desired, len(injection.targets))) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         runner = self._runner_call(ctx)
         nodes = sorted({p.spec.node_name for p in pods})
         return Evidence(landed=bool(pods) and runner["ok"],
-                        summary=f"{len(pods)} storm pod(s) on {len(nodes)} node(s) (desired {desired}); "
+                        summary=f"{len(pods)} running storm pod(s) on {len(nodes)} node(s) (desired {desired}); "
                                 f"runner call {'ok' if runner['ok'] else 'FAILED'} in {runner['ms']} ms",
                         details={"pods": len(pods), "nodes": nodes, "desired": desired, "runner_call": runner})
 

@@ -22,7 +22,15 @@ from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
 from tasks.probes.dns import DnsAnswer, lab_dns_server, query
 
 COREFILE_KEY = "Corefile"
-DEFAULT_QNAME = "kubernetes.default.svc.cluster.local"
+
+
+def check_name(undo: dict[str, Any]) -> str:
+    """The name verify asks for: kube-dns's own Service name, or a name inside the first edited zone."""
+    if undo.get("qname"):
+        return str(undo["qname"])
+    if undo["mode"] == "corefile":
+        return f"gameday-check.{undo['zones'][0].rstrip('.')}"
+    return f"kube-dns.{undo['namespace']}.svc.cluster.local"
 
 
 def dns_server_for(ctx: FaultContext) -> str | None:
@@ -78,6 +86,13 @@ class CorednsOutageFault:
             changes.append(Change(action="patch", object=f"v1 ConfigMap {ns}/{spec.configmap}",
                                   detail=f"{spec.corefile.action} for zones {spec.corefile.zones}",
                                   undo="restore the original Corefile text byte for byte"))
+        if ctx.extra.get("dns_qname"):
+            undo["qname"] = ctx.extra["dns_qname"]
+        server = dns_server_for(ctx)
+        if server:
+            base = query(server, check_name(undo), timeout=max(1.0, undo.get("delay_s", 0.0) + 1.0))
+            undo["dns_baseline"] = {"server": server, "qname": check_name(undo), "rcode": base.rcode,
+                                    "elapsed_s": round(base.elapsed_s, 4), "broken": self._broken(undo, base)}
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary=f"CoreDNS outage ({spec.mode}) in {ns}",
                          targets=[f"pod/{p.metadata.namespace}/{p.metadata.name}" for p in pods],
@@ -111,19 +126,21 @@ class CorednsOutageFault:
         text = (c.read_configmap(u["namespace"], u["configmap"]).data or {}).get(COREFILE_KEY, "")
         return has_edit(text, u["tag"]), {"corefile_edited": has_edit(text, u["tag"])}
 
-    def _dns_broken(self, u: dict[str, Any], server: str) -> tuple[bool, DnsAnswer, str]:
+    def _broken(self, u: dict[str, Any], a: DnsAnswer) -> bool:
         if u["mode"] != "corefile":
-            qname = DEFAULT_QNAME
-            ans = query(server, qname, timeout=1.0)
-            return ans.rcode != "NOERROR", ans, qname
-        qname = f"gameday-check.{u['zones'][0].rstrip('.')}"
-        answers = [query(server, qname, timeout=max(1.0, u["delay_s"] + 1.0)) for _ in range(int(u["every"]))]
+            return a.rcode != "NOERROR"
         if u["action"] == "servfail":
-            return any(a.rcode == "SERVFAIL" for a in answers), answers[-1], qname
+            return a.rcode == "SERVFAIL"
         if u["action"] == "drop":
-            return any(a.rcode == "TIMEOUT" for a in answers), answers[-1], qname
-        slow = [a for a in answers if a.elapsed_s >= 0.8 * u["delay_s"]]
-        return bool(slow), (slow or answers)[-1], qname
+            return a.rcode == "TIMEOUT"
+        return a.elapsed_s >= 0.8 * u["delay_s"]
+
+    def _dns_broken(self, u: dict[str, Any], server: str) -> tuple[bool, DnsAnswer, str]:
+        qname = check_name(u)
+        timeout = max(1.0, u.get("delay_s", 0.0) + 1.0)
+        answers = [query(server, qname, timeout=timeout) for _ in range(int(u.get("every", 1)))]
+        broken = [a for a in answers if self._broken(u, a)]
+        return bool(broken), (broken or answers)[-1], qname
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """API state shows the change and, where a DNS server is known, real queries fail (polled briefly)."""
@@ -141,8 +158,13 @@ class CorednsOutageFault:
             if (api_ok and dns_ok) or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
-        if api_ok and not dns_ok and u["mode"] == "block":
+        baseline = u.get("dns_baseline") or {}
+        if baseline.get("broken"):
+            dns_ok = False
+            summary += f" — but DNS already looked like this before the fault ({baseline['rcode']}): no evidence"
+        elif api_ok and not dns_ok and u["mode"] == "block":
             summary += " — the policy exists but DNS still answers: this cluster does not enforce NetworkPolicies"
+        details["dns_baseline"] = baseline
         return Evidence(landed=api_ok and dns_ok, summary=f"{u['mode']}: {summary}", details=details)
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:

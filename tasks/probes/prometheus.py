@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from tasks.errors import ProbeError
 from tasks.probes.tolerance import within
@@ -14,6 +15,9 @@ from tasks.probes.tolerance import within
 if TYPE_CHECKING:
     from blueprints.probes import PrometheusProbe
     from tasks.probes import ProbeContext, ProbeResult
+
+# A guardrail must fail fast when Prometheus is down: one quick retry, no long back-off.
+_NO_RETRY = Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504])
 
 
 def render_labels(metric: dict[str, Any]) -> str:
@@ -25,7 +29,7 @@ def render_labels(metric: dict[str, Any]) -> str:
 def instant(url: str, query: str, timeout_s: float) -> list[tuple[str, float]]:
     """Run an instant query: (label set, value) per sample; ProbeError when Prometheus cannot answer."""
     try:
-        prom = PrometheusConnect(url=url, disable_ssl=True, timeout=max(1, int(timeout_s)))
+        prom = PrometheusConnect(url=url, disable_ssl=True, timeout=max(1, int(timeout_s)), retry=_NO_RETRY)
         data = prom.custom_query(query)
     except (PrometheusApiClientException, requests.RequestException, ValueError) as e:
         raise ProbeError(f"prometheus at {url} could not answer {query!r}: {e}") from e

@@ -6,22 +6,20 @@ import pytest
 
 from blueprints.faults import FAULT_KINDS
 from tasks.errors import UnknownFaultKind
-from tasks.faults import AGENT_KINDS, REGISTRY, behaviour
+from tasks.faults import REGISTRY, behaviour
 
 
 def test_every_kind_has_one_behaviour_and_the_reverse() -> None:
-    """Registered kinds are exactly FAULT_KINDS, except agent kinds whose module does not exist yet."""
-    pending = {k for k in AGENT_KINDS if k not in REGISTRY}
-    assert set(REGISTRY) | pending == set(FAULT_KINDS)
+    """Registered kinds are exactly FAULT_KINDS, and each behaviour is filed under its own kind."""
+    assert sorted(REGISTRY) == sorted(FAULT_KINDS)
     assert all(REGISTRY[k].kind == k for k in REGISTRY)
 
 
-def test_pending_agent_kinds_are_reported() -> None:
-    """Agent kinds still without a behaviour are listed (the suite turns strict once they all exist)."""
-    pending = sorted(k for k in AGENT_KINDS if k not in REGISTRY)
-    if pending:
-        pytest.xfail(f"agent behaviours not written yet: {pending}")
-    assert set(REGISTRY) == set(FAULT_KINDS)
+def test_every_behaviour_implements_the_contract() -> None:
+    """Each behaviour has plan, inject, verify, rollback and renew."""
+    for kind, b in REGISTRY.items():
+        missing = [m for m in ("plan", "inject", "verify", "rollback", "renew") if not callable(getattr(b, m, None))]
+        assert not missing, f"{kind} lacks {missing}"
 
 
 def test_unknown_kind_is_a_typed_error() -> None:
