@@ -28,6 +28,12 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class OrchestrationUnavailable(GamedayError):
+    """No Prefect API could be reached or started; nothing was injected."""
+
+    exit_code = 6
+
+
 def user_errors(fn: F) -> F:
     """Turn GamedayErrors into a message on stderr and the error's exit code."""
 
@@ -120,6 +126,10 @@ def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
     with RunView(campaign, out) as view:
         try:
             run_campaign(params)
+        except RuntimeError as e:
+            if "Prefect API server" not in str(e):
+                raise
+            raise OrchestrationUnavailable(f"{e} (set PREFECT_API_URL to use a running server)") from None
         finally:
             view.close()
     if view.run_dir:

@@ -18,6 +18,7 @@ def prefect_defaults(state_dir: Path | None = None) -> None:
         home.mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(home)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # busy machines start slowly
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field
 
-StockBlueprint = Literal["smoke", "coredns-outage", "control-plane-storm"]
-"""The stock blueprints in blueprints/library (a test keeps this list in sync)."""
+from flows.loading import stock_names
+
+if TYPE_CHECKING:
+    StockBlueprint = str
+else:
+    StockBlueprint = Literal[tuple(stock_names())]
+    """The stock blueprints in blueprints/library: a dropdown in the Prefect UI."""
 
 
 class CampaignParams(BaseModel):

@@ -96,6 +96,7 @@ def test_stock_blueprint_validates(path: Path) -> None:
 def test_stock_names_match_the_parameter_literal() -> None:
     """The CampaignParams dropdown lists exactly the stock blueprints."""
     assert sorted(StockBlueprint.__args__) == stock_names()
+    assert {"smoke", "coredns-outage", "control-plane-storm"} <= set(stock_names())
 
 
 def test_schema_json_is_in_sync() -> None:
