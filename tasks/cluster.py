@@ -109,9 +109,10 @@ class Cluster(ClusterOps):
         cfg_path = Path(path).expanduser() if path else Path("~/.kube/config").expanduser()
         try:
             configuration = k8s.Configuration()
-            k8s_config.load_kube_config(config_file=str(cfg_path), context=context,
-                                        client_configuration=configuration, persist_config=False)
-            contexts, current = k8s_config.list_kube_config_contexts(config_file=str(cfg_path))
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(cfg_path), context=context, client_configuration=configuration, persist_config=False)
+            contexts, current = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=str(cfg_path))
             chosen = next((c for c in contexts if c["name"] == context), current) if context else current
             user = str((chosen or {}).get("context", {}).get("user", ""))
         except (OSError, k8s_config.ConfigException, KeyError, ValueError) as e:
@@ -149,7 +150,7 @@ class Cluster(ClusterOps):
 
     def to_dict(self, obj: Any) -> dict[str, Any]:
         """A client model as the plain JSON dict the API server sent (camelCase keys)."""
-        out: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)
+        out: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
         return out
 
     def connection(self) -> Connection:
@@ -174,4 +175,4 @@ class Cluster(ClusterOps):
 
     def close(self) -> None:
         """Release the client's connection pool."""
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]

@@ -177,12 +177,14 @@ class ClusterOps:
 
     def flowschema_names(self) -> list[str]:
         """Names of all FlowSchemas."""
-        return [fs.metadata.name for fs in self.call("list flowschemas", self.flow.list_flow_schema).items]
+        return [str(fs.metadata.name) for fs in self.call("list flowschemas", self.flow.list_flow_schema).items
+                if fs.metadata]
 
     def priority_level_names(self) -> list[str]:
         """Names of all PriorityLevelConfigurations."""
-        return [p.metadata.name for p in
-                self.call("list prioritylevelconfigurations", self.flow.list_priority_level_configuration).items]
+        return [str(p.metadata.name) for p in
+                self.call("list prioritylevelconfigurations", self.flow.list_priority_level_configuration).items
+                if p.metadata]
 
     def delete_flowschema(self, name: str) -> bool:
         """Delete a FlowSchema (False if already gone)."""

@@ -39,10 +39,10 @@ def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, s
             users: dict[str, dict[str, Any]] = json.loads(users_path.read_text())
         except (OSError, ValueError):
             users = {}
-        by_name = {info.get("username"): tok for tok, info in users.items()}
+        by_name = {str(info.get("username")): str(tok) for tok, info in users.items()}
         if STORM_USER in by_name:
             return by_name[STORM_USER], STORM_USER, "lab telemetry service account"
-        sa = sorted(n for n in by_name if str(n).startswith("system:serviceaccount:"))
+        sa = sorted(n for n in by_name if n.startswith("system:serviceaccount:"))
         if sa:
             return by_name[sa[0]], sa[0], "a lab service account (no telemetry SA found)"
     if settings.storm_token is not None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from blueprints.faults import CorednsOutage
 from tasks.errors import NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.corefile import apply_edit, has_edit
+from tasks.faults.corefile import Dialect, apply_edit, has_edit
 from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
 from tasks.probes.dns import DnsAnswer, lab_dns_server, query
 
@@ -78,7 +78,7 @@ class CorednsOutageFault:
                 raise NotFound(f"configmap {ns}/{spec.configmap} has no {COREFILE_KEY} key")
             original = data[COREFILE_KEY]
             tag = f"{run_id}/{fault_id}"
-            dialect = "lab" if getattr(c, "lab", None) else "coredns"
+            dialect: Dialect = "lab" if getattr(c, "lab", None) else "coredns"
             edited = apply_edit(original, spec.corefile, tag, dialect)
             undo.update(configmap=spec.configmap, original=original, edited=edited, tag=tag,
                         zones=list(spec.corefile.zones), action=spec.corefile.action, every=spec.corefile.every,
@@ -133,7 +133,7 @@ class CorednsOutageFault:
             return a.rcode == "SERVFAIL"
         if u["action"] == "drop":
             return a.rcode == "TIMEOUT"
-        return a.elapsed_s >= 0.8 * u["delay_s"]
+        return bool(a.elapsed_s >= 0.8 * float(u["delay_s"]))
 
     def _dns_broken(self, u: dict[str, Any], server: str) -> tuple[bool, DnsAnswer, str]:
         qname = check_name(u)

@@ -169,8 +169,9 @@ async def run_storm(cfg: StormConfig, stop: asyncio.Event) -> Stats:
     url = cfg.url.rstrip("/") + list_path(cfg.resource)
     conn = aiohttp.TCPConnector(limit=cfg.concurrency + 4, ssl=ssl_ctx)
     timeout = aiohttp.ClientTimeout(total=60)
+    proto_ssl = ssl_ctx if isinstance(ssl_ctx, ssl.SSLContext) else None
     proto = ProtocolClient(cfg.url, list_path(cfg.resource), cfg.token, cfg.concurrency,
-                           ssl_ctx or None) if cfg.client == "protocol" else None
+                           proto_ssl) if cfg.client == "protocol" else None
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
         send = proto.get if proto is not None else _aiohttp_sender(session, url, headers)
         for _ in range(BASELINE_SAMPLES):

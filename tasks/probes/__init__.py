@@ -47,7 +47,8 @@ def evaluate(spec: Probe, ctx: ProbeContext) -> ProbeResult:
     if handler is None:
         raise ProbeError(f"no probe behaviour for type {spec.type!r}")
     try:
-        return handler(spec, ctx)  # type: ignore[operator]
+        result: ProbeResult = handler(spec, ctx)  # type: ignore[operator]
+        return result
     except ProbeError:
         raise
     except GamedayError as e:

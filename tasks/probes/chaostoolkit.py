@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def run_activity(activity: dict[str, Any], configuration: dict[str, Any], secrets: dict[str, Any]) -> Any:
     """Validate and run one CTK activity; any failure becomes ActivityFailed."""
-    from chaoslib.activity import ensure_activity_is_valid
+    from chaoslib.activity import ensure_activity_is_valid  # type: ignore[import-untyped]
     from chaoslib.activity import run_activity as ctk_run
 
     try:
@@ -30,7 +30,7 @@ def run_activity(activity: dict[str, Any], configuration: dict[str, Any], secret
 
 def evaluate(spec: ChaosToolkitProbe, ctx: ProbeContext) -> ProbeResult:
     """Run the probe through chaoslib and apply its tolerance."""
-    from chaoslib.hypothesis import within_tolerance
+    from chaoslib.hypothesis import within_tolerance  # type: ignore[import-untyped]
 
     from tasks.probes import ProbeResult
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -33,7 +33,8 @@ def as_queries(observables: Mapping[str, str] | Iterable[Any]) -> dict[str, str]
     """name → PromQL, from a mapping or from objects with ``name`` and ``query`` (blueprint Observables)."""
     if isinstance(observables, Mapping):
         return {str(k): str(v) for k, v in observables.items()}
-    return {str(o.name): str(o.query) for o in observables}
+    items: Iterable[Any] = observables
+    return {str(o.name): str(o.query) for o in items}
 
 
 def fetch_frames(prom_url: str, observables: Mapping[str, str] | Iterable[Any], start: datetime, end: datetime,

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from jsonpath2.path import Path as JsonPath
+from jsonpath2.path import Path as JsonPath  # type: ignore[import-untyped]
 
 from blueprints.probes import Tolerance
 from tasks.errors import ProbeError
