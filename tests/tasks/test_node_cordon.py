@@ -68,3 +68,13 @@ def test_blast_radius_percent_refuses_half_the_nodes(lab_ctx: FaultContext) -> N
     with pytest.raises(BlastRadiusExceeded, match="max_nodes_percent"):
         FAULT.plan(NodeCordon(selector={"mode": "fixed", "value": 2}), ctx, run_id="nc3", stage="s",  # type: ignore[arg-type]
                    fault_id="c")
+
+
+def test_rollback_of_a_half_applied_cordon(lab_admin: Cluster, lab_ctx: FaultContext) -> None:
+    """If the runner died after cordoning only the first of two nodes, rollback uncordons what is cordoned."""
+    before = _flags(lab_admin)
+    inj = FAULT.plan(NodeCordon(selector={"names": ["node-0", "node-1"], "mode": "all"}), lab_ctx,  # type: ignore[arg-type]
+                     run_id="nc4", stage="s", fault_id="half")
+    lab_admin.set_unschedulable("node-0", True)  # what inject had done before the crash
+    FAULT.rollback(inj, lab_ctx)
+    assert _flags(lab_admin) == before
