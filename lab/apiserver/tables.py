@@ -113,6 +113,26 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "namespaces": [NAME, ("Status", "string", _status("status.phase")), AGE],
     "leases": [NAME, ("Holder", "string", _status("spec.holderIdentity")), AGE],
+    "flowschemas": [
+        NAME,
+        ("PriorityLevel", "string", _status("spec.priorityLevelConfiguration.name")),
+        ("MatchingPrecedence", "integer", _status("spec.matchingPrecedence", 1000)),
+        ("DistinguisherMethod", "string", _status("spec.distinguisherMethod.type", "<none>")),
+        AGE,
+    ],
+    "prioritylevelconfigurations": [
+        NAME,
+        ("Type", "string", _status("spec.type")),
+        ("NominalConcurrencyShares", "string", _status("spec.limited.nominalConcurrencyShares", "<none>")),
+        ("Queues", "string", _status("spec.limited.limitResponse.queuing.queues", "<none>")),
+        ("HandSize", "string", _status("spec.limited.limitResponse.queuing.handSize", "<none>")),
+        (
+            "QueueLengthLimit",
+            "string",
+            _status("spec.limited.limitResponse.queuing.queueLengthLimit", "<none>"),
+        ),
+        AGE,
+    ],
 }
 
 
