@@ -6,7 +6,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,9 +56,32 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
         yield server
 
 
-@pytest.fixture
-def agent(tmp_path: Path, api: RunningApiServer) -> Iterator[AgentProcess]:
-    """An agent with two fake GPUs and a file as its kernel log."""
-    with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake", gpu_count=2,
-                       extra_args=["--allow-cidr", "192.0.2.0/24", "--max-ttl", "120"]) as proc:
+@pytest.fixture(scope="module")
+def module_agent(tmp_path_factory: pytest.TempPathFactory, api: RunningApiServer) -> Iterator[AgentProcess]:
+    """An agent with two fake GPUs and a file as its kernel log, shared by a module's tests."""
+    with running_agent(tmp_path_factory.mktemp("agent"), "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake",
+                       gpu_count=2, extra_args=["--allow-cidr", "192.0.2.0/24", "--max-ttl", "120"]) as proc:
         yield proc
+
+
+@pytest.fixture
+def agent(module_agent: AgentProcess, api: RunningApiServer) -> Iterator[AgentProcess]:
+    """The module's agent, running and holding nothing before and after each test."""
+    if module_agent.proc is None or module_agent.proc.poll() is not None:
+        module_agent.start()
+    assert call(module_agent.url, "GET", "/v1/faults", api.runner_token)[1]["faults"] == []
+    yield module_agent
+    if module_agent.proc is None or module_agent.proc.poll() is not None:
+        module_agent.start()
+    call(module_agent.url, "DELETE", "/v1/faults", api.runner_token)
+
+
+def metric(agent: AgentProcess, line_prefix: str) -> float:
+    """The value of one exposition line of the agent's /metrics (0 when absent)."""
+    import urllib.request
+
+    with urllib.request.urlopen(agent.url + "/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(line_prefix + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0

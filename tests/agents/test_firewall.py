@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,25 +12,41 @@ from agents.testing import AgentProcess, running_agent
 from lab.apiserver.testing import RunningApiServer, poll_until
 from tests.agents.conftest import AGENT_SA, call
 from tests.agents.netpair import IP_A, IP_B, NetPair, netpair
+from tests.conftest import require
 
 PORT_B, PORT_A = 5301, 5302
 
 
-@pytest.fixture
-def net(require_root: None) -> Iterator[NetPair]:
-    """Two namespaces with a listener in each."""
+@pytest.fixture(scope="module")
+def net() -> Iterator[NetPair]:
+    """Two namespaces with a listener in each (shared by the module; each test leaves them clean)."""
+    require(os.geteuid() == 0, "needs root (network namespaces, iptables): run as root")
     with netpair() as pair:
         pair.listen(pair.b, IP_B, PORT_B)
         pair.listen(pair.a, IP_A, PORT_A)
         yield pair
 
 
-@pytest.fixture
-def node_agent(tmp_path: Path, api: RunningApiServer, net: NetPair) -> Iterator[AgentProcess]:
+@pytest.fixture(scope="module")
+def module_node_agent(tmp_path_factory: pytest.TempPathFactory, api: RunningApiServer,
+                      net: NetPair) -> Iterator[AgentProcess]:
     """An agent that applies partitions inside namespace a."""
-    with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA), nvml="none",
+    with running_agent(tmp_path_factory.mktemp("fw"), "gpu-1", api.url, api.token_for(AGENT_SA), nvml="none",
                        extra_args=["--netns", net.a, "--allow-cidr", "192.0.2.0/24"]) as proc:
         yield proc
+
+
+@pytest.fixture
+def node_agent(module_node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> Iterator[AgentProcess]:
+    """The module's agent, running, with namespace a free of gameday rules before and after each test."""
+    agent = module_node_agent
+    if agent.proc is None or agent.proc.poll() is not None:
+        agent.start()
+    assert _clean(net)
+    yield agent
+    if agent.proc is None or agent.proc.poll() is not None:
+        agent.start()
+    call(agent.url, "DELETE", "/v1/faults", api.runner_token)
 
 
 def _partition(fault_id: str, ttl: float = 30, **params: Any) -> dict[str, Any]:

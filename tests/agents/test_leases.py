@@ -9,7 +9,7 @@ from typing import Any
 
 from agents.testing import AgentProcess
 from lab.apiserver.testing import RunningApiServer, poll_until
-from tests.agents.conftest import call, degrade, xid
+from tests.agents.conftest import call, degrade, metric, xid
 
 XID_RE = re.compile(r"NVRM: Xid.*?: (\d+),")  # FAULTS.md §3: matches every driver form
 
@@ -34,8 +34,9 @@ def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: Run
                         xid(count=3, interval_seconds=0.05, gpu_index=1, code=48))
     assert status == 201 and body["state"] == "active"
     assert _gpu(agent, 1)["last_xid"] == 48
-    poll_until(lambda: len(agent.kmsg_path.read_text().splitlines()) == 3, timeout=5)
-    lines = agent.kmsg_path.read_text().splitlines()
+    start = len(agent.kmsg_path.read_text().splitlines())
+    poll_until(lambda: len(agent.kmsg_path.read_text().splitlines()) - start >= 2, timeout=5)
+    lines = [ln for ln in agent.kmsg_path.read_text().splitlines() if "): 48," in ln]
     assert all(ln.startswith("<3>NVRM: Xid (PCI:0000:2a:00): 48, pid=") for ln in lines)
     assert [int(XID_RE.search(ln).group(1)) for ln in lines] == [48, 48, 48]  # type: ignore[union-attr]
     status, st = call(agent.url, "GET", "/v1/faults/f-xid", api.runner_token)
@@ -73,22 +74,26 @@ def test_fake_gpu_degrade_too_much_memory_is_refused_cleanly(agent: AgentProcess
 
 def test_fake_abort_reverts_all_of_a_run(agent: AgentProcess, api: RunningApiServer) -> None:
     """DELETE /v1/faults?run_id= reverts every fault of that run (the runner's abort path)."""
+    key = 'gameday_agent_reverts_total{kind="gpu-degrade",reason="rollback"}'
+    before = metric(agent, key)
     call(agent.url, "POST", "/v1/faults", api.runner_token, xid())
     call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(power_limit_w=200))
     assert len(_state_faults(agent)) == 2
     status, res = call(agent.url, "DELETE", "/v1/faults?run_id=run-1", api.runner_token)
     assert status == 200 and sorted(r["fault_id"] for r in res["results"]) == ["f-deg", "f-xid"]
     assert _state_faults(agent) == [] and _gpu(agent)["power_limit_w"] == 700.0
-    assert 'gameday_agent_reverts_total{kind="gpu-degrade",reason="rollback"} 1.0' in _metrics(agent)
+    assert metric(agent, key) == before + 1
 
 
 def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: RunningApiServer) -> None:
     """A fault nobody renews (the runner was SIGKILLed) is reverted by the agent when its lease ends."""
+    key = 'gameday_agent_reverts_total{kind="gpu-degrade",reason="lease-expired"}'
+    before = metric(agent, key)
     status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(ttl=0.5, sm_clock_mhz=300))
     assert status == 201 and _gpu(agent)["sm_clock_locked_mhz"] == 300
     poll_until(lambda: _gpu(agent)["sm_clock_locked_mhz"] is None, timeout=10)
     assert _state_faults(agent) == []
-    assert 'gameday_agent_reverts_total{kind="gpu-degrade",reason="lease-expired"} 1.0' in _metrics(agent)
+    assert metric(agent, key) == before + 1
 
 
 def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, api: RunningApiServer) -> None:
@@ -105,9 +110,10 @@ def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, a
 
 def test_fake_same_inject_twice_is_idempotent_and_conflicts_differ(agent: AgentProcess, api: RunningApiServer) -> None:
     """Re-sending an inject renews it (200); the same id with other parameters is a 409."""
+    lines = agent.kmsg_path.read_text().count("name=gameday-") if agent.kmsg_path.exists() else 0
     assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid())[0] == 201
     assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid())[0] == 200
-    assert len(agent.kmsg_path.read_text().splitlines()) == 1
+    assert agent.kmsg_path.read_text().count("name=gameday-") == lines + 1
     status, err = call(agent.url, "POST", "/v1/faults", api.runner_token, xid(code=13))
     assert status == 409 and "other parameters" in err["message"]
 

@@ -18,7 +18,7 @@ AGENT_SA = "system:serviceaccount:gameday:gameday-agent"
 GPU_LABELS = {"nvidia.com/gpu.present": "true"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def agent_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
     """The lab API server: TokenReview for the agents, nodes for the runner."""
     with running_apiserver(tmp_path_factory.mktemp("agent-api"), nodes=["gpu-1", "gpu-2"],
