@@ -24,7 +24,11 @@ Emulated:
 - Large LISTs are streamed in chunks while holding their APF seats, so concurrent LISTs really
   compete for the one process (the work is real serialization, not sleeps).
 - API Priority and Fairness with the default FlowSchemas and PriorityLevelConfigurations as real
-  API objects (``apf.py``), scaled to ``--seats`` (default 60); 429 + Retry-After: 1.
+  API objects (``apf.py``), scaled to ``--seats`` (default 60); 429 + Retry-After: 1. Changes
+  through the API apply to the next request; FlowSchemas naming a missing level are skipped.
+  Not modelled: borrowing between levels (lendablePercent), virtual-time fair queuing (round robin
+  over queues instead), restoring deleted mandatory objects (exempt, catch-all), FlowSchema and
+  PriorityLevelConfiguration status conditions.
 - Prometheus metrics at /metrics with the real names (``metrics.py``).
 - Deleting a namespace deletes its objects; deleting a Deployment/ReplicaSet/DaemonSet deletes
   the ReplicaSets and Pods that name it in ownerReferences (unless propagationPolicy=Orphan).

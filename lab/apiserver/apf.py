@@ -119,7 +119,7 @@ class FlowControl:
     def classify(self, info: RequestInfo) -> tuple[Obj | None, Level | None]:
         """The matching FlowSchema and its priority level's state."""
         self._refresh()
-        schema = self.classifier.classify(info)
+        schema = self.classifier.classify(info, self.levels)
         if schema is None:
             return None, self.levels.get("catch-all")
         level_name = ((schema.get("spec") or {}).get("priorityLevelConfiguration") or {}).get("name", "")

@@ -6,6 +6,7 @@ written, so a break-glass FlowSchema created through the API matches from the ne
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,10 +110,11 @@ class Classifier:
             self._generation = gen
         return self._sorted
 
-    def classify(self, info: RequestInfo) -> Obj | None:
-        """The first matching FlowSchema, or None (the real server then uses catch-all)."""
+    def classify(self, info: RequestInfo, levels: Container[str]) -> Obj | None:
+        """The first matching FlowSchema whose priority level exists (dangling ones are skipped), or None."""
         for schema in self.schemas():
-            if schema_matches(schema, info):
+            level = ((schema.get("spec") or {}).get("priorityLevelConfiguration") or {}).get("name", "")
+            if level in levels and schema_matches(schema, info):
                 return schema
         return None
 

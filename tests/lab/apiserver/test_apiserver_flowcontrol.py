@@ -169,3 +169,36 @@ def test_reject_level_and_live_break_glass() -> None:
         assert {t.schema_name for t in tickets} == {"bg"}
 
     asyncio.run(run())
+
+
+def test_dangling_flow_schema_is_skipped() -> None:
+    """A FlowSchema naming a missing priority level is skipped; the next matching one applies."""
+    flow, reg = _setup()
+    reg.create(
+        SCHEMAS,
+        "",
+        {
+            "metadata": {"name": "dangling"},
+            "spec": {
+                "priorityLevelConfiguration": {"name": "nope"},
+                "matchingPrecedence": 5,
+                "rules": [
+                    {
+                        "subjects": [{"kind": "Group", "group": {"name": "system:authenticated"}}],
+                        "resourceRules": [
+                            {
+                                "verbs": ["*"],
+                                "apiGroups": ["*"],
+                                "resources": ["*"],
+                                "namespaces": ["*"],
+                                "clusterScope": True,
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    schema, level = flow.classify(SA)
+    assert schema is not None and schema["metadata"]["name"] == "service-accounts"
+    assert level is not None and level.name == "workload-low"
