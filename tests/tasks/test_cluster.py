@@ -1,0 +1,94 @@
+"""The cluster facade: error mapping, target resolution, identity."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from blueprints.campaign import BlastRadius, Target
+from tasks.cluster import Cluster, map_api_error
+from tasks.errors import Conflict, NotFound, TargetError, TemporaryError
+from tasks.settings import Settings
+from tests.tasks.helpers import api_cluster
+
+
+def _exc(status: int, headers: dict[str, str] | None = None) -> ApiException:
+    e = ApiException(status=status, reason="x")
+    e.headers = headers or {}
+    return e
+
+
+def test_api_errors_map_to_typed_errors() -> None:
+    """404 → NotFound, 409 → Conflict, 429/5xx → TemporaryError with Retry-After, 403 → TargetError."""
+    assert isinstance(map_api_error(_exc(404), "get"), NotFound)
+    assert isinstance(map_api_error(_exc(409), "create"), Conflict)
+    throttled = map_api_error(_exc(429, {"Retry-After": "3"}), "list")
+    assert isinstance(throttled, TemporaryError) and throttled.delay == 3.0
+    assert isinstance(map_api_error(_exc(503), "list"), TemporaryError)
+    forbidden = map_api_error(_exc(403), "delete")
+    assert isinstance(forbidden, TargetError) and not isinstance(forbidden, NotFound)
+
+
+def test_lab_target_without_a_running_lab_says_how_to_start_it(tmp_path: Path) -> None:
+    """Resolving the lab target with no endpoints.json raises TargetError naming `python -m lab up`."""
+    target = Target(cluster="lab", namespaces=["default"], blast_radius=BlastRadius(max_nodes=1))
+    with pytest.raises(TargetError, match="python -m lab up"):
+        Cluster.for_target(target, Settings(state_dir=tmp_path))
+
+
+def test_missing_kubeconfig_is_a_target_error(tmp_path: Path) -> None:
+    """A kubeconfig that does not exist raises TargetError."""
+    with pytest.raises(TargetError):
+        Cluster.from_kubeconfig(tmp_path / "nope", "ctx")
+
+
+def test_lab_target_resolves_the_runner_context(api: Any, tmp_path: Path) -> None:
+    """From a lab endpoints.json, the facade picks the gameday-runner context and reads the lab's endpoints."""
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "endpoints.json").write_text(json.dumps({"kubeconfig": str(api.kubeconfig), "dns": "127.0.0.1:5353"}))
+    target = Target(cluster="lab", namespaces=["default"], blast_radius=BlastRadius(max_nodes=1))
+    cluster = Cluster.for_target(target, Settings(state_dir=tmp_path, lab_state_dir=lab_dir))
+    try:
+        assert cluster.whoami() == "gameday-runner"
+        assert cluster.lab is not None and cluster.lab["dns"] == "127.0.0.1:5353"
+        assert cluster.connection().token == api.runner_token
+        assert sorted(n.metadata.name for n in cluster.list_nodes()) == ["node-0", "node-1", "node-2"]
+    finally:
+        cluster.close()
+
+
+def test_unreachable_server_is_temporary() -> None:
+    """A server that refuses connections gives TemporaryError (worth retrying), not a crash."""
+    from kubernetes import client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = client.Configuration()
+    cfg.host = f"http://127.0.0.1:{port}"
+    cfg.retries = 0
+    cluster = Cluster(client.ApiClient(cfg), timeout=2.0)
+    try:
+        with pytest.raises(TemporaryError):
+            cluster.list_nodes()
+    finally:
+        cluster.close()
+
+
+def test_not_found_and_conflict_through_the_api(api: Any) -> None:
+    """Real 404 and 409 answers arrive as NotFound and Conflict; delete of a missing object returns False."""
+    cluster = api_cluster(api, "admin")
+    try:
+        with pytest.raises(NotFound):
+            cluster.read_node("no-such-node")
+        cluster.ensure_namespace("dup")
+        assert cluster.ensure_namespace("dup") is False
+        assert cluster.delete_configmap("dup", "never-existed") is False
+    finally:
+        cluster.close()
