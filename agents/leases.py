@@ -53,7 +53,10 @@ class Leases:
         for f in leftover:
             self.faults[f.fault_id] = f
         for f in leftover:
-            results.append(await self.revert(f.fault_id, "restart"))
+            try:
+                results.append(await self.revert(f.fault_id, "restart"))
+            except AgentFailure as exc:  # kept listed: the expiry loop retries it
+                results.append(RevertResult(fault_id=f.fault_id, reverted=False, reason="restart", message=exc.message))
         self._loop = asyncio.create_task(self._expiry_loop())
         return results
 

@@ -16,7 +16,7 @@ import ipaddress
 from typing import Protocol
 
 from agents.backends import proc
-from agents.errors import BackendFailed
+from agents.errors import AgentFailure, BackendFailed
 from agents.protocol import PartitionParams
 
 _LET_RST = ("-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "RETURN")
@@ -116,26 +116,27 @@ class IptablesFirewall(_Base):
             raise
 
     async def revert(self, tag: str) -> None:
-        """Delete the jumps (every copy), flush and delete both chains, for both families."""
+        """Delete the jumps (every copy), flush and delete both chains, for each family that has them."""
         for family in (4, 6):
+            try:
+                rules = (await self._ipt(family, "-S")).out.splitlines()
+            except AgentFailure:
+                continue  # no ip6tables, or the namespace is gone (and its rules with it)
             for chain, hook in zip(self.chains(tag), ("INPUT", "OUTPUT"), strict=True):
-                try:
-                    listed = await self._ipt(family, "-S", hook, tolerate=True)
-                except BackendFailed:
-                    continue
-                jumps = sum(1 for ln in listed.out.splitlines() if ln.split()[-1:] == [chain])
+                jumps = sum(1 for ln in rules if ln.startswith(f"-A {hook} ") and ln.split()[-1:] == [chain])
                 for _ in range(jumps):
                     await self._ipt(family, "-D", hook, "-j", chain, tolerate=True)
-                await self._ipt(family, "-F", chain, tolerate=True)
-                await self._ipt(family, "-X", chain, tolerate=True)
+                if f"-N {chain}" in rules:
+                    await self._ipt(family, "-F", chain, tolerate=True)
+                    await self._ipt(family, "-X", chain, tolerate=True)
 
     async def present(self, tag: str) -> tuple[bool, str]:
         """True when at least one chain exists with rules and is jumped to."""
         found = []
         for family in (4, 6):
             try:
-                rules = (await self._ipt(family, "-S", tolerate=True)).out.splitlines()
-            except BackendFailed:
+                rules = (await self._ipt(family, "-S")).out.splitlines()
+            except AgentFailure:
                 continue
             for chain in self.chains(tag):
                 n = sum(1 for ln in rules if ln.startswith(f"-A {chain} "))

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
+from agents.errors import BackendFailed
+from agents.leases import Leases
+from agents.limits import Limits
+from agents.protocol import Evidence, RevertResult, XidParams
+from agents.state import StateFile, StoredFault, UndoValue
 from agents.testing import AgentProcess
 from lab.apiserver.testing import RunningApiServer, poll_until
 from tests.agents.conftest import call, degrade, metric, xid
@@ -128,3 +136,45 @@ def test_fake_agent_killed_mid_fault_reverts_on_restart(agent: AgentProcess, api
     assert _state_faults(agent) == []
     assert 'gameday_agent_reverts_total{kind="gpu-xid",reason="restart"} 1.0' in _metrics(agent)
     assert "restart: f-xid reverted" in agent.log_path.read_text()
+
+
+class _FlakyFakeHandler:
+    """A fake handler whose first revert fails (stands in for a backend that is briefly unavailable)."""
+
+    def __init__(self) -> None:
+        self.reverts = 0
+
+    async def prepare(self, f: StoredFault) -> dict[str, UndoValue]:
+        return {}
+
+    async def apply(self, f: StoredFault) -> list[asyncio.Task[None]]:
+        return []
+
+    async def revert(self, f: StoredFault) -> None:
+        self.reverts += 1
+        if self.reverts == 1:
+            raise BackendFailed("iptables is busy")
+
+    async def evidence(self, f: StoredFault) -> Evidence:
+        return Evidence(landed=True, summary="")
+
+
+def test_fake_failed_revert_on_start_is_retried(tmp_path: Path) -> None:
+    """A leftover whose revert fails at start does not stop the agent; the expiry loop retries until it is gone."""
+    state = StateFile(tmp_path / "state.json", "n1")
+    state.save([StoredFault(fault_id="old", run_id="r", params=XidParams(code=79), ttl_seconds=5, injected_at=0,
+                            expires_at=1e12, state="active")])
+    handler = _FlakyFakeHandler()
+
+    async def scenario() -> tuple[list[RevertResult], list[StoredFault]]:
+        leases = Leases({"gpu-xid": handler}, state, Limits(), log=lambda _m: None)
+        results = await leases.start()
+        deadline = time.monotonic() + 10
+        while leases.faults and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await leases.stop(revert=False)
+        return results, state.load()
+
+    results, left = asyncio.run(scenario())
+    assert [r.reverted for r in results] == [False] and "busy" in results[0].message
+    assert left == [] and handler.reverts == 2
