@@ -9,6 +9,9 @@ Prometheus metrics on ``/metrics``. Durations are reported in lab seconds (real 
 - ``gpu_monitor_detection_seconds``: from the line's time to the monitor reading it.
 - ``gpu_monitor_remediation_seconds{action}``: from the line's time to the action being done.
 - ``gpu_monitor_nodes_cordoned``: nodes this monitor cordoned that are still unschedulable.
+- ``gpu_monitor_gpu_pods_running{node}``: Running pods that use GPUs, per node (refreshed every 2 s).
+- ``gpu_monitor_last_detection_seconds{node}``, ``gpu_monitor_last_remediation_seconds{node,action}``: the
+  latest XID's times, as gauges (easier to chart and to write expectations on than sparse histograms).
 - ``gpu_monitor_actions_total{node,action}``, ``gpu_monitor_pods_restarted_total``,
   ``gpu_monitor_pods_evicted_total``, ``gpu_monitor_remediation_failures_total{action}``,
   ``gpu_monitor_node_gpu_healthy{node}``.
@@ -38,7 +41,7 @@ from prometheus_client import (
 )
 
 from lab.gpu.errors import RemediationError
-from lab.gpu.remediation import Remediator
+from lab.gpu.remediation import Remediator, uses_gpu
 from lab.gpu.xid import KmsgTail, XidEvent, action_for
 from lab.runtime.client import ApiClient
 from lab.runtime.errors import ApiStatusError
@@ -84,6 +87,17 @@ class _Metrics:
         self.failures = Counter(
             "gpu_monitor_remediation_failures", "Actions that failed", ["action"], registry=r
         )
+        self.last_detection = Gauge(
+            "gpu_monitor_last_detection_seconds",
+            "Detection time of the latest XID (lab s)",
+            ["node"],
+            registry=r,
+        )
+        self.last_remediation = Gauge(
+            "gpu_monitor_last_remediation_seconds", "Line-to-done time of the latest action (lab s)", ["node", "action"],
+            registry=r,
+        )  # fmt: skip
+        self.gpu_pods = Gauge("gpu_monitor_gpu_pods_running", "Running pods using GPUs", ["node"], registry=r)
         self.healthy = Gauge(
             "gpu_monitor_node_gpu_healthy", "1 when the node's GPUs are healthy", ["node"], registry=r
         )
@@ -112,7 +126,9 @@ class GpuHealthMonitor:
         m, action = self.metrics, action_for(event.code)
         detected = time.time()
         m.detected.labels(node=event.node, code=str(event.code)).inc()
-        m.detection.observe(max(0.0, self.lab_seconds(detected - event.logged_at)))
+        detection = max(0.0, self.lab_seconds(detected - event.logged_at))
+        m.detection.observe(detection)
+        m.last_detection.labels(node=event.node).set(detection)
         self.events.append((event, action, detected))
         key = (event.node, event.code, event.pci)
         last = self._acted.get(key)
@@ -131,7 +147,9 @@ class GpuHealthMonitor:
                     print(f"gpu-monitor: {action} on {event.node} failed: {exc}", file=sys.stderr, flush=True)
                     return
                 await asyncio.sleep(0.5)
-        m.remediation.labels(action=action).observe(max(0.0, self.lab_seconds(time.time() - event.logged_at)))
+        remediation = max(0.0, self.lab_seconds(time.time() - event.logged_at))
+        m.remediation.labels(action=action).observe(remediation)
+        m.last_remediation.labels(node=event.node, action=action).set(remediation)
         m.actions.labels(node=event.node, action=action).inc()
         m.restarted.inc(len(done["restarted"]))
         m.evicted.inc(len(done["evicted"]))
@@ -140,7 +158,16 @@ class GpuHealthMonitor:
             self._cordoned.add(event.node)
             m.cordoned.set(len(self._cordoned))
 
-    async def _refresh_cordoned(self, client: ApiClient) -> None:
+    async def _refresh(self, client: ApiClient) -> None:
+        """Re-read cluster state behind the gauges: cordoned nodes, running GPU pods per node."""
+        pods, _ = await client.list("/api/v1/pods", {"resourceVersion": "0"})
+        running: dict[str, int] = dict.fromkeys(self.config.kmsg, 0)
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node and uses_gpu(pod) and (pod.get("status") or {}).get("phase") == "Running":
+                running[node] = running.get(node, 0) + 1
+        for node, n in running.items():
+            self.metrics.gpu_pods.labels(node=node).set(n)
         for node in list(self._cordoned):
             try:
                 obj = await client.get(f"/api/v1/nodes/{node}")
@@ -177,15 +204,15 @@ class GpuHealthMonitor:
                 remediator = Remediator(client)
                 if ready is not None:
                     ready.set()
-                last_refresh = time.monotonic()
+                last_refresh = 0.0
                 while not stop.is_set():
                     for tail in self.tails:
                         for event in tail.poll():
                             await self.handle(event, remediator)
                     if time.monotonic() - last_refresh > 2.0:
                         last_refresh = time.monotonic()
-                        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                            await self._refresh_cordoned(client)
+                        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ApiStatusError):
+                            await self._refresh(client)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
         finally:

@@ -4,6 +4,7 @@
 ``nvml.json`` (the fake NVML state the agent mirrors), the agent's lease state, token, ready file and log;
 starts ``python -m agents --nvml fake --gpu-count 8`` on a loopback port; and annotates the Node with
 ``gameday.dev/agent-endpoint`` and ``gameday.dev/gpu-pci-<i>`` (the fake GPUs' PCI addresses).
+With ``netns``, a node's agent applies nccl-partition rules inside a training rank's namespace.
 ``stop_gpu_agents`` stops the processes (SIGTERM: the agent reverts what it holds) and removes the
 annotations it added. The agent is reached only as a process: nothing here imports ``agents``.
 """
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ ENDPOINT_ANNOTATION = "gameday.dev/agent-endpoint"
 PCI_ANNOTATION = "gameday.dev/gpu-pci-"
 GPU_COUNT = 8
 START_TIMEOUT_S = 30.0
+TRAINING_SUBNET = "198.51.100.0/24"
 
 
 @dataclass
@@ -77,7 +80,9 @@ def _wait_ready(ready: Path, nvml: Path, proc: subprocess.Popen[bytes], log: Pat
     raise AgentStartError(f"agent did not become ready in {START_TIMEOUT_S:g}s; log: {log}")
 
 
-def _start_one(state_dir: Path, api_url: str, token: str, node: str, time_scale: float) -> GpuNodeHandle:
+def _start_one(
+    state_dir: Path, api_url: str, token: str, node: str, time_scale: float, netns: str | None
+) -> GpuNodeHandle:
     d = state_dir / "gpu" / node
     d.mkdir(parents=True, exist_ok=True)
     kmsg, nvml, ready, token_file = d / "kmsg", d / "nvml.json", d / "agent-ready", d / "agent-token"
@@ -93,6 +98,8 @@ def _start_one(state_dir: Path, api_url: str, token: str, node: str, time_scale:
         "--nvml", "fake", "--gpu-count", str(GPU_COUNT), "--nvml-state-file", str(nvml),
         "--ready-file", str(ready),
     ]  # fmt: skip
+    if netns:
+        argv += ["--netns", netns, "--allow-cidr", TRAINING_SUBNET]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     log = d / "agent.log"
     with log.open("wb") as out:
@@ -114,13 +121,23 @@ def _start_one(state_dir: Path, api_url: str, token: str, node: str, time_scale:
 
 
 def start_gpu_agents(
-    state_dir: Path, api_url: str, agent_api_token: str, node_names: list[str], time_scale: float = 1.0
+    state_dir: Path,
+    api_url: str,
+    agent_api_token: str,
+    node_names: list[str],
+    time_scale: float = 1.0,
+    netns: Mapping[str, str] | None = None,
 ) -> list[GpuNodeHandle]:
-    """Start one agent per GPU node and annotate the nodes; on failure stop the ones already started."""
+    """Start one agent per GPU node and annotate the nodes; on failure stop the ones already started.
+
+    ``netns`` maps a node to the network namespace its partitions go into (e.g. the training rank it
+    hosts, ``gdtrain-<id>-<rank>``); such agents accept peers in 198.51.100.0/24.
+    """
     handles: list[GpuNodeHandle] = []
     try:
         for node in node_names:
-            handles.append(_start_one(state_dir, api_url, agent_api_token, node, time_scale))
+            ns = (netns or {}).get(node)
+            handles.append(_start_one(state_dir, api_url, agent_api_token, node, time_scale, ns))
     except BaseException:
         stop_gpu_agents(handles)
         raise

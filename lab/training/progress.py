@@ -1,7 +1,9 @@
 """Turning the worker's progress records (``progress.jsonl``) into job statistics and Prometheus metrics.
 
 Lost steps are steps done again after a restart: each step record whose number is not above the highest
-step already seen counts as one. Restarts are ``start`` records after the first.
+step already seen counts as one. Restarts are ``start`` records after the first; ``error`` records are
+failed collectives (their times show how fast a partition is noticed: the gloo timeout for DROP, at once
+for REJECT; ``training_collective_hang_seconds`` is that delay for the latest failure).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Progress:
     starts: int = 0
     last_checkpoint_step: int = 0
     last_step_time: float = 0.0
+    last_hang_s: float = 0.0
+    last_restart_lost: int = 0
+    errors: list[tuple[float, int, str]] = field(default_factory=list)
     resume_steps: list[int] = field(default_factory=list)
     start_times: list[float] = field(default_factory=list)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
@@ -50,6 +55,8 @@ class Progress:
         step = int(str(record.get("step", 0)))
         t = float(str(record.get("t", 0.0)))
         if event == "start":
+            if self.starts:
+                self.last_restart_lost = max(0, self.max_step - step)
             self.starts += 1
             self.resume_steps.append(step)
             self.start_times.append(t)
@@ -64,6 +71,10 @@ class Progress:
             self.recent.append(t)
         elif event == "checkpoint":
             self.last_checkpoint_step = step
+        elif event == "error":
+            if not self.errors or self.errors[-1][0] < self.last_step_time:
+                self.last_hang_s = max(0.0, t - self.last_step_time) if self.last_step_time else 0.0
+            self.errors.append((t, int(str(record.get("rank", -1))), str(record.get("error", ""))))
 
 
 class ProgressReader:
@@ -82,6 +93,20 @@ class ProgressReader:
         self._restarts = Counter(
             "training_restarts", "Worker-group restarts (torchrun or relaunch)", registry=registry
         )
+        self._failures = Counter(
+            "training_collective_failures",
+            "Failed collectives (timeouts, resets), any rank",
+            registry=registry,
+        )
+        self._hang = Gauge(
+            "training_collective_hang_seconds", "Latest failure: seconds from the last step to the error",
+            registry=registry,
+        )  # fmt: skip
+        self._restart_lost = Gauge(
+            "training_last_restart_lost_steps",
+            "Steps the latest restart went back (redone)",
+            registry=registry,
+        )
         self._step = Gauge("training_step", "Current training step", registry=registry)
         self._rate = Gauge("training_step_rate", "Steps per second over the last 5 s", registry=registry)
         self._ckpt = Gauge(
@@ -91,6 +116,10 @@ class ProgressReader:
             "training_last_step_timestamp_seconds", "Wall time of the latest step", registry=registry
         )
         self._rate.set_function(lambda: self.progress.step_rate())
+        self._stall = Gauge("training_stall_seconds", "Seconds since the latest step", registry=registry)
+        self._stall.set_function(
+            lambda: time.time() - self.progress.last_step_time if self.progress.last_step_time else 0
+        )
 
     def poll(self) -> Progress:
         """Read new records and update metrics; returns the progress so far."""
@@ -104,15 +133,18 @@ class ProgressReader:
             self._offset += len(chunk)
             self._buf += chunk
             *lines, self._buf = self._buf.split(b"\n")
-            before = (self.progress.steps_total, self.progress.lost_steps, self.progress.restarts)
+            p = self.progress
+            before = (p.steps_total, p.lost_steps, p.restarts, len(p.errors))
             for line in lines:
                 if line.strip():
                     self.progress.apply(json.loads(line))
-            p = self.progress
             self._steps.inc(p.steps_total - before[0])
             self._lost.inc(p.lost_steps - before[1])
             self._restarts.inc(p.restarts - before[2])
+            self._failures.inc(len(p.errors) - before[3])
             self._step.set(p.current_step)
+            self._hang.set(p.last_hang_s)
+            self._restart_lost.set(p.last_restart_lost)
             self._ckpt.set(p.last_checkpoint_step)
             self._last.set(p.last_step_time)
             return p

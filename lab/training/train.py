@@ -3,7 +3,8 @@
 Run as ``torchrun ... -m lab.training.train --shared DIR``. Rank 0 loads the latest checkpoint from the
 shared directory and broadcasts parameters and step to the others, so every rank resumes from the same
 place. Rank 0 writes a checkpoint every ``--checkpoint-every`` steps (atomically) and appends progress
-records to ``DIR/progress.jsonl`` (``start``, ``step``, ``checkpoint``) that ``lab.training.job`` turns
+records to ``DIR/progress.jsonl`` (``start``, ``step``, ``checkpoint``; any rank writes ``error`` when a
+collective fails) that ``lab.training.job`` turns
 into metrics. A partition makes the all-reduce fail after ``--timeout`` seconds; the process exits
 non-zero and torchrun restarts the group.
 """
@@ -69,15 +70,21 @@ def main(argv: list[str] | None = None) -> int:
         loss = (model(x) - x.sum(dim=1, keepdim=True)).pow(2).mean()
         optim.zero_grad()
         loss.backward()
-        for p in model.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= world
+        try:
+            for p in model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+        except RuntimeError as exc:  # gloo timeouts and resets arrive as DistBackendError (a RuntimeError)
+            _record(
+                args.shared, event="error", step=current + 1, rank=rank, error=str(exc).splitlines()[0][:300]
+            )
+            raise
         optim.step()
         time.sleep(args.step_sleep)
         current += 1
         if rank == 0:
-            _record(args.shared, event="step", step=current, loss=round(float(loss), 6))
+            _record(args.shared, event="step", step=current, loss=round(float(loss.detach()), 6))
             if current % args.checkpoint_every == 0:
                 tmp = ckpt_path.with_suffix(".tmp")
                 torch.save({"step": current, "model": model.state_dict()}, tmp)

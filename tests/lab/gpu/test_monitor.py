@@ -73,3 +73,24 @@ def test_repeated_xid_is_counted_but_acted_on_once(cluster: Cluster, monitor: Mo
         append_xid(monitor.kmsg[NODE], 94)
     wait_for(lambda: _detected(monitor, 94) == 3, 15, "three detections")
     assert monitor.value(f'gpu_monitor_actions_total{{action="restart-app",node="{NODE}"}}') == 1
+
+
+def test_running_gpu_pods_gauge_follows_the_cluster(cluster: Cluster, monitor: MonitorProcess) -> None:
+    """The per-node gauge counts Running pods that use GPUs and drops when XID 31 restarts them."""
+    gauge = f'gpu_monitor_gpu_pods_running{{node="{NODE}"}}'
+    for name in (f"train-{NODE}-0", f"web-{NODE}"):
+        pod = cluster.call("GET", f"/api/v1/namespaces/default/pods/{name}")
+        cluster.call(
+            "PATCH",
+            f"/api/v1/namespaces/default/pods/{name}/status",
+            {"status": {"phase": "Running"}},
+            "application/merge-patch+json",
+        )
+        assert pod["metadata"]["name"] == name
+    wait_for(lambda: monitor.value(gauge) == 1, 10, "one running GPU pod")
+    append_xid(monitor.kmsg[NODE], 31)
+    wait_for(
+        lambda: monitor.value(gauge) == 0 and monitor.value("gpu_monitor_pods_restarted_total") == 2,
+        10,
+        "the restart to show",
+    )

@@ -1,16 +1,24 @@
-"""Tests for lab.training.job: a two-rank torchrun job across namespaces, through a DROP partition."""
+"""Tests for lab.training.job: a two-rank torchrun job across namespaces, through partitions a real node agent applies.
+
+The partitions are applied by the node agent (``python -m agents --netns <rank-1 namespace>``, started by
+``lab.gpu.nodes.start_gpu_agents``) through its HTTP API with the runner's token, as a campaign would.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lab.training import partition
+from lab.apiserver.testing import running_apiserver
+from lab.gpu.nodes import GpuNodeHandle, start_gpu_agents, stop_gpu_agents
 from lab.training.job import JobConfig, TrainingJob
 from lab.training.netns import list_namespaces, training_network
 from lab.training.progress import Progress
@@ -40,38 +48,104 @@ def _reached(job: TrainingJob, step: int) -> Progress | None:
     return p if p.max_step >= step else None
 
 
-def test_job_makes_progress_and_serves_metrics(job: TrainingJob) -> None:
-    """Both ranks train in step; the loopback metrics endpoint reports steps and a checkpoint."""
-    p = wait_for(lambda: _reached(job, CHECKPOINT_EVERY + 2), 60, "12 steps")
-    assert p.lost_steps == 0 and p.restarts == 0
+@dataclass
+class RankAgent:
+    """The node agent whose partitions land in rank 1's namespace, and the runner token to call it."""
+
+    handle: GpuNodeHandle
+    runner_token: str
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One authenticated call to the agent."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.handle.endpoint + path, data=data, method=method,
+            headers={"Authorization": f"Bearer {self.runner_token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def partition(self, action: str, peer: str) -> str:
+        """Ask the agent for an nccl-partition against ``peer``; returns the fault id."""
+        fault_id = f"part-{action.lower()}"
+        params = {"kind": "nccl-partition", "action": action, "direction": "both", "peers": [f"{peer}/32"]}
+        self.call("POST", "/v1/faults", {"fault_id": fault_id, "run_id": "train-test", "ttl_seconds": 120,
+                                         "params": params})  # fmt: skip
+        return fault_id
+
+
+@pytest.fixture
+def rank_agent(tmp_path: Path, job: TrainingJob) -> Iterator[RankAgent]:
+    """A lab API server (for TokenReview) and an agent for node "rank-1" partitioning inside rank 1's namespace."""
+    with running_apiserver(tmp_path / "api", nodes=["rank-1"]) as api:
+        body = json.dumps({"metadata": {"name": "rank-1"}}).encode()
+        req = urllib.request.Request(f"{api.url}/api/v1/nodes", data=body, method="POST", headers={
+            "Authorization": f"Bearer {api.admin_token}", "Content-Type": "application/json"})  # fmt: skip
+        urllib.request.urlopen(req, timeout=10).close()
+        netns = {"rank-1": job.net.ranks[1].namespace}
+        handles = start_gpu_agents(tmp_path / "gpu", api.url, api.token_for("system:node:rank-1"), ["rank-1"],
+                                   netns=netns)  # fmt: skip
+        try:
+            yield RankAgent(handles[0], api.runner_token)
+        finally:
+            stop_gpu_agents(handles)
+
+
+def _errors_after(job: TrainingJob, t: float) -> list[tuple[float, int, str]]:
+    return [e for e in job.progress().errors if e[0] > t]
+
+
+def _metric(job: TrainingJob, name: str) -> float:
     with urllib.request.urlopen(job.metrics_url, timeout=5) as resp:
         text = resp.read().decode()
-    steps = next(
-        float(line.split()[1]) for line in text.splitlines() if line.startswith("training_steps_total ")
-    )
-    assert steps >= CHECKPOINT_EVERY + 2
-    assert (
-        f"training_last_checkpoint_step {CHECKPOINT_EVERY}" in text
-        or "training_last_checkpoint_step 20" in text
-    )
+    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
-def test_drop_partition_hangs_then_job_resumes_from_checkpoint(job: TrainingJob) -> None:
-    """A DROP longer than the gloo timeout stops progress; after heal torchrun restarts from the checkpoint."""
-    wait_for(lambda: _reached(job, CHECKPOINT_EVERY + 3), 60, "first steps")
-    partition.partition(job.net, "DROP")
+def test_job_progresses_then_drop_stalls_it_and_it_resumes_from_checkpoint(
+    job: TrainingJob, rank_agent: RankAgent
+) -> None:
+    """The job trains and serves metrics; a DROP past the gloo timeout stalls it; after revert it resumes."""
+    p0 = wait_for(lambda: _reached(job, CHECKPOINT_EVERY + 3), 60, "first steps")
+    assert p0.lost_steps == 0 and p0.restarts == 0
+    assert _metric(job, "training_steps_total") >= CHECKPOINT_EVERY + 3
+    assert _metric(job, "training_last_checkpoint_step") >= CHECKPOINT_EVERY
     cut = time.time()
+    fault = rank_agent.partition("DROP", job.net.ranks[0].address)
     stalled = job.progress().max_step
-    wait_for(lambda: job.progress().last_step_time < time.time() - 2 * TIMEOUT_S, 30, "progress to stop")
+    errors = wait_for(lambda: _errors_after(job, cut), 30, "the collective to time out")
+    assert "Timed out" in errors[0][2] or "timeout" in errors[0][2].lower(), errors
     assert job.progress().max_step <= stalled + 1
-    partition.heal(job.net)
+    wait_for(lambda: job.progress().last_step_time < time.time() - 2 * TIMEOUT_S, 30, "progress to stop")
+    rank_agent.call("DELETE", f"/v1/faults/{fault}")
     healed = time.time()
     p = wait_for(lambda: (q := job.progress()).restarts >= 1 and q.max_step > stalled + 3 and q, 60, "resume")
     resumed_at = next(t for t in p.start_times if t > cut)
     resume_step = p.resume_steps[p.start_times.index(resumed_at)]
     assert resume_step % CHECKPOINT_EVERY == 0 and resume_step <= stalled
-    assert 0 < p.lost_steps <= CHECKPOINT_EVERY or resume_step == stalled
+    assert p.lost_steps <= CHECKPOINT_EVERY
+    assert _metric(job, "training_restarts_total") >= 1
+    assert _metric(job, "training_lost_steps_total") == p.lost_steps
     print(
-        f"\nDROP {healed - cut:.1f}s: restart at +{resumed_at - cut:.1f}s ({resumed_at - healed:.1f}s after heal), "
-        f"resumed from step {resume_step} (stalled at {stalled}), lost steps {p.lost_steps}, restarts {p.restarts}"
+        f"\nDROP via agent {healed - cut:.1f}s: first failure +{errors[0][0] - cut:.2f}s, restart at +{resumed_at - cut:.1f}s "
+        f"({resumed_at - healed:.1f}s after revert), resumed from step {resume_step} (stalled at {stalled}), "
+        f"lost steps {p.lost_steps}, restarts {p.restarts}, relaunches {job.relaunches()}"
+    )
+
+
+def test_reject_partition_fails_fast_and_job_recovers(job: TrainingJob, rank_agent: RankAgent) -> None:
+    """A REJECT partition fails the collective with a reset instead of a timeout; after revert the job recovers."""
+    wait_for(lambda: _reached(job, CHECKPOINT_EVERY + 3), 60, "first steps")
+    cut = time.time()
+    fault = rank_agent.partition("REJECT", job.net.ranks[0].address)
+    stalled = job.progress().max_step
+    errors = wait_for(lambda: _errors_after(job, cut), 30, "the collective to fail")
+    assert not any("Timed out" in e[2] for e in errors), errors
+    rank_agent.call("DELETE", f"/v1/faults/{fault}")
+    healed = time.time()
+    p = wait_for(lambda: (q := job.progress()).restarts >= 1 and q.max_step > stalled + 3 and q, 75, "resume")
+    assert p.lost_steps <= CHECKPOINT_EVERY
+    resumed_at = next(t for t in p.start_times if t > cut)
+    print(
+        f"\nREJECT via agent {healed - cut:.1f}s: first failure +{errors[0][0] - cut:.2f}s ({errors[0][2][:80]}), "
+        f"restart {resumed_at - healed:.1f}s after revert, lost steps {p.lost_steps}, relaunches {job.relaunches()}"
     )

@@ -25,6 +25,16 @@ def test_redone_steps_count_as_lost_after_a_restart() -> None:
     _steps(p, 11, 15)
     assert (p.lost_steps, p.restarts, p.max_step, p.steps_total) == (3, 1, 15, 18)
     assert p.resume_steps == [0, 10] and p.last_checkpoint_step == 10
+    assert p.last_restart_lost == 3
+
+
+def test_failure_records_give_the_hang_before_the_error() -> None:
+    """An error 10 s after the last step is a 10 s hang (a DROP); a second rank's error does not overwrite it."""
+    p = Progress()
+    _steps(p, 1, 5)
+    p.apply({"event": "error", "step": 6, "rank": 0, "t": 15.0, "error": "Timed out waiting 10000ms"})
+    p.apply({"event": "error", "step": 6, "rank": 1, "t": 15.5, "error": "Connection closed by peer"})
+    assert p.last_hang_s == 10.0 and len(p.errors) == 2
 
 
 def test_reader_reads_appended_records_and_exports_metrics(tmp_path: Path) -> None:
