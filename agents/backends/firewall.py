@@ -2,7 +2,8 @@
 
 Blast radius: only packets to/from the given peers (optionally one interface, optionally a port range)
 on this node. Undo: ``IptablesFirewall`` adds chains ``GD-<tag>-I`` (jumped from INPUT) and
-``GD-<tag>-O`` (jumped from OUTPUT) and revert removes exactly those jumps and chains;
+``GD-<tag>-O`` (jumped from OUTPUT) in one atomic ``iptables-restore --noflush`` batch per address
+family, and revert removes exactly those jumps and chains (again one batch);
 ``NftFirewall`` adds table ``inet gameday_<tag>`` and revert deletes it. Both reverts are idempotent.
 REJECT answers TCP with ``tcp-reset``. FAULTS.md §5 found REJECT on INPUT+OUTPUT behaving like DROP:
 the RST that REJECT fabricates is itself caught by the other direction's rule. So both chains first
@@ -88,29 +89,34 @@ class IptablesFirewall(_Base):
                 out.append([*base, "-j", "REJECT"])
         return out
 
-    async def apply(self, tag: str, p: PartitionParams) -> None:
-        """Create the chains, fill them, then jump to them (reverting everything if a step fails)."""
+    async def _restore(self, family: int, lines: list[str]) -> None:
+        """Apply ``lines`` to the filter table in one atomic ``iptables-restore --noflush`` batch."""
+        binary = "iptables-restore" if family == 4 else "ip6tables-restore"
+        script = "\n".join(["*filter", *lines, "COMMIT", ""]).encode()
+        res = await proc.run(self._argv([binary, "--noflush", "-w", "5"]), stdin=script)
+        if res.rc != 0:
+            raise BackendFailed(f"{binary} failed (rc={res.rc}): {res.err.strip()}")
+
+    def _batch(self, tag: str, p: PartitionParams, peers: list[str]) -> list[str]:
         chain_in, chain_out = self.chains(tag)
+        lines: list[str] = []
+        for chain, side, hook, wanted in ((chain_in, "I", "INPUT", ("both", "ingress")),
+                                          (chain_out, "O", "OUTPUT", ("both", "egress"))):
+            if p.direction not in wanted:
+                continue
+            lines.append(f":{chain} - [0:0]")
+            if p.action == "REJECT":
+                lines.append(" ".join(["-A", chain, *_LET_RST]))
+            lines += [" ".join(["-A", chain, *rule]) for peer in peers for rule in self._rules(p, peer, side)]
+            lines.append(f"-I {hook} 1 -j {chain}")
+        return lines
+
+    async def apply(self, tag: str, p: PartitionParams) -> None:
+        """Create, fill and jump to the chains: one atomic batch per address family."""
         try:
             for family, peers in _split(p.peers).items():
-                if not peers:
-                    continue
-                if p.direction in ("both", "ingress"):
-                    await self._ipt(family, "-N", chain_in)
-                    if p.action == "REJECT":
-                        await self._ipt(family, "-A", chain_in, *_LET_RST)
-                    for peer in peers:
-                        for rule in self._rules(p, peer, "I"):
-                            await self._ipt(family, "-A", chain_in, *rule)
-                    await self._ipt(family, "-I", "INPUT", "1", "-j", chain_in)
-                if p.direction in ("both", "egress"):
-                    await self._ipt(family, "-N", chain_out)
-                    if p.action == "REJECT":
-                        await self._ipt(family, "-A", chain_out, *_LET_RST)
-                    for peer in peers:
-                        for rule in self._rules(p, peer, "O"):
-                            await self._ipt(family, "-A", chain_out, *rule)
-                    await self._ipt(family, "-I", "OUTPUT", "1", "-j", chain_out)
+                if peers:
+                    await self._restore(family, self._batch(tag, p, peers))
         except BaseException:
             await self.revert(tag)
             raise
@@ -122,13 +128,14 @@ class IptablesFirewall(_Base):
                 rules = (await self._ipt(family, "-S")).out.splitlines()
             except AgentFailure:
                 continue  # no ip6tables, or the namespace is gone (and its rules with it)
+            lines: list[str] = []
             for chain, hook in zip(self.chains(tag), ("INPUT", "OUTPUT"), strict=True):
                 jumps = sum(1 for ln in rules if ln.startswith(f"-A {hook} ") and ln.split()[-1:] == [chain])
-                for _ in range(jumps):
-                    await self._ipt(family, "-D", hook, "-j", chain, tolerate=True)
+                lines += [f"-D {hook} -j {chain}"] * jumps
                 if f"-N {chain}" in rules:
-                    await self._ipt(family, "-F", chain, tolerate=True)
-                    await self._ipt(family, "-X", chain, tolerate=True)
+                    lines += [f"-F {chain}", f"-X {chain}"]
+            if lines:
+                await self._restore(family, lines)
 
     async def present(self, tag: str) -> tuple[bool, str]:
         """True when at least one chain exists with rules and is jumped to."""
