@@ -1,4 +1,9 @@
-"""Fixtures for the tasks tests: a session lab, a small-seat API server, and clusters/contexts over them."""
+"""Fixtures for the tasks tests: a session lab, a small-seat API server, Prometheus, and contexts over them.
+
+The lab binds fixed addresses (127.96.0.10:53, 127.96.0.20:80): one per network namespace. The ``lab``
+fixture waits (bounded) for another run's lab to finish; to run beside one, use a private namespace:
+``unshare -n sh -c 'ip link set lo up; .venv/bin/pytest tests/tasks'`` (root).
+"""
 
 from __future__ import annotations
 
