@@ -63,6 +63,15 @@ class XidParams(Wire):
     dcgm: bool = True
     pci_address: str | None = Field(default=None, pattern=_PCI, description="default: read from the node")
 
+    @field_validator("pci_address")
+    @classmethod
+    def _driver_form(cls, v: str | None) -> str | None:
+        """Any bus-id form (``00000000:CB:00.0``) becomes the driver's XID form (``0000:cb:00``)."""
+        if v is None:
+            return v
+        domain, bus, dev = v.split(".")[0].split(":")
+        return f"{domain[-4:]}:{bus}:{dev}".lower()
+
     @field_validator("code")
     @classmethod
     def _known(cls, v: int) -> int:

@@ -46,3 +46,9 @@ def test_xid_message_names_the_code() -> None:
     """The refusal of an unknown XID says which code and which are allowed."""
     with pytest.raises(ValidationError, match="XID 9999 is not an allowed code"):
         XidParams(code=9999)
+
+
+def test_pci_address_becomes_driver_form() -> None:
+    """NVML-style bus ids are normalised to the form the driver prints in XID lines."""
+    assert XidParams(code=79, pci_address="00000000:CB:00.0").pci_address == "0000:cb:00"
+    assert XidParams(code=79, pci_address="0000:18:00.0").pci_address == "0000:18:00"
