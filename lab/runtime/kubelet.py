@@ -209,4 +209,4 @@ class Kubelets:
 
     async def run(self) -> None:
         """Run the pod work queue and the readiness prober."""
-        await asyncio.gather(self.queue.run(self.reconcile, workers=8), self.probe_loop())
+        await asyncio.gather(self.queue.run(self.reconcile, workers=16), self.probe_loop())

@@ -7,8 +7,10 @@ Available/Progressing conditions.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
@@ -18,6 +20,8 @@ from lab.runtime.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"
+BURST = 500  # the real controller's burstReplicas: most pods created/deleted per sync
+T = TypeVar("T")
 
 
 def _int_or_percent(value: object, total: int, round_up: bool) -> int:
@@ -25,6 +29,20 @@ def _int_or_percent(value: object, total: int, round_up: bool) -> int:
         frac = float(value[:-1]) / 100 * total
         return math.ceil(frac) if round_up else math.floor(frac)
     return int(str(value)) if value is not None else 0
+
+
+async def slow_start(items: list[T], action: Callable[[T], Awaitable[None]], limit: int = 64) -> None:
+    """Run action over items in batches of 1, 2, 4... (up to limit) concurrently, stopping at the first
+    failing batch (the real ReplicaSet controller's slow start), then raise the first error."""
+    done, batch = 0, 1
+    while done < len(items):
+        chunk = items[done : done + batch]
+        results = await asyncio.gather(*(action(item) for item in chunk), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        done += len(chunk)
+        batch = min(batch * 2, limit)
 
 
 def _deletion_rank(pod: Obj) -> tuple[bool, bool, str]:
@@ -133,14 +151,19 @@ class DeploymentController:
         for pod in pods:
             (new if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == thash else old).append(pod)
         create, delete = plan(replicas, spec.get("strategy") or {}, new, old)
-        for pod in delete:
-            pname = pod["metadata"]["name"]
-            await self.cluster.api.delete(api_path("", "v1", "pods", ns, pname))
-            self.cluster.pods.assume_deleted(ns, pname)
-        for _ in range(create):
-            created = await self.cluster.api.create(api_path("", "v1", "pods", ns), self._pod(dep, thash))
-            self.cluster.pods.assume(created)
+        await slow_start(delete[:BURST], lambda pod: self._delete(ns, pod))
+        await slow_start([None] * min(create, BURST), lambda _: self._create(ns, dep, thash))
         await self._post_status(dep, replicas, thash)
+        if create > BURST or len(delete) > BURST:
+            self.queue.add(key)
+
+    async def _delete(self, ns: str, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        await self.cluster.api.delete(api_path("", "v1", "pods", ns, name))
+        self.cluster.pods.assume_deleted(ns, name)
+
+    async def _create(self, ns: str, dep: Obj, thash: str) -> None:
+        self.cluster.pods.assume(await self.cluster.api.create(api_path("", "v1", "pods", ns), self._pod(dep, thash)))
 
     def _pod(self, dep: Obj, thash: str) -> Obj:
         template = dep["spec"].get("template") or {}

@@ -185,4 +185,4 @@ class Scheduler:
 
     async def run(self) -> None:
         """Schedule forever."""
-        await asyncio.gather(self.queue.run(self.schedule, workers=4), self.retry_loop())
+        await asyncio.gather(self.queue.run(self.schedule, workers=8), self.retry_loop())
