@@ -224,6 +224,12 @@ class AgentHeldFault:
 
         nodes = self.pick_nodes(spec, ctx)
         params = {n: self.node_params(spec, ctx, n).model_dump(mode="json") for n in nodes}
+        endpoints = {}
+        for n in nodes:
+            try:
+                endpoints[n] = agents_of(ctx).endpoint(n)
+            except AgentUnreachable as e:
+                raise TargetError(f"{self.kind}: {e}") from e
         probe = Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec={}, summary="",
                           planned_at=now())
         afid, arun = agent_ids(probe)
@@ -235,7 +241,7 @@ class AgentHeldFault:
             summary=f"{self.what} on {len(nodes)} node(s) via agents", targets=[f"node/{n}" for n in nodes],
             changes=changes, planned_at=now(),
             undo={"agent_fault_id": afid, "agent_run_id": arun, "ttl_seconds": spec.lease.total_seconds(),
-                  "params": params, "endpoints": {}},
+                  "params": params, "endpoints": endpoints},
         )
 
     def _client(self, ctx: FaultContext, injection: Injection, node: str) -> AgentHttp:
@@ -253,11 +259,11 @@ class AgentHeldFault:
         u = dict(injection.undo)
         endpoints: dict[str, str] = dict(u.get("endpoints") or {})
         for node, params in u["params"].items():
-            agent = self._client(ctx, injection, node)
-            endpoints[node] = agent.url
             req = InjectRequest.model_validate({"fault_id": u["agent_fault_id"], "run_id": u["agent_run_id"],
                                                 "ttl_seconds": u["ttl_seconds"], "params": params})
             try:
+                agent = self._client(ctx, injection, node)
+                endpoints[node] = agent.url
                 agent.inject(req)
             except (AgentError, AgentUnreachable) as e:
                 raise InjectionFailed(f"{self.kind} on node {node}: {e}") from e

@@ -13,7 +13,7 @@ from blueprints.faults import GpuDegrade
 from lab.apiserver.testing import poll_until
 from tasks.agent_client import AgentClient, AgentUnreachable, agent_ids
 from tasks.cluster import Cluster
-from tasks.errors import AgentError
+from tasks.errors import AgentError, TargetError
 from tasks.faults.base import FaultContext, Injection
 from tasks.faults.gpu_degrade import GpuDegradeFault
 from tests.tasks.agents.conftest import AddNode
@@ -82,3 +82,10 @@ def test_wrong_runner_token_is_refused(gpu_node: AddNode, runner_ctx: FaultConte
     with pytest.raises(AgentError, match="HTTP 401"):
         bad.for_node("gpu-1").devices()
     assert not agent.state_file.exists()
+
+
+def test_node_without_agent_fails_at_plan(admin: Cluster, runner_ctx: FaultContext) -> None:
+    """A chosen node with no agent (no annotation, no agent pod) is a clear TargetError before anything is applied."""
+    client.CoreV1Api(admin.api_client).create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"}})
+    with pytest.raises(TargetError, match="no running gameday-agent pod on node gpu-1"):
+        GpuDegradeFault().plan(_spec(), runner_ctx, run_id="r", stage="s", fault_id="d")
