@@ -9,6 +9,7 @@ Prometheus metrics on ``/metrics``. Durations are reported in lab seconds (real 
 - ``gpu_monitor_detection_seconds``: from the line's time to the monitor reading it.
 - ``gpu_monitor_remediation_seconds{action}``: from the line's time to the action being done.
 - ``gpu_monitor_nodes_cordoned``: nodes this monitor cordoned that are still unschedulable.
+- ``gpu_monitor_last_recovery_seconds{node}``: XID line to the rebooted node uncordoned (with ``--runtime-url``).
 - ``gpu_monitor_gpu_pods_running{node}``: Running pods that use GPUs, per node (refreshed every 2 s).
 - ``gpu_monitor_last_detection_seconds{node}``, ``gpu_monitor_last_remediation_seconds{node,action}``: the
   latest XID's times, as gauges (easier to chart and to write expectations on than sparse histograms).
@@ -26,27 +27,22 @@ import contextlib
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 
 from lab.gpu.errors import RemediationError
+from lab.gpu.monitor_metrics import MonitorMetrics
 from lab.gpu.remediation import Remediator, uses_gpu
 from lab.gpu.xid import KmsgTail, XidEvent, action_for
 from lab.runtime.client import ApiClient
 from lab.runtime.errors import ApiStatusError
-
-BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 
 @dataclass(frozen=True)
@@ -62,45 +58,8 @@ class MonitorConfig:
     from_start: bool = False
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
-
-
-@dataclass
-class _Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        r = self.registry
-        self.detected = Counter("gpu_monitor_xid_detected", "XID lines seen", ["node", "code"], registry=r)
-        self.detection = Histogram(
-            "gpu_monitor_detection_seconds", "Line time to detection (lab s)", buckets=BUCKETS, registry=r
-        )
-        self.remediation = Histogram(
-            "gpu_monitor_remediation_seconds", "Line time to action done (lab s)", ["action"], buckets=BUCKETS,
-            registry=r,
-        )  # fmt: skip
-        self.cordoned = Gauge(
-            "gpu_monitor_nodes_cordoned", "Nodes cordoned by the monitor, still cordoned", registry=r
-        )
-        self.actions = Counter("gpu_monitor_actions", "Actions taken", ["node", "action"], registry=r)
-        self.restarted = Counter("gpu_monitor_pods_restarted", "GPU pods deleted for restart", registry=r)
-        self.evicted = Counter("gpu_monitor_pods_evicted", "Pods evicted by drains", registry=r)
-        self.failures = Counter(
-            "gpu_monitor_remediation_failures", "Actions that failed", ["action"], registry=r
-        )
-        self.last_detection = Gauge(
-            "gpu_monitor_last_detection_seconds",
-            "Detection time of the latest XID (lab s)",
-            ["node"],
-            registry=r,
-        )
-        self.last_remediation = Gauge(
-            "gpu_monitor_last_remediation_seconds", "Line-to-done time of the latest action (lab s)", ["node", "action"],
-            registry=r,
-        )  # fmt: skip
-        self.gpu_pods = Gauge("gpu_monitor_gpu_pods_running", "Running pods using GPUs", ["node"], registry=r)
-        self.healthy = Gauge(
-            "gpu_monitor_node_gpu_healthy", "1 when the node's GPUs are healthy", ["node"], registry=r
-        )
+    runtime_url: str | None = None
+    reboot_s: float = 60.0
 
 
 class GpuHealthMonitor:
@@ -108,10 +67,11 @@ class GpuHealthMonitor:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
-        self.metrics = _Metrics()
+        self.metrics = MonitorMetrics()
         self.tails = [KmsgTail(node, path, config.from_start) for node, path in config.kmsg.items()]
         self._acted: dict[tuple[str, int, str | None], float] = {}
         self._cordoned: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.events: list[tuple[XidEvent, str, float]] = []
         self.port = 0
         for node in config.kmsg:
@@ -139,7 +99,7 @@ class GpuHealthMonitor:
             return
         for attempt in range(3):
             try:
-                done = await remediator.remediate(event, action)
+                done = await remediator.remediate(event, action, self.config.runtime_url)
                 break
             except (ApiStatusError, RemediationError, aiohttp.ClientError, TimeoutError) as exc:
                 if attempt == 2:
@@ -157,6 +117,27 @@ class GpuHealthMonitor:
         if "cordoned" in done["node"]:
             self._cordoned.add(event.node)
             m.cordoned.set(len(self._cordoned))
+        if "rebooting" in done["node"]:
+            self._tasks.add(task := asyncio.create_task(self._reboot(event, remediator)))
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reboot(self, event: XidEvent, remediator: Remediator) -> None:
+        await asyncio.sleep(self.config.reboot_s / self.config.time_scale)
+        try:
+            uncordoned = await remediator.finish_reboot(event.node, self.config.runtime_url or "", event)
+        except (ApiStatusError, RemediationError, aiohttp.ClientError, TimeoutError) as exc:
+            self.metrics.failures.labels(action="reboot").inc()
+            print(
+                f"gpu-monitor: finishing the reboot of {event.node} failed: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        self.metrics.healthy.labels(node=event.node).set(1)
+        if uncordoned:
+            self._cordoned.discard(event.node)
+            self.metrics.cordoned.set(len(self._cordoned))
+            self.metrics.recovery.labels(node=event.node).set(self.lab_seconds(time.time() - event.logged_at))
 
     async def _refresh(self, client: ApiClient) -> None:
         """Re-read cluster state behind the gauges: cordoned nodes, running GPU pods per node."""
@@ -216,6 +197,8 @@ class GpuHealthMonitor:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
         finally:
+            for task in list(self._tasks):
+                task.cancel()
             await runner.cleanup()
 
 
@@ -238,6 +221,10 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
     p.add_argument("--dedup-window", type=float, default=30.0, help="lab seconds: act once per repeated XID")
     p.add_argument("--from-start", action="store_true", help="also read lines already in the logs")
     p.add_argument("--ready-file", type=Path, help="write the metrics URL here once listening")
+    p.add_argument(
+        "--runtime-url", help="lab runtime control API: reboots kill and revive the node's kubelet"
+    )
+    p.add_argument("--reboot-seconds", type=float, default=60.0, help="lab seconds a reboot takes")
     a = p.parse_args(argv)
     kmsg = {}
     for item in a.kmsg:
@@ -250,7 +237,7 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
     host, _, port = a.listen.rpartition(":")
     cfg = MonitorConfig(
         a.api, a.token_file.read_text().strip(), kmsg, a.time_scale, a.poll_interval, a.dedup_window,
-        a.from_start, host or "127.0.0.1", int(port),
+        a.from_start, host or "127.0.0.1", int(port), a.runtime_url, a.reboot_seconds,
     )  # fmt: skip
     return cfg, a.ready_file
 

@@ -5,7 +5,10 @@
   then restart the GPU pods as above.
 - reboot (79, 48, 74): cordon (``spec.unschedulable``), then evict every pod on the node except DaemonSet
   and mirror pods (``kubectl drain --ignore-daemonsets``), and annotate ``gameday.dev/reboot-requested``.
-  The lab has no machine to power-cycle: the reboot itself is left to whoever owns the node.
+  Given the runtime's control URL, the reboot is real in the lab's terms: the node's kubelet is killed
+  (``POST /control/nodes/<node>/kill``: pods stop, the node goes NotReady) and revived after the reboot
+  time; ``finish_reboot`` then marks the GPUs healthy and uncordons the node if this monitor cordoned it.
+  Without it the reboot is left to whoever owns the node.
 The ``GpuHealthy`` node condition is set with a strategic merge patch (conditions merge by type).
 """
 
@@ -110,7 +113,7 @@ class Remediator:
         """Merge annotations into the node."""
         await self.client.patch(f"/api/v1/nodes/{node}", {"metadata": {"annotations": annotations}})
 
-    async def set_condition(self, node: str, healthy: bool, event: XidEvent, action: Action) -> None:
+    async def set_condition(self, node: str, healthy: bool, event: XidEvent, action: str) -> None:
         """Set the node's ``GpuHealthy`` condition from the latest XID."""
         now = _now()
         condition = {
@@ -125,7 +128,32 @@ class Remediator:
             content_type=STRATEGIC,
         )
 
-    async def remediate(self, event: XidEvent, action: Action) -> dict[str, list[str]]:
+    async def runtime_control(self, runtime_url: str, node: str, action: str) -> None:
+        """POST a node action (kill, revive) to the lab runtime's control API."""
+        async with self.client.session.post(
+            f"{runtime_url.rstrip('/')}/control/nodes/{node}/{action}"
+        ) as resp:
+            if resp.status >= 400:
+                raise RemediationError(
+                    f"runtime {action} of {node}: HTTP {resp.status} {(await resp.text())[:200]}"
+                )
+
+    async def finish_reboot(self, node: str, runtime_url: str, event: XidEvent) -> bool:
+        """Revive the node, mark its GPUs healthy and uncordon it if we cordoned it; True when uncordoned."""
+        await self.runtime_control(runtime_url, node, "revive")
+        await self.set_condition(node, True, event, "rebooted")
+        current = await self.client.get(f"/api/v1/nodes/{node}")
+        annotations = (current.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(CORDONED_BY_ANNOTATION) != self.component:
+            return False
+        patch = {"spec": {"unschedulable": None},
+                 "metadata": {"annotations": {CORDONED_BY_ANNOTATION: None, REBOOT_ANNOTATION: None}}}  # fmt: skip
+        await self.client.patch(f"/api/v1/nodes/{node}", patch)
+        return True
+
+    async def remediate(
+        self, event: XidEvent, action: Action, runtime_url: str | None = None
+    ) -> dict[str, list[str]]:
         """Apply ``action`` for ``event``; returns what was touched (pods restarted/evicted, node changes)."""
         node = event.node
         out: dict[str, list[str]] = {"restarted": [], "evicted": [], "node": []}
@@ -141,6 +169,9 @@ class Remediator:
             out["evicted"] = await self.drain(node)
             await self.annotate(node, {REBOOT_ANNOTATION: _now()})
             out["node"].append("reboot-requested")
+            if runtime_url:
+                await self.runtime_control(runtime_url, node, "kill")
+                out["node"].append("rebooting")
         if action != "ignore":
             await self.set_condition(node, action in ("restart-app", "report"), event, action)
         return out

@@ -2,7 +2,7 @@
 optionally (root), the CPU training job whose rank namespaces the GPU nodes' agents partition.
 
 ``python -m lab.gpu --state-dir D --api URL --token-file F --node gpu-node-0 --node gpu-node-1
-[--time-scale S] [--training] [--ready-file F]`` starts everything, writes a JSON ready file
+[--time-scale S] [--training] [--runtime-url URL] [--ready-file F]`` starts everything, writes a JSON ready file
 (``exporter``, ``monitor``, ``agents`` {node: endpoint}, ``training`` {metrics, ranks}) and runs until
 SIGTERM/SIGINT, then stops everything in reverse order (agents revert what they hold; namespaces are
 deleted). With ``--training``, rank ``r`` is hosted by the ``r``-th node: its agent's nccl-partition rules
@@ -44,6 +44,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--training-ranks", type=int, default=2)
     p.add_argument("--training-metrics-port", type=int, default=0)
     p.add_argument("--ready-file", type=Path)
+    p.add_argument(
+        "--runtime-url", help="lab runtime control API, so XID 79 reboots kill and revive the node"
+    )
+    p.add_argument("--reboot-seconds", type=float, default=60.0, help="lab seconds a reboot takes")
     a = p.parse_args(argv)
     if not a.node:
         p.error("give at least one --node")

@@ -165,7 +165,11 @@ class MonitorProcess:
 
 
 def start_monitor(
-    tmp_path: Path, api: RunningApiServer, kmsg: dict[str, Path], time_scale: float = 1.0
+    tmp_path: Path,
+    api: RunningApiServer,
+    kmsg: dict[str, Path],
+    time_scale: float = 1.0,
+    extra: list[str] | None = None,
 ) -> MonitorProcess:
     """Start the monitor process and wait for its metrics endpoint."""
     token = tmp_path / "monitor-token"
@@ -185,6 +189,7 @@ def start_monitor(
         str(time_scale),
         "--poll-interval",
         "0.05",
+        *(extra or []),
     ]
     for node, path in kmsg.items():
         path.touch()
