@@ -178,3 +178,14 @@ def test_fake_failed_revert_on_start_is_retried(tmp_path: Path) -> None:
     results, left = asyncio.run(scenario())
     assert [r.reverted for r in results] == [False] and "busy" in results[0].message
     assert left == [] and handler.reverts == 2
+
+
+def test_fake_xid_lease_expiry_stops_lines_and_clears_field(agent: AgentProcess, api: RunningApiServer) -> None:
+    """An unrenewed gpu-xid fault stops writing lines and clears the fake's XID field when its lease ends."""
+    status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token,
+                     xid(fault_id="x-exp", ttl=0.5, code=31, count=100, interval_seconds=0.05))
+    assert status == 201 and _gpu(agent)["last_xid"] == 31
+    poll_until(lambda: _gpu(agent)["last_xid"] == 0, timeout=10)
+    written = agent.kmsg_path.read_text().count("): 31,")
+    assert 1 <= written < 100 and _state_faults(agent) == []
+    assert call(agent.url, "GET", "/v1/faults/x-exp", api.runner_token)[0] == 404
