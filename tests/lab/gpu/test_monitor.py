@@ -94,3 +94,19 @@ def test_running_gpu_pods_gauge_follows_the_cluster(cluster: Cluster, monitor: M
         10,
         "the restart to show",
     )
+
+
+def test_stock_blueprint_uses_only_metrics_the_monitor_exports(monitor: MonitorProcess) -> None:
+    """Every gpu_monitor_* name in blueprints/library/gpu-xid-ladder.yaml is served by the monitor."""
+    import re
+    from pathlib import Path
+
+    text = (
+        Path(__file__).resolve().parents[3] / "blueprints" / "library" / "gpu-xid-ladder.yaml"
+    ).read_text()
+    used = set(re.findall(r"gpu_monitor_\w+", text))
+    served = set(re.findall(r"^# TYPE (\w+)", monitor.metrics(), re.MULTILINE))
+    served |= {f"{n}_total" for n in served} | {
+        f"{n}_{s}" for n in served for s in ("sum", "count", "bucket")
+    }
+    assert used and used <= served, used - served

@@ -54,3 +54,18 @@ def test_reader_reads_appended_records_and_exports_metrics(tmp_path: Path) -> No
     text = generate_latest(registry).decode()
     assert "training_steps_total 3.0" in text
     assert "training_step 3.0" in text
+
+
+def test_stock_blueprint_uses_only_metrics_the_job_exports(tmp_path: Path) -> None:
+    """Every training_* name in blueprints/library/nccl-rail-partition.yaml is exported by the progress reader."""
+    import re
+
+    text = (
+        Path(__file__).resolve().parents[3] / "blueprints" / "library" / "nccl-rail-partition.yaml"
+    ).read_text()
+    used = set(re.findall(r"training_\w+", text))
+    registry = CollectorRegistry()
+    ProgressReader(tmp_path / "progress.jsonl", registry)
+    served = set(re.findall(r"^# TYPE (\w+)", generate_latest(registry).decode(), re.MULTILINE))
+    served |= {f"{n}_total" for n in served}
+    assert used and used <= served, used - served
