@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from lab.training.errors import NetnsError
+from lab.training.job import REPO_ROOT
 from lab.training.netns import create_network, delete_network, list_namespaces, run_ip, training_network
 from tests.lab.training.conftest import Listener, connect
 
@@ -51,3 +52,23 @@ def test_creating_a_job_twice_is_refused_and_delete_is_idempotent() -> None:
     finally:
         assert len(delete_network(net)) == 3
     assert delete_network(net) == []
+
+
+def test_non_root_gets_a_clear_error() -> None:
+    """Run as an unprivileged user, creating the network fails with NotRootError saying root is needed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from lab.training.errors import NotRootError\n"
+        "from lab.training.netns import create_network\n"
+        "os.setgid(65534)\nos.setuid(65534)\n"
+        "try:\n    create_network('nr1', 2)\nexcept NotRootError as e:\n    print('NotRootError:', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False,
+        cwd="/", env={"PYTHONPATH": str(REPO_ROOT)},
+    )  # fmt: skip
+    assert done.stdout.startswith("NotRootError: network namespaces need root"), done.stdout + done.stderr
+    assert list_namespaces("nr1") == []
