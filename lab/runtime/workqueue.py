@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -14,14 +15,31 @@ K = TypeVar("K")
 class WorkQueue(Generic[K]):
     """Keys waiting for reconciliation; a key added twice before it is processed runs once."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, min_interval: float = 0.0) -> None:
         self.name = name
+        self.min_interval = min_interval
+        self._last: dict[K, float] = {}
+        self._delayed: set[K] = set()
         self._pending: dict[K, None] = {}
         self._active: set[K] = set()
         self._wake = asyncio.Event()
 
     def add(self, key: K) -> None:
-        """Ask for key to be reconciled."""
+        """Ask for key to be reconciled (no sooner than min_interval after its last reconcile)."""
+        if self.min_interval and key not in self._pending:
+            if key in self._delayed:
+                return
+            last = self._last.get(key)
+            wait = 0.0 if last is None else self.min_interval - (time.monotonic() - last)
+            if wait > 0:
+                self._delayed.add(key)
+                asyncio.get_running_loop().call_later(wait, self._release, key)
+                return
+        self._pending[key] = None
+        self._wake.set()
+
+    def _release(self, key: K) -> None:
+        self._delayed.discard(key)
         self._pending[key] = None
         self._wake.set()
 
@@ -53,6 +71,8 @@ class WorkQueue(Generic[K]):
                 await self._wake.wait()
                 continue
             self._active.add(key)
+            if self.min_interval:
+                self._last[key] = time.monotonic()
             try:
                 await reconcile(key)
             except asyncio.CancelledError:

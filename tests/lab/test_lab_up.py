@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,10 +16,22 @@ import pytest
 import requests
 from kubernetes import client
 
+from lab.prometheus import find_binary
 from lab.runtime.procs import pid_alive
 from lab.runtime.testing import wait_for
 
 MODEL = "model-server.inference.svc.cluster.local"
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require(ok: bool, reason: str) -> None:
+    """Skip locally, fail in CI, when a component is missing."""
+    if not ok:
+        if IN_CI:
+            pytest.fail(f"missing in CI: {reason}")
+        pytest.skip(reason)
 
 
 def _lab(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,6 +41,8 @@ def _lab(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     """`python -m lab up` with 4 nodes (1 GPU) at time scale 10; always `down`."""
+    _require(find_binary() is not None, "needs Prometheus: apt-get install -y prometheus")
+    _require(os.geteuid() == 0, "the lab's DNS Service listens on port 53: run as root")
     state = tmp_path_factory.mktemp("lab")
     try:
         done = _lab("up", "--state-dir", str(state), "--nodes", "4", "--gpu-nodes", "1", "--time-scale", "10")
@@ -118,6 +133,7 @@ def test_running_lab_yields_handle_and_always_stops(tmp_path: Path) -> None:
     """running_lab gives tokens, kubeconfig and a working control API, and leaves no process after the block."""
     from lab.testing import running_lab
 
+    _require(find_binary() is not None, "needs Prometheus: apt-get install -y prometheus")
     with running_lab(tmp_path / "lab", nodes=2, gpu_nodes=0, time_scale=10) as lab:
         pids = list(lab.endpoints["pids"].values())
         assert lab.kubeconfig.exists() and lab.admin_token != lab.runner_token

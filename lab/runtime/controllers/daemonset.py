@@ -65,7 +65,7 @@ class DaemonSetController:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.queue: WorkQueue[Key] = WorkQueue("daemonset")
+        self.queue: WorkQueue[Key] = WorkQueue("daemonset", min_interval=0.25)
         self.by_uid: dict[str, Key] = {}
         self.owned: dict[str, set[Key]] = {}
         cluster.daemonsets.add_handler(self._on_ds)

@@ -99,7 +99,7 @@ class DeploymentController:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.queue: WorkQueue[Key] = WorkQueue("deployment")
+        self.queue: WorkQueue[Key] = WorkQueue("deployment", min_interval=0.25)
         self.by_uid: dict[str, Key] = {}
         self.owned: dict[str, set[Key]] = {}
         cluster.deployments.add_handler(self._on_deployment)

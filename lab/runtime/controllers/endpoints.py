@@ -71,7 +71,7 @@ class EndpointsController:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.queue: WorkQueue[Key] = WorkQueue("endpoints")
+        self.queue: WorkQueue[Key] = WorkQueue("endpoints", min_interval=0.05)
         cluster.services.add_handler(lambda etype, svc: self.queue.add(key_of(svc)))
         cluster.pods.add_handler(self._on_pod)
         self._by_ns: dict[str, set[Key]] = {}

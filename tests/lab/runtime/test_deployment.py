@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from lab.runtime.controllers.deployment import plan
+import pytest
+
+from lab.runtime.controllers.deployment import plan, slow_start
 from lab.runtime.testing import wait_for
 
 
@@ -32,6 +35,30 @@ def test_plan_recreate_deletes_old_first() -> None:
     """Recreate deletes every old pod before creating new ones."""
     create, delete = plan(2, {"type": "Recreate"}, [], [_pod("o", True)])
     assert create == 0 and len(delete) == 1
+
+
+def test_slow_start_doubles_batches_and_stops_on_failure() -> None:
+    """Batches grow 1, 2, 4...; a failing batch stops the rest and its error is raised."""
+    finished = {"n": 0}
+    started_at: list[int] = []
+
+    async def act(item: int) -> None:
+        started_at.append(finished["n"])  # items of one batch all start before any of them finishes
+        await asyncio.sleep(0)
+        finished["n"] += 1
+
+    asyncio.run(slow_start(list(range(7)), act))
+    assert [started_at.count(n) for n in sorted(set(started_at))] == [1, 2, 4]
+    seen: list[int] = []
+
+    async def record(item: int) -> None:
+        seen.append(item)
+        if item == 1:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        asyncio.run(slow_start(list(range(10)), record))
+    assert sorted(seen) == [0, 1, 2]
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
