@@ -52,7 +52,7 @@ def test_every_window_statistic_matches_scipy(any_run: Path) -> None:
             if v.size == 0:
                 continue
             checked += 1
-            assert row.summary.mean == pytest.approx(sps.describe(v).mean, rel=1e-9)
+            assert row.summary.mean == pytest.approx(sps.tmean(v), rel=1e-9)
             for q, got in zip((50, 95, 99), (row.summary.p50, row.summary.p95, row.summary.p99), strict=True):
                 assert got == pytest.approx(sps.scoreatpercentile(v, q), rel=1e-9)
             if obs.slo is not None:
