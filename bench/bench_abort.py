@@ -38,7 +38,7 @@ class Exporter:
         me = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 body = f"# TYPE bench_bad gauge\nbench_bad {me.bad}\n".encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -72,8 +72,15 @@ def start_prometheus(work: Path, target_port: int, scrape: float) -> tuple[subpr
         f"scrape_configs:\n  - job_name: bench\n    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n"
     )
     proc = subprocess.Popen(
-        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -172,9 +179,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     goal = args.scrape + 2.0
     med = statistics.median(latencies)
-    print(f"abort latency over {args.trials} trials (scrape {args.scrape:g}s, guardrail every {args.every:g}s)")
+    print(
+        f"abort latency over {args.trials} trials (scrape {args.scrape:g}s, guardrail every {args.every:g}s)"
+    )
     print(f"  min {min(latencies):.3f}s  median {med:.3f}s  max {max(latencies):.3f}s")
-    print(f"  goal <= {goal:.1f}s (one scrape + 2 s): median/goal {med / goal:.2f}, max/goal {max(latencies) / goal:.2f}")
+    print(
+        f"  goal <= {goal:.1f}s (one scrape + 2 s): median/goal {med / goal:.2f}, max/goal {max(latencies) / goal:.2f}"
+    )
 
 
 if __name__ == "__main__":

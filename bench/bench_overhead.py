@@ -36,7 +36,9 @@ def campaign(stages: int) -> Any:
     """A campaign of ``stages`` zero-length noop stages."""
     from blueprints import parse
 
-    body = "\n".join(f"  - {{name: s{i}, faults: [{{kind: noop}}], observe: 0s, recovery: 0s}}" for i in range(stages))
+    body = "\n".join(
+        f"  - {{name: s{i}, faults: [{{kind: noop}}], observe: 0s, recovery: 0s}}" for i in range(stages)
+    )
     return parse(f"""
 name: overhead
 owner: bench
@@ -65,7 +67,9 @@ def run_gameday(stages: int, state: Path, prefect: bool) -> float:
         from tasks.steps import prefect_ops
 
         ops = prefect_ops(ops)
-    runner = CampaignRunner(campaign(stages), FaultContext(cluster=None, run_id=run_id), ops, Recorder(run_id))
+    runner = CampaignRunner(
+        campaign(stages), FaultContext(cluster=None, run_id=run_id), ops, Recorder(run_id)
+    )
     start = time.perf_counter()
     if prefect:
         from prefect import flow
@@ -90,10 +94,17 @@ def run_chaoslib(stages: int) -> float:
 
     logging.getLogger("chaostoolkit").setLevel(logging.ERROR)
     exp = {
-        "version": "1.0.0", "title": "overhead", "description": "noop actions",
-        "method": [{"type": "action", "name": f"a{i}",
-                    "provider": {"type": "python", "module": "__main__", "func": "noop_action"}}
-                   for i in range(stages)],
+        "version": "1.0.0",
+        "title": "overhead",
+        "description": "noop actions",
+        "method": [
+            {
+                "type": "action",
+                "name": f"a{i}",
+                "provider": {"type": "python", "module": "__main__", "func": "noop_action"},
+            }
+            for i in range(stages)
+        ],
     }
     start = time.perf_counter()
     journal = run_experiment(exp, settings={})
@@ -110,7 +121,11 @@ def main() -> None:
     ap.add_argument("--prefect", action="store_true", help="also time the runner with Prefect tasks")
     args = ap.parse_args()
     state = Path(tempfile.mkdtemp(prefix="gameday-bench-"))
-    shm = Path(tempfile.mkdtemp(prefix="gameday-bench-", dir="/dev/shm")) if Path("/dev/shm").is_dir() else state
+    shm = (
+        Path(tempfile.mkdtemp(prefix="gameday-bench-", dir="/dev/shm"))
+        if Path("/dev/shm").is_dir()
+        else state
+    )
     try:
         run_gameday(2, state, False)  # warm imports
         run_chaoslib(2)
@@ -119,17 +134,27 @@ def main() -> None:
         theirs = statistics.median(run_chaoslib(args.stages) for _ in range(args.repeat))
         print(f"{args.stages} stages x {args.repeat} runs (median per stage)")
         print(f"  chaoslib run_experiment           {theirs * 1000:8.3f} ms/action")
-        print(f"  gameday runner, ledger on disk    {ours * 1000:8.3f} ms/stage  ({ours / theirs:.0f}x chaoslib)")
-        print(f"  gameday runner, ledger on tmpfs   {mem * 1000:8.3f} ms/stage  ({mem / theirs:.0f}x chaoslib)")
-        print("  (each stage writes the ledger 3 times, fsync'd: record, applied, rolled-back; chaoslib keeps"
-              " no durable record)")
+        print(
+            f"  gameday runner, ledger on disk    {ours * 1000:8.3f} ms/stage  ({ours / theirs:.0f}x chaoslib)"
+        )
+        print(
+            f"  gameday runner, ledger on tmpfs   {mem * 1000:8.3f} ms/stage  ({mem / theirs:.0f}x chaoslib)"
+        )
+        print(
+            "  (each stage writes the ledger 3 times, fsync'd: record, applied, rolled-back; chaoslib keeps"
+            " no durable record)"
+        )
         if args.prefect:
             from prefect.testing.utilities import prefect_test_harness
 
             with prefect_test_harness(server_startup_timeout=120):
                 run_gameday(2, state, True)
-                pre = statistics.median(run_gameday(args.stages, state, True) for _ in range(max(1, args.repeat // 2)))
-            print(f"  gameday runner, Prefect tasks     {pre * 1000:8.3f} ms/stage  ({pre / theirs:.0f}x chaoslib)")
+                pre = statistics.median(
+                    run_gameday(args.stages, state, True) for _ in range(max(1, args.repeat // 2))
+                )
+            print(
+                f"  gameday runner, Prefect tasks     {pre * 1000:8.3f} ms/stage  ({pre / theirs:.0f}x chaoslib)"
+            )
     finally:
         shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)

@@ -19,8 +19,10 @@ def pause_approver(stage: Stage) -> Approval:
 
     try:
         answer = pause_flow_run(
-            wait_for_input=ApprovalInput, timeout=max(1, int(stage.approval_timeout.total_seconds())),
-            poll_interval=1, key=f"approve-{stage.name}",
+            wait_for_input=ApprovalInput,
+            timeout=max(1, int(stage.approval_timeout.total_seconds())),
+            poll_interval=1,
+            key=f"approve-{stage.name}",
         )
     except FlowPauseTimeout:
         return Approval(decision="timeout", comment="no decision before approval_timeout", at=now())
@@ -33,8 +35,11 @@ def prompt_approver(stage: Stage) -> Approval:
     """Ask on the terminal: go, skip or abort (end of input decides abort)."""
     import typer
 
-    question = f"Stage {stage.name!r} needs approval ({len(stage.faults)} fault(s): " + ", ".join(
-        f.kind for f in stage.faults) + "). go / skip / abort?"
+    question = (
+        f"Stage {stage.name!r} needs approval ({len(stage.faults)} fault(s): "
+        + ", ".join(f.kind for f in stage.faults)
+        + "). go / skip / abort?"
+    )
     try:
         answer = str(typer.prompt(question, default="abort")).strip().lower()
     except (EOFError, typer.Abort):

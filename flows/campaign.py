@@ -21,7 +21,14 @@ from blueprints.record import CampaignRecord
 from flows import progress
 from flows.approval import approver
 from flows.loading import load_campaign
-from flows.outputs import emit_verdict, event_emitter, publish_artifact, summary_markdown, write_frames, write_record
+from flows.outputs import (
+    emit_verdict,
+    event_emitter,
+    publish_artifact,
+    summary_markdown,
+    write_frames,
+    write_record,
+)
 from flows.params import CampaignParams
 from tasks.errors import GamedayError
 from tasks.lease import acquire_target_lease, release_target_lease
@@ -60,8 +67,14 @@ def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
     marker.unlink(missing_ok=True)
 
 
-@flow(name="run-campaign", flow_run_name=run_name, log_prints=True, validate_parameters=True,
-      on_cancellation=[reconcile_hook], on_crashed=[reconcile_hook])
+@flow(
+    name="run-campaign",
+    flow_run_name=run_name,
+    log_prints=True,
+    validate_parameters=True,
+    on_cancellation=[reconcile_hook],
+    on_crashed=[reconcile_hook],
+)
 def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B008 - pydantic default is immutable here
     """Run a campaign: preflight, baseline, stages (always rolled back), recovery; returns the run folder.
 
@@ -69,7 +82,10 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     """
     settings = Settings()
     campaign, text = load_campaign(
-        params.blueprint, target=params.target, stages=params.stages or None, overrides=params.overrides or None,
+        params.blueprint,
+        target=params.target,
+        stages=params.stages or None,
+        overrides=params.overrides or None,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{campaign.name}-{stamp}"
@@ -96,8 +112,15 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         raise
     marker = _marker_dir(settings) / f"{flow_run.get_id()}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": run_id, "blueprint_target": campaign.target.model_dump(mode="json"),
-                                  "blueprint": str(params.blueprint)}))
+    marker.write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "blueprint_target": campaign.target.model_dump(mode="json"),
+                "blueprint": str(params.blueprint),
+            }
+        )
+    )
     status, error = "failed", None
     try:
         status = runner.run()
@@ -113,9 +136,16 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
             runner.rollback_all()
         finally:
             _release(conn.cluster, run_id, settings)
-            recorder.event("campaign-end", status, status=status, run_dir=str(run_dir),
-                           rollback_problems=len(recorder.rollback_problems))
-            record = _finish(recorder, conn, campaign, text, status, error, run_dir, params, not runner.unwinding)
+            recorder.event(
+                "campaign-end",
+                status,
+                status=status,
+                run_dir=str(run_dir),
+                rollback_problems=len(recorder.rollback_problems),
+            )
+            record = _finish(
+                recorder, conn, campaign, text, status, error, run_dir, params, not runner.unwinding
+            )
             conn.close()
             marker.unlink(missing_ok=True)
     if record.status == "failed" and error:
@@ -125,10 +155,16 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
 
 def planned_seconds(campaign: Any) -> float:
     """How long the campaign's windows add up to (the target lease lasts this plus a margin)."""
-    stages = sum((s.observe + s.recovery + s.approval_timeout * (s.approval == "required")).total_seconds()
-                 for s in campaign.stages)
-    return campaign.baseline.total_seconds() + stages + campaign.cooldown.total_seconds() * len(campaign.stages) \
+    stages = sum(
+        (s.observe + s.recovery + s.approval_timeout * (s.approval == "required")).total_seconds()
+        for s in campaign.stages
+    )
+    return (
+        campaign.baseline.total_seconds()
+        + stages
+        + campaign.cooldown.total_seconds() * len(campaign.stages)
         + campaign.final_recovery.total_seconds()
+    )
 
 
 def _release(cluster: Any, run_id: str, settings: Settings) -> None:
@@ -145,23 +181,41 @@ def _failure(message: str) -> GamedayError:
 
 
 def _finish(
-    recorder: Recorder, conn: Any, campaign: Any, text: str, status: str, error: str | None,
-    run_dir: Path, params: CampaignParams, interactive: bool,
+    recorder: Recorder,
+    conn: Any,
+    campaign: Any,
+    text: str,
+    status: str,
+    error: str | None,
+    run_dir: Path,
+    params: CampaignParams,
+    interactive: bool,
 ) -> CampaignRecord:
     """Write record, frames, report and artifact (frames/report skipped while unwinding from a cancellation)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     frames_file, frames_error = None, None
     if interactive:
         frames_file, frames_error = write_frames(
-            run_dir, conn.prometheus_url, campaign.observables, recorder.started_at, datetime.now(UTC),
+            run_dir,
+            conn.prometheus_url,
+            campaign.observables,
+            recorder.started_at,
+            datetime.now(UTC),
             lambda *a: fetch_frames_step(*a),
         )
         if frames_error:
             recorder.event("note", frames_error)
     record = recorder.build(
-        campaign=campaign.name, description=campaign.description, owner=campaign.owner, status=status,
-        target=conn.target, blueprint=campaign.model_dump(mode="json", by_alias=True), blueprint_text=text,
-        started_by=params.started_by, frames_file=frames_file, error=error,
+        campaign=campaign.name,
+        description=campaign.description,
+        owner=campaign.owner,
+        status=status,
+        target=conn.target,
+        blueprint=campaign.model_dump(mode="json", by_alias=True),
+        blueprint_text=text,
+        started_by=params.started_by,
+        frames_file=frames_file,
+        error=error,
     )
     write_record(run_dir, record)
     if interactive:

@@ -49,9 +49,8 @@ def fault_catalogue() -> list[tuple[str, str, str]]:
 def suggestions(limit: int) -> list[str]:
     """Stock blueprints ranked by expected information, as printable lines."""
     import reports
-    from reports.suggest import rank
-
     from flows.loading import load_campaign, stock_names
+    from reports.suggest import rank
     from tasks.settings import Settings
 
     blueprints = [(name, load_campaign(name)[0]) for name in stock_names()]

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from blueprints.errors import BlueprintError, GamedayError
-from flows.env import prefect_defaults, user_name
+from flows.env import prefect_defaults, quiet_console, user_name
 
-app = typer.Typer(help="gameday: staged, guarded, always-rolled-back game days.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="gameday: staged, guarded, always-rolled-back game days.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +61,7 @@ def user_errors(fn: F) -> F:
 
 @app.command()
 @user_errors
-def validate(files: list[Path] = typer.Argument(..., help="blueprint YAML files")) -> None:
+def validate(files: Annotated[list[Path], typer.Argument(help="blueprint YAML files")]) -> None:
     """Check blueprints; print every problem with its path (exit 2 if any)."""
     from blueprints import load
 
@@ -93,22 +98,28 @@ def _print_plan(file: str, target: str | None, stages: list[str] | None, overrid
 
 @app.command()
 @user_errors
-def plan(file: str = typer.Argument(..., help="blueprint file or stock name"),
-         target: str | None = typer.Option(None, help="'lab' or a kubeconfig context"),
-         stage: list[str] = typer.Option([], help="only these stages"),
-         set_: list[str] = typer.Option([], "--set", help="path=value override")) -> None:
+def plan(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="only these stages")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="path=value override")] = None,
+) -> None:
     """Print the plan: resolved targets, what will change and how it is undone. Changes nothing."""
     _print_plan(file, target, stage or None, set_ or None)
 
 
 @app.command()
 @user_errors
-def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
-        target: str | None = typer.Option(None, help="'lab' or a kubeconfig context"),
-        stage: list[str] = typer.Option([], help="only these stages (repeatable)"),
-        set_: list[str] = typer.Option([], "--set", help="path=value override, e.g. stages[0].observe=10s"),
-        yes: bool = typer.Option(False, "--yes", "-y", help="approve approval-required stages automatically"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="print the plan only")) -> None:
+def run(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="only these stages (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="path=value, e.g. stages[0].observe=10s")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="auto-approve approval-required stages")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
+) -> None:
     """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
     from flows.loading import load_campaign
 
@@ -117,12 +128,19 @@ def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
         _print_plan(file, target, stage or None, set_ or None)
         return
     prefect_defaults()
+    quiet_console()
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
     from flows.runview import RunView
 
-    params = CampaignParams(blueprint=file, target=target, stages=stage, overrides=set_,
-                            approval="auto" if yes else "prompt", started_by=user_name())
+    params = CampaignParams(
+        blueprint=file,
+        target=target,
+        stages=stage or [],
+        overrides=set_ or [],
+        approval="auto" if yes else "prompt",
+        started_by=user_name(),
+    )
     with RunView(campaign, out) as view:
         try:
             run_campaign(params)
@@ -132,28 +150,43 @@ def run(file: str = typer.Argument(..., help="blueprint file or stock name"),
             raise OrchestrationUnavailable(f"{e} (set PREFECT_API_URL to use a running server)") from None
         finally:
             view.close()
-    if view.run_dir:
-        report = Path(view.run_dir) / "report" / "report.html"
-        where = report if report.exists() else Path(view.run_dir) / "record.json"
-        out.print(f"{campaign.name}: [bold]{view.status}[/bold]; report: {where}", highlight=False)
+            _where(view, campaign.name)
     if view.status != "completed":
         raise typer.Exit(1)
 
 
+def _where(view: Any, name: str) -> None:
+    """Print the run's status and where its report (or at least its record) is."""
+    if not view.run_dir:
+        return
+    report = Path(view.run_dir) / "report" / "report.html"
+    where = report if report.exists() else Path(view.run_dir) / "record.json"
+    out.print(f"{name}: [bold]{view.status}[/bold]; report: {where}", highlight=False)
+
+
 @app.command()
 @user_errors
-def reconcile(target: str = typer.Option("lab", help="'lab' or a kubeconfig context"),
-              release_lease: bool = typer.Option(False, help="also drop the campaign lock a dead run left")) -> None:
+def reconcile(
+    target: Annotated[str, typer.Option(help="'lab' or a kubeconfig context")] = "lab",
+    release_lease: Annotated[bool, typer.Option(help="also drop a dead run's campaign lock")] = False,
+) -> None:
     """Revert whatever killed runs left on the target, object by object (exit 1 if a rollback failed)."""
     from flows.reconcile import reconcile_target
     from tasks.settings import Settings
 
     settings = Settings()
-    results = reconcile_target(target, settings, log=lambda m: out.print(m, markup=False, highlight=False),
-                               release_lease=release_lease)
+    results = reconcile_target(
+        target,
+        settings,
+        log=lambda m: out.print(m, markup=False, highlight=False),
+        release_lease=release_lease,
+    )
     failed = [r for r in results if r.outcome != "rolled-back"]
-    out.print(f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
-              f"{len(failed)} failed", highlight=False)
+    out.print(
+        f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
+        f"{len(failed)} failed",
+        highlight=False,
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -172,10 +205,12 @@ def list_faults() -> None:
 
 @app.command("import-ctk")
 @user_errors
-def import_ctk(experiment: Path = typer.Argument(..., help="Chaos Toolkit experiment JSON/YAML"),
-               output: Path = typer.Option(..., "-o", "--output", help="blueprint file to write"),
-               target: str = typer.Option("lab", help="target cluster of the blueprint"),
-               namespace: list[str] = typer.Option([], help="target namespaces (default: default)")) -> None:
+def import_ctk(
+    experiment: Annotated[Path, typer.Argument(help="Chaos Toolkit experiment JSON/YAML")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="blueprint file to write")],
+    target: Annotated[str, typer.Option(help="target cluster of the blueprint")] = "lab",
+    namespace: Annotated[list[str] | None, typer.Option(help="target namespaces (default: default)")] = None,
+) -> None:
     """Convert a Chaos Toolkit experiment into a one-stage blueprint of chaostoolkit faults."""
     import yaml
 
@@ -185,14 +220,19 @@ def import_ctk(experiment: Path = typer.Argument(..., help="Chaos Toolkit experi
         data = yaml.safe_load(experiment.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ConversionError(f"cannot read {experiment}: {e}") from None
-    output.write_text(import_experiment(data, target=target, namespaces=namespace or None))
+    from blueprints.schema import SCHEMA_PATH
+
+    ref = os.path.relpath(SCHEMA_PATH, output.resolve().parent)
+    output.write_text(import_experiment(data, target=target, namespaces=namespace or None, schema_ref=ref))
     out.print(f"wrote {output}", highlight=False)
 
 
 @app.command("export-ctk")
 @user_errors
-def export_ctk(file: str = typer.Argument(..., help="blueprint file"),
-               output: Path = typer.Option(..., "-o", "--output", help="experiment JSON to write")) -> None:
+def export_ctk(
+    file: Annotated[str, typer.Argument(help="blueprint file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="experiment JSON to write")],
+) -> None:
     """Convert a single-stage blueprint of chaostoolkit faults into a Chaos Toolkit experiment."""
     from flows.ctk import export_campaign
     from flows.loading import load_campaign
@@ -204,20 +244,27 @@ def export_ctk(file: str = typer.Argument(..., help="blueprint file"),
 
 @app.command()
 @user_errors
-def report(run_dir: Path = typer.Argument(..., help="a run folder (holds record.json)"),
-           compare: list[Path] = typer.Option([], help="other runs of the same campaign to overlay")) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder (holds record.json)")],
+    compare: Annotated[list[Path] | None, typer.Option(help="runs of the same campaign to overlay")] = None,
+) -> None:
     """Build the HTML/JUnit/Markdown report of a run."""
     import reports
     from tasks.settings import Settings
 
-    paths = reports.build(run_dir, compare=compare, history=reports.HistoryStore(Settings().history_path))
-    out.print(f"verdict: [bold]{paths.verdict}[/bold]\nreport: {paths.html}\njunit: {paths.junit}\n"
-              f"summary: {paths.summary}", highlight=False)
+    paths = reports.build(
+        run_dir, compare=compare or [], history=reports.HistoryStore(Settings().history_path)
+    )
+    out.print(
+        f"verdict: [bold]{paths.verdict}[/bold]\nreport: {paths.html}\njunit: {paths.junit}\n"
+        f"summary: {paths.summary}",
+        highlight=False,
+    )
 
 
 @app.command()
 @user_errors
-def suggest(limit: int = typer.Option(5, help="how many suggestions")) -> None:
+def suggest(limit: Annotated[int, typer.Option(help="how many suggestions")] = 5) -> None:
     """Rank stock blueprints by what history says is most worth running next."""
     from flows.catalogue import suggestions
 
@@ -226,7 +273,7 @@ def suggest(limit: int = typer.Option(5, help="how many suggestions")) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def lab(ctx: typer.Context, action: str = typer.Argument(..., help="up | status | down")) -> None:
+def lab(ctx: typer.Context, action: Annotated[str, typer.Argument(help="up | status | down")]) -> None:
     """Start, inspect or stop the local lab (forwards to `python -m lab`)."""
     rc = subprocess.call([sys.executable, "-m", "lab", action, *ctx.args])
     raise typer.Exit(rc)

@@ -16,7 +16,6 @@ import yaml
 from blueprints import Campaign, parse
 from tasks.errors import PermanentError
 
-SCHEMA_LINE = "# yaml-language-server: $schema=../schema.json\n"
 
 
 class ConversionError(PermanentError):
@@ -52,14 +51,24 @@ def _activities(experiment: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def _probe(p: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": p.get("name") or "probe", "type": "chaostoolkit", "provider": p["provider"]}
+    out: dict[str, Any] = {
+        "name": p.get("name") or "probe",
+        "type": "chaostoolkit",
+        "provider": p["provider"],
+    }
     if "tolerance" in p:
         out["tolerance"] = p["tolerance"]
     return out
 
 
-def import_experiment(experiment: dict[str, Any], *, target: str = "lab", namespaces: list[str] | None = None,
-                      owner: str = "imported") -> str:
+def import_experiment(
+    experiment: dict[str, Any],
+    *,
+    target: str = "lab",
+    namespaces: list[str] | None = None,
+    owner: str = "imported",
+    schema_ref: str = "../schema.json",
+) -> str:
     """Blueprint YAML text for a Chaos Toolkit experiment (validated before it is returned)."""
     if not isinstance(experiment, dict) or "method" not in experiment:
         raise ConversionError("not a Chaos Toolkit experiment: no 'method'")
@@ -73,12 +82,17 @@ def import_experiment(experiment: dict[str, Any], *, target: str = "lab", namesp
     for a in method:
         if a.get("type") == "probe":
             if not faults:
-                raise ConversionError(f"method probe {a.get('name')!r} comes before any action; move it to "
-                                      "the steady-state-hypothesis")
+                raise ConversionError(
+                    f"method probe {a.get('name')!r} comes before any action; move it to "
+                    "the steady-state-hypothesis"
+                )
             faults[-1]["verify"] = {k: v for k, v in a.items() if k != "tolerance"}
             continue
-        fault: dict[str, Any] = {"kind": "chaostoolkit", "name": slug(a.get("name") or f"action-{len(faults)}"),
-                                 "action": a}
+        fault: dict[str, Any] = {
+            "kind": "chaostoolkit",
+            "name": slug(a.get("name") or f"action-{len(faults)}"),
+            "action": a,
+        }
         if config:
             fault["configuration"] = config
         if secrets:
@@ -87,30 +101,49 @@ def import_experiment(experiment: dict[str, Any], *, target: str = "lab", namesp
     if not faults:
         raise ConversionError("the experiment's method has no action: nothing to inject")
     if len(rollbacks) > len(faults):
-        raise ConversionError(f"{len(rollbacks)} rollbacks for {len(faults)} actions: cannot attach each "
-                              "rollback to one action")
+        raise ConversionError(
+            f"{len(rollbacks)} rollbacks for {len(faults)} actions: cannot attach each rollback to one action"
+        )
     for f, r in zip(faults, rollbacks):
         f["rollback"] = r
     probes = [_probe(p) for p in ssh.get("probes") or [] if isinstance(p, dict) and "provider" in p]
     blueprint: dict[str, Any] = {
         "apiVersion": "gameday/v1",
         "name": slug(title),
-        "description": str(experiment.get("description") or f"Imported from the Chaos Toolkit experiment {title!r}."),
+        "description": str(
+            experiment.get("description") or f"Imported from the Chaos Toolkit experiment {title!r}."
+        ),
         "owner": owner,
         "tags": [str(t) for t in experiment.get("tags") or []] + ["chaostoolkit"],
         "hypothesis": {
             "belief": str(ssh.get("title") or f"the system keeps its steady state during {title}"),
             "expectations": ["scrape_targets_up >= 1 during fault"],
         },
-        "target": {"cluster": target, "namespaces": namespaces or ["default"], "blast_radius": {"max_pods": 1}},
-        "observables": [{"name": "scrape_targets_up", "query": "count(up == 1)",
-                         "description": "added on import: replace with the metrics your hypothesis is about"}],
+        "target": {
+            "cluster": target,
+            "namespaces": namespaces or ["default"],
+            "blast_radius": {"max_pods": 1},
+        },
+        "observables": [
+            {
+                "name": "scrape_targets_up",
+                "query": "count(up == 1)",
+                "description": "added on import: replace with the metrics your hypothesis is about",
+            }
+        ],
         "steady_state": probes,
         "baseline": "5s",
-        "stages": [{"name": "method", "description": "the experiment's method", "faults": faults,
-                    "observe": "10s", "recovery": "5s"}],
+        "stages": [
+            {
+                "name": "method",
+                "description": "the experiment's method",
+                "faults": faults,
+                "observe": "10s",
+                "recovery": "5s",
+            }
+        ],
     }
-    text = SCHEMA_LINE + yaml.safe_dump(blueprint, sort_keys=False, width=110)
+    text = f"# yaml-language-server: $schema={schema_ref}\n" + yaml.safe_dump(blueprint, sort_keys=False, width=110)
     parse(text, f"<imported {title}>")
     return text
 
@@ -118,12 +151,16 @@ def import_experiment(experiment: dict[str, Any], *, target: str = "lab", namesp
 def export_campaign(campaign: Campaign) -> dict[str, Any]:
     """The Chaos Toolkit experiment for a single-stage campaign of chaostoolkit faults and probes."""
     if len(campaign.stages) != 1:
-        raise ConversionError(f"export-ctk needs a single-stage campaign; {campaign.name!r} has "
-                              f"{len(campaign.stages)} stages ({', '.join(s.name for s in campaign.stages)})")
+        raise ConversionError(
+            f"export-ctk needs a single-stage campaign; {campaign.name!r} has "
+            f"{len(campaign.stages)} stages ({', '.join(s.name for s in campaign.stages)})"
+        )
     stage = campaign.stages[0]
     other = [f"{f.name or f.kind} ({f.kind})" for f in stage.faults if f.kind != "chaostoolkit"]
     if other:
-        raise ConversionError(f"export-ctk handles chaostoolkit faults only; stage {stage.name!r} has {other}")
+        raise ConversionError(
+            f"export-ctk handles chaostoolkit faults only; stage {stage.name!r} has {other}"
+        )
     probes = [p for p in campaign.steady_state if p.type == "chaostoolkit"]
     skipped = [p.name for p in campaign.steady_state if p.type != "chaostoolkit"]
     if skipped:
@@ -147,8 +184,10 @@ def export_campaign(campaign: Campaign) -> dict[str, Any]:
         "tags": list(campaign.tags),
         "steady-state-hypothesis": {
             "title": campaign.hypothesis.belief,
-            "probes": [{"type": "probe", "name": p.name, "tolerance": p.tolerance, "provider": p.provider}  # type: ignore[union-attr]
-                       for p in probes],
+            "probes": [
+                {"type": "probe", "name": p.name, "tolerance": p.tolerance, "provider": p.provider}  # type: ignore[union-attr]
+                for p in probes
+            ],
         },
         "method": method,
         "rollbacks": rollbacks,

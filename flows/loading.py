@@ -36,7 +36,7 @@ def _split(path: str) -> list[str | int]:
     parts: list[str | int] = []
     pos = 0
     for m in _PART.finditer(path):
-        if m.start() != pos and path[pos:m.start()] != ".":
+        if m.start() != pos and path[pos : m.start()] != ".":
             raise ValueError(f"cannot read override path {path!r}")
         parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
@@ -83,7 +83,11 @@ def _stage_of(expectation: Any) -> str | None:
 
 
 def load_campaign(
-    blueprint: str, *, target: str | None = None, stages: list[str] | None = None, overrides: list[str] | None = None,
+    blueprint: str,
+    *,
+    target: str | None = None,
+    stages: list[str] | None = None,
+    overrides: list[str] | None = None,
 ) -> tuple[Campaign, str]:
     """The validated campaign (and its source text) with overrides, target and stage selection applied."""
     path = resolve_path(blueprint)
@@ -111,7 +115,9 @@ def load_campaign(
         unknown = [s for s in stages if s not in known]
         if unknown:
             problems.append(f"--stage: no stage named {', '.join(map(repr, unknown))} (stages: {known})")
-        data["stages"] = [s for s in data.get("stages", []) if isinstance(s, dict) and s.get("name") in stages]
+        data["stages"] = [
+            s for s in data.get("stages", []) if isinstance(s, dict) and s.get("name") in stages
+        ]
         hyp = data.get("hypothesis")
         if isinstance(hyp, dict) and isinstance(hyp.get("expectations"), list):
             kept = [e for e in hyp["expectations"] if _stage_of(e) in (None, *stages)]

@@ -34,11 +34,18 @@ def event_emitter(run_id: str, campaign: str, target: str) -> Callable[[Timeline
             return
         emit_event(
             event=name,
-            resource={"prefect.resource.id": f"gameday.run.{run_id}", "prefect.resource.name": campaign,
-                      "gameday.target": target},
+            resource={
+                "prefect.resource.id": f"gameday.run.{run_id}",
+                "prefect.resource.name": campaign,
+                "gameday.target": target,
+            },
             occurred=ev.at,
-            payload={"stage": ev.stage, "fault": ev.fault, "message": ev.message,
-                     **json.loads(json.dumps(ev.data, default=str))},
+            payload={
+                "stage": ev.stage,
+                "fault": ev.fault,
+                "message": ev.message,
+                **json.loads(json.dumps(ev.data, default=str)),
+            },
         )
 
     return emit
@@ -50,8 +57,11 @@ def emit_verdict(record: CampaignRecord, verdict: str, report: str) -> None:
 
     emit_event(
         event="gameday.campaign.verdict",
-        resource={"prefect.resource.id": f"gameday.run.{record.run_id}", "prefect.resource.name": record.campaign,
-                  "gameday.target": record.target.cluster},
+        resource={
+            "prefect.resource.id": f"gameday.run.{record.run_id}",
+            "prefect.resource.name": record.campaign,
+            "gameday.target": record.target.cluster,
+        },
         payload={"verdict": verdict, "status": record.status, "report": report},
     )
 
@@ -62,7 +72,11 @@ def frame_step(start: datetime, end: datetime) -> float:
 
 
 def write_frames(
-    run_dir: Path, prom_url: str | None, observables: list[Any], start: datetime, end: datetime,
+    run_dir: Path,
+    prom_url: str | None,
+    observables: list[Any],
+    start: datetime,
+    end: datetime,
     fetch: Callable[..., Any],
 ) -> tuple[str | None, str | None]:
     """Fetch every observable for the whole run into frames.parquet; (file name, error)."""
@@ -94,10 +108,17 @@ def summary_markdown(paths: Any, record: CampaignRecord) -> str:
     md = getattr(paths, "summary", None) or getattr(paths, "markdown", None)
     if md is not None and Path(md).exists():
         return Path(md).read_text()
-    lines = [f"# {record.campaign}: {record.status}", "", f"run `{record.run_id}` on `{record.target.cluster}`", ""]
+    lines = [
+        f"# {record.campaign}: {record.status}",
+        "",
+        f"run `{record.run_id}` on `{record.target.cluster}`",
+        "",
+    ]
     lines += [f"- stage **{s.name}**: {s.status} {s.reason}".rstrip() for s in record.stages]
     if record.rollback_problems:
-        lines += ["", "**Rollback problems** (run `gameday reconcile`):"] + [f"- {p}" for p in record.rollback_problems]
+        lines += ["", "**Rollback problems** (run `gameday reconcile`):"] + [
+            f"- {p}" for p in record.rollback_problems
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -24,14 +24,18 @@ class CampaignParams(BaseModel):
     blueprint: StockBlueprint | str = Field(
         default="smoke", description="a stock blueprint name, or a path to a blueprint YAML file"
     )
-    target: str | None = Field(default=None, description="'lab' or a kubeconfig context; default: the blueprint's")
+    target: str | None = Field(
+        default=None, description="'lab' or a kubeconfig context; default: the blueprint's"
+    )
     dry_run: bool = Field(default=False, description="plan only: show what would change, touch nothing")
     stages: list[str] = Field(default_factory=list, description="run only these stages (default: all)")
     overrides: list[str] = Field(
-        default_factory=list, description="path=value edits applied before validation, e.g. stages[0].observe=10s"
+        default_factory=list,
+        description="path=value edits applied before validation, e.g. stages[0].observe=10s",
     )
     approval: Literal["pause", "auto", "prompt"] = Field(
-        default="pause", description="how approval-required stages are decided: pause the run, auto, or terminal prompt"
+        default="pause",
+        description="how approval-required stages are decided: pause the run, auto, or terminal prompt",
     )
     started_by: str = Field(default="", description="who started the run (for the record)")
 

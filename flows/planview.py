@@ -20,8 +20,10 @@ def render_plan(campaign: Campaign, plans: dict[str, list[Injection]]) -> str:
     for stage in campaign.stages:
         out.append("")
         approval = " [approval required]" if stage.approval == "required" else ""
-        out.append(f"stage {stage.name}: observe {format_duration(stage.observe)}, "
-                   f"recovery {format_duration(stage.recovery)}{approval}")
+        out.append(
+            f"stage {stage.name}: observe {format_duration(stage.observe)}, "
+            f"recovery {format_duration(stage.recovery)}{approval}"
+        )
         for inj in plans.get(stage.name, []):
             out.append(f"  fault {inj.fault_id} ({inj.kind}): {inj.summary}")
             if inj.targets:

@@ -25,7 +25,7 @@ def unsubscribe(listener: Listener) -> None:
 
 def publish(event: TimelineEvent) -> None:
     """Tell every listener (a listener that raises is skipped)."""
-    for listener in list(LISTENERS):
+    for listener in LISTENERS:
         try:
             listener(event)
         except Exception:  # noqa: BLE001 - a display must never break a run

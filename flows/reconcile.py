@@ -15,12 +15,20 @@ from tasks.settings import Settings
 def target_named(name: str) -> Target:
     """A Target for reconcile: just the cluster name ('lab' or a kubeconfig context)."""
     return Target.model_construct(
-        cluster=name, kubeconfig=None, prometheus_url=None, namespaces=[], blast_radius=BlastRadius.model_construct()
+        cluster=name,
+        kubeconfig=None,
+        prometheus_url=None,
+        namespaces=[],
+        blast_radius=BlastRadius.model_construct(),
     )
 
 
-def reconcile_target(target: str | dict[str, Any] | Target, settings: Settings,
-                     log: Callable[[str], None] = print, release_lease: bool = False) -> list[Any]:
+def reconcile_target(
+    target: str | dict[str, Any] | Target,
+    settings: Settings,
+    log: Callable[[str], None] = print,
+    release_lease: bool = False,
+) -> list[Any]:
     """Roll back every open ledger entry on one target (local ledgers and the cluster's); one result each."""
     from tasks.cluster import Cluster
     from tasks.reconcile import reconcile as reconcile_ledger
@@ -34,8 +42,13 @@ def reconcile_target(target: str | dict[str, Any] | Target, settings: Settings,
         tgt = target
     cluster = Cluster.for_target(tgt, settings)
     try:
-        results = reconcile_ledger(cluster, settings.state_dir, settings.ledger_namespace,
-                                   fault_context_factory(cluster, settings, log), log)
+        results = reconcile_ledger(
+            cluster,
+            settings.state_dir,
+            settings.ledger_namespace,
+            fault_context_factory(cluster, settings, log),
+            log,
+        )
         if release_lease:
             from tasks.lease import lease_holder, release_target_lease
 
@@ -53,5 +66,3 @@ def reconcile(params: ReconcileParams = ReconcileParams()) -> list[dict[str, Any
     results = reconcile_target(params.target, Settings())
     print(f"reconcile {params.target}: {len(results)} open entr(y/ies) handled")
     return [r.model_dump(mode="json") for r in results]
-
-

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from blueprints.campaign import Campaign
 from blueprints.common import format_duration
 from blueprints.record import TimelineEvent
 from flows import progress
 
-_SHOWN = {"preflight", "approval", "inject", "verified", "verify-failed", "guardrail-breach", "abort", "rollback",
-          "rollback-failed", "error", "note"}
+_SHOWN = {
+    "preflight",
+    "approval",
+    "inject",
+    "verified",
+    "verify-failed",
+    "guardrail-breach",
+    "abort",
+    "rollback",
+    "rollback-failed",
+    "error",
+    "note",
+}
 
 
 class RunView:
@@ -24,8 +40,15 @@ class RunView:
         self.console = console
         self.run_dir: str | None = None
         self.status = "failed"
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self.stages = self.progress.add_task(f"{campaign.name}: stages", total=len(campaign.stages))
         self.window = self.progress.add_task("starting", total=None)
         self._open = False
@@ -36,7 +59,7 @@ class RunView:
         self._open = True
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -66,6 +66,7 @@ class CampaignRunner:
     active: list[_Active] = field(default_factory=list)
     status: str = "completed"
     unwinding: bool = False
+    operator_abort: bool = False
 
     @property
     def run_id(self) -> str:
@@ -78,7 +79,9 @@ class CampaignRunner:
         plans: dict[str, list[Injection]] = {}
         for stage in self.campaign.stages:
             ids = self.campaign.fault_ids(stage)
-            plans[stage.name] = [self.ops.plan(f, self.ctx, self.run_id, stage.name, i) for f, i in zip(stage.faults, ids)]
+            plans[stage.name] = [
+                self.ops.plan(f, self.ctx, self.run_id, stage.name, i) for f, i in zip(stage.faults, ids)
+            ]
         return plans
 
     def preflight(self) -> dict[str, list[Injection]]:
@@ -174,8 +177,11 @@ class CampaignRunner:
             return None
         decision = self.approve(stage)
         self.recorder.event(
-            "approval", f"{decision.decision}: {decision.comment}".rstrip(": "), stage=stage.name,
-            decision=decision.decision, by=decision.by,
+            "approval",
+            f"{decision.decision}: {decision.comment}".rstrip(": "),
+            stage=stage.name,
+            decision=decision.decision,
+            by=decision.by,
         )
         return decision
 
@@ -209,9 +215,14 @@ class CampaignRunner:
         approval = self._approval(stage)
         if approval is not None and approval.decision in ("skip", "abort", "timeout"):
             status = "skipped" if approval.decision == "skip" else "aborted"
+            self.operator_abort = approval.decision != "skip"
             out = StageOutcome(
-                name=stage.name, status=status, reason=f"approval: {approval.decision}", approval=approval,
-                started_at=started, ended_at=now(),
+                name=stage.name,
+                status=status,
+                reason=f"approval: {approval.decision}",
+                approval=approval,
+                started_at=started,
+                ended_at=now(),
             )
             self.recorder.stage_outcome(out)
             self.recorder.event("stage-end", status, stage=stage.name, status=status)
@@ -226,11 +237,18 @@ class CampaignRunner:
             fault_start = min((f.injected_at for f in faults if f.injected_at), default=now())
 
             def breach(r: AbortReason) -> None:
-                self.recorder.event("guardrail-breach", r.reason, stage=stage.name, guardrail=r.guardrail,
-                                    evaluable=r.evaluable)
+                self.recorder.event(
+                    "guardrail-breach",
+                    r.reason,
+                    stage=stage.name,
+                    guardrail=r.guardrail,
+                    evaluable=r.evaluable,
+                )
 
             renew = self._renew_all if any(i.injection.kind in _LEASED for i in mine) else None
-            watcher = GuardrailWatcher(self.campaign.guardrails, self.ops.evaluate, breach, renew, self.renew_every)
+            watcher = GuardrailWatcher(
+                self.campaign.guardrails, self.ops.evaluate, breach, renew, self.renew_every
+            )
             with watcher:
                 self._wait(stage.observe.total_seconds(), watcher.abort)
             if watcher.reason is not None:
@@ -251,8 +269,13 @@ class CampaignRunner:
             finally:
                 self.recorder.window("fault", fault_start, fault_end, stage.name)
                 out = StageOutcome(
-                    name=stage.name, status=status, reason=reason, approval=approval,  # type: ignore[arg-type]
-                    started_at=started, ended_at=now(), faults=faults,
+                    name=stage.name,
+                    status=status,
+                    reason=reason,
+                    approval=approval,  # type: ignore[arg-type]
+                    started_at=started,
+                    ended_at=now(),
+                    faults=faults,
                 )
                 self.recorder.stage_outcome(out)
         self.window("recovery", stage.recovery.total_seconds(), stage.name)
@@ -262,7 +285,9 @@ class CampaignRunner:
     def run(self) -> str:
         """Preflight, baseline, every stage, final recovery; returns completed | aborted | failed | cancelled."""
         c = self.campaign
-        self.recorder.event("campaign-start", c.description, campaign=c.name, stages=[s.name for s in c.stages])
+        self.recorder.event(
+            "campaign-start", c.description, campaign=c.name, stages=[s.name for s in c.stages]
+        )
         self.preflight()
         self.window("baseline", c.baseline.total_seconds())
         for i, stage in enumerate(c.stages):
@@ -275,7 +300,7 @@ class CampaignRunner:
                 break
             if out.status == "aborted":
                 self.status = "aborted"
-                if not c.continue_on_abort:
+                if self.operator_abort or not c.continue_on_abort:
                     break
             if i < len(c.stages) - 1:
                 self.window("cooldown", c.cooldown.total_seconds(), stage.name)

@@ -55,8 +55,16 @@ def plain_ops(registry: Mapping[str, Any], ledger: Any, evaluate: Callable[[Prob
     def settle(inj: Injection, state: str, error: str) -> None:
         ledger.update(inj, state, error or None)
 
-    return Ops(plan=plan, record=record, inject=inject, verify=verify, rollback=rollback, settle=settle,
-               renew=renew, evaluate=evaluate)
+    return Ops(
+        plan=plan,
+        record=record,
+        inject=inject,
+        verify=verify,
+        rollback=rollback,
+        settle=settle,
+        renew=renew,
+        evaluate=evaluate,
+    )
 
 
 def probe_evaluator(probe_ctx: Any) -> Callable[[Probe], ProbeVerdict]:
@@ -65,7 +73,9 @@ def probe_evaluator(probe_ctx: Any) -> Callable[[Probe], ProbeVerdict]:
 
     def run(probe: Probe) -> ProbeVerdict:
         r = evaluate(probe, probe_ctx)
-        return ProbeVerdict(ok=bool(r.ok), value=getattr(r, "value", None), detail=str(getattr(r, "message", "")))
+        return ProbeVerdict(
+            ok=bool(r.ok), value=getattr(r, "value", None), detail=str(getattr(r, "message", ""))
+        )
 
     return run
 
@@ -107,16 +117,23 @@ def agent_client(cluster: Any, settings: Settings) -> Any:
         return None
 
 
-def fault_context_factory(cluster: Any, settings: Settings, log: Callable[[str], None] = print
-                          ) -> Callable[[str], FaultContext]:
+def fault_context_factory(
+    cluster: Any, settings: Settings, log: Callable[[str], None] = print
+) -> Callable[[str], FaultContext]:
     """Build a FaultContext for any run id (what reconcile hands each rolled-back entry)."""
     lab = getattr(cluster, "lab", None) or {}
     prom = settings.prometheus_url or lab.get("prometheus")
     agents = agent_client(cluster, settings)
 
     def make(run_id: str) -> FaultContext:
-        return FaultContext(cluster=cluster, run_id=run_id, prometheus_url=prom, agents=agents, log=log,
-                            extra={"settings": settings})
+        return FaultContext(
+            cluster=cluster,
+            run_id=run_id,
+            prometheus_url=prom,
+            agents=agents,
+            log=log,
+            extra={"settings": settings},
+        )
 
     return make
 
@@ -137,7 +154,9 @@ def describe_topology(cluster: Any) -> tuple[dict[str, Any], str]:
     return {"nodes": len(shape), "gpu_nodes": gpus}, digest
 
 
-def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print) -> Connected:
+def connect(
+    campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print
+) -> Connected:
     """Reach the campaign's target and build the run's context and operations."""
     from tasks.cluster import Cluster
     from tasks.faults import REGISTRY
@@ -147,7 +166,11 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
     cluster = Cluster.for_target(campaign.target, settings)
     prom = prometheus_for(campaign, settings, cluster)
     ctx = FaultContext(
-        cluster=cluster, run_id=run_id, prometheus_url=prom, blast_radius=campaign.target.blast_radius, log=log,
+        cluster=cluster,
+        run_id=run_id,
+        prometheus_url=prom,
+        blast_radius=campaign.target.blast_radius,
+        log=log,
         extra={"settings": settings, "target": campaign.target},
     )
     ctx.agents = agent_client(cluster, settings)
@@ -160,6 +183,11 @@ def connect(campaign: Campaign, settings: Settings, run_id: str, log: Callable[[
     except Exception:  # noqa: BLE001 - informational only
         pass
     topology, fingerprint = describe_topology(cluster)
-    info = TargetInfo(cluster=campaign.target.cluster, api_server=api, prometheus_url=prom or "",
-                      topology=topology, fingerprint=fingerprint)
+    info = TargetInfo(
+        cluster=campaign.target.cluster,
+        api_server=api,
+        prometheus_url=prom or "",
+        topology=topology,
+        fingerprint=fingerprint,
+    )
     return Connected(cluster, ctx, ops, prom, info, ledger, [cluster.close, ledger.close])

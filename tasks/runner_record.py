@@ -46,7 +46,12 @@ class Recorder:
         self._lock = threading.Lock()
 
     def event(
-        self, kind: EventKind, message: str = "", *, stage: str | None = None, fault: str | None = None,
+        self,
+        kind: EventKind,
+        message: str = "",
+        *,
+        stage: str | None = None,
+        fault: str | None = None,
         **data: Any,
     ) -> TimelineEvent:
         """Record one timeline event and tell the listeners."""
@@ -78,19 +83,41 @@ class Recorder:
             self.rollback_problems.append(problem)
 
     def build(
-        self, *, campaign: str, description: str, owner: str, status: str, target: TargetInfo,
-        blueprint: dict[str, Any], blueprint_text: str = "", dry_run: bool = False, started_by: str = "",
-        frames_file: str | None = None, error: str | None = None,
+        self,
+        *,
+        campaign: str,
+        description: str,
+        owner: str,
+        status: str,
+        target: TargetInfo,
+        blueprint: dict[str, Any],
+        blueprint_text: str = "",
+        dry_run: bool = False,
+        started_by: str = "",
+        frames_file: str | None = None,
+        error: str | None = None,
     ) -> CampaignRecord:
         """The CampaignRecord of everything recorded so far."""
         with self._lock:
             return CampaignRecord(
-                run_id=self.run_id, campaign=campaign, description=description, owner=owner,
-                started_by=started_by, dry_run=dry_run, status=status,  # type: ignore[arg-type]
-                started_at=self.started_at, ended_at=now(), target=target, blueprint=blueprint,
-                blueprint_text=blueprint_text, windows=list(self.windows), stages=list(self.stages),
-                events=list(self.events), rollback_problems=list(self.rollback_problems),
-                frames_file=frames_file, error=error,
+                run_id=self.run_id,
+                campaign=campaign,
+                description=description,
+                owner=owner,
+                started_by=started_by,
+                dry_run=dry_run,
+                status=status,  # type: ignore[arg-type]
+                started_at=self.started_at,
+                ended_at=now(),
+                target=target,
+                blueprint=blueprint,
+                blueprint_text=blueprint_text,
+                windows=list(self.windows),
+                stages=list(self.stages),
+                events=list(self.events),
+                rollback_problems=list(self.rollback_problems),
+                frames_file=frames_file,
+                error=error,
             )
 
 

@@ -87,7 +87,7 @@ class GuardrailWatcher:
         self.evaluations += 1
         try:
             verdict = self.evaluate(g.probe)
-        except BaseException as e:  # noqa: BLE001 - fail closed on anything, incl. ProbeError
+        except BaseException as e:
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
             return AbortReason(g.name, f"could not be evaluated: {type(e).__name__}: {e}", evaluable=False)

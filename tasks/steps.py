@@ -24,8 +24,9 @@ _OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(name="plan", task_run_name="plan {fault_id}", **_OPTS)
-def plan_step(fn: Callable[..., Injection], spec: Fault, ctx: FaultContext, run_id: str, stage: str,
-              fault_id: str) -> Injection:
+def plan_step(
+    fn: Callable[..., Injection], spec: Fault, ctx: FaultContext, run_id: str, stage: str, fault_id: str
+) -> Injection:
     """Plan one fault (reads only)."""
     return fn(spec, ctx, run_id, stage, fault_id)
 
@@ -48,7 +49,9 @@ def verify_step(fn: Callable[..., Evidence], injection: Injection, ctx: FaultCon
     return fn(injection, ctx)
 
 
-@task(name="rollback", task_run_name="rollback {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS)
+@task(
+    name="rollback", task_run_name="rollback {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS
+)
 def rollback_step(fn: Callable[..., None], injection: Injection, ctx: FaultContext) -> None:
     """Undo one fault (idempotent, so retrying is safe)."""
     fn(injection, ctx)

@@ -24,16 +24,30 @@ class E2E:
     state: Path
     env: dict[str, str]
 
-    def gameday(self, *args: str, timeout: float = 240, env: dict[str, str] | None = None
-                ) -> subprocess.CompletedProcess[str]:
+    def gameday(
+        self, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `gameday ARGS` to completion (bounded) and return its result."""
-        return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start `gameday ARGS` in its own process group (so the test can SIGKILL exactly it)."""
-        return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env=self.env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -63,8 +77,13 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 
     state = tmp_path_factory.mktemp("gameday-state")
     with prefect_test_harness(server_startup_timeout=60):
-        env = {**os.environ, "GAMEDAY_STATE_DIR": str(state), "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "COLUMNS": "200"}
+        env = {
+            **os.environ,
+            "GAMEDAY_STATE_DIR": str(state),
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",
+        }
         env.pop("GAMEDAY_LAB_STATE_DIR", None)
         env.pop("GAMEDAY_PROMETHEUS_URL", None)
         with running_lab(state / "lab", nodes=3, gpu_nodes=1, time_scale=10) as lab:

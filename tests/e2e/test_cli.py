@@ -91,8 +91,13 @@ def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_pat
     bp.write_text(KILLABLE.replace("NODE", node))
     proc = e2e.popen("run", str(bp), "--yes")
     try:
-        poll(lambda: replicas(e2e, "kube-system", "coredns") == 0 and core(e2e).read_node(node).spec.unschedulable,
-             180, "both faults to be injected")
+        poll(
+            lambda: (
+                replicas(e2e, "kube-system", "coredns") == 0 and core(e2e).read_node(node).spec.unschedulable
+            ),
+            180,
+            "both faults to be injected",
+        )
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -120,15 +125,41 @@ def experiment(e2e: E2E) -> dict[str, Any]:
         "secrets": {"k8s": {"KUBERNETES_CONTEXT": "lab"}},
         "steady-state-hypothesis": {
             "title": "the gateway answers",
-            "probes": [{"type": "probe", "name": "prometheus-ready", "tolerance": 200,
-                        "provider": {"type": "http", "url": f"{e2e.lab.endpoints['prometheus']}/-/ready"}}],
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "prometheus-ready",
+                    "tolerance": 200,
+                    "provider": {"type": "http", "url": f"{e2e.lab.endpoints['prometheus']}/-/ready"},
+                }
+            ],
         },
-        "method": [{"type": "action", "name": "scale-model-server-down",
-                    "provider": {"type": "python", "module": scale, "func": "scale_deployment", "secrets": ["k8s"],
-                                 "arguments": {"name": "model-server", "replicas": 1, "ns": "inference"}}}],
-        "rollbacks": [{"type": "action", "name": "scale-model-server-up",
-                       "provider": {"type": "python", "module": scale, "func": "scale_deployment", "secrets": ["k8s"],
-                                    "arguments": {"name": "model-server", "replicas": 3, "ns": "inference"}}}],
+        "method": [
+            {
+                "type": "action",
+                "name": "scale-model-server-down",
+                "provider": {
+                    "type": "python",
+                    "module": scale,
+                    "func": "scale_deployment",
+                    "secrets": ["k8s"],
+                    "arguments": {"name": "model-server", "replicas": 1, "ns": "inference"},
+                },
+            }
+        ],
+        "rollbacks": [
+            {
+                "type": "action",
+                "name": "scale-model-server-up",
+                "provider": {
+                    "type": "python",
+                    "module": scale,
+                    "func": "scale_deployment",
+                    "secrets": ["k8s"],
+                    "arguments": {"name": "model-server", "replicas": 3, "ns": "inference"},
+                },
+            }
+        ],
     }
 
 
@@ -142,8 +173,18 @@ def test_imported_ctk_experiment_runs_as_a_stage(e2e: E2E, tmp_path: Path) -> No
     data = yaml.safe_load(bp.read_text())
     assert data["stages"][0]["faults"][0]["rollback"]["name"] == "scale-model-server-up"
     env = {"KUBECONFIG": str(e2e.lab.kubeconfig)}
-    proc = e2e.gameday("run", str(bp), "--yes", "--set", "baseline=0s", "--set", "stages[0].observe=2s",
-                       "--set", "stages[0].recovery=0s", env=env)
+    proc = e2e.gameday(
+        "run",
+        str(bp),
+        "--yes",
+        "--set",
+        "baseline=0s",
+        "--set",
+        "stages[0].observe=2s",
+        "--set",
+        "stages[0].recovery=0s",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = CampaignRecord.model_validate_json((last_run(e2e, data["name"]) / "record.json").read_text())
     fault = record.stages[0].faults[0]

@@ -24,7 +24,7 @@ class Health:
         health = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 health.hits += 1
                 code = 200 if health.healthy else 500
                 self.send_response(code)
@@ -69,10 +69,17 @@ class FileFault:
 
     def plan(self, spec: Noop, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Plan creating one file."""
-        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind="noop", spec=spec.model_dump(mode="json"),
-                         summary=f"create {fault_id} marker", changes=[Change(action="local", object="file",
-                                                                                 undo="delete it")],
-                         cluster_scoped_ledger=False, planned_at=now())
+        return Injection(
+            run_id=run_id,
+            stage=stage,
+            fault_id=fault_id,
+            kind="noop",
+            spec=spec.model_dump(mode="json"),
+            summary=f"create {fault_id} marker",
+            changes=[Change(action="local", object="file", undo="delete it")],
+            cluster_scoped_ledger=False,
+            planned_at=now(),
+        )
 
     def inject(self, inj: Injection, ctx: FaultContext) -> Injection:
         """Create the file."""

@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,9 +57,14 @@ def state(tmp_path: Path, apiserver: object, monkeypatch: pytest.MonkeyPatch) ->
     """A gameday state dir whose lab endpoints point at the emulated API server."""
     lab = tmp_path / "state" / "lab"
     lab.mkdir(parents=True)
-    (lab / "endpoints.json").write_text(json.dumps({
-        "kubeconfig": str(apiserver.kubeconfig), "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
-    }))
+    (lab / "endpoints.json").write_text(
+        json.dumps(
+            {
+                "kubeconfig": str(apiserver.kubeconfig),
+                "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
+            }
+        )
+    )
     monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("GAMEDAY_LAB_STATE_DIR", raising=False)
     monkeypatch.delenv("GAMEDAY_PROMETHEUS_URL", raising=False)
@@ -80,7 +86,9 @@ def ledger_states(state: Path) -> list[str]:
     return out
 
 
-def test_flow_success_rolls_back_and_writes_record(harness: None, state: Path, tmp_path: Path, health: Health) -> None:
+def test_flow_success_rolls_back_and_writes_record(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
     """A clean run completes, every ledger entry is rolled back, record and report are written."""
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
@@ -95,8 +103,9 @@ def test_flow_success_rolls_back_and_writes_record(harness: None, state: Path, t
     assert (run_dir / "report" / "report.html").exists()
 
 
-def test_flow_guardrail_breach_aborts_and_rolls_back(harness: None, state: Path, tmp_path: Path,
-                                                      health: Health) -> None:
+def test_flow_guardrail_breach_aborts_and_rolls_back(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
     """A guardrail going bad mid-stage aborts the campaign, and every fault is still rolled back."""
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
@@ -104,8 +113,11 @@ def test_flow_guardrail_breach_aborts_and_rolls_back(harness: None, state: Path,
     timer = threading.Timer(1.0, lambda: setattr(health, "healthy", False))
     timer.start()
     try:
-        run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health, observe="60s"),
-                                                   approval="auto")))
+        run_dir = Path(
+            run_campaign(
+                CampaignParams(blueprint=blueprint(tmp_path, health, observe="60s"), approval="auto")
+            )
+        )
     finally:
         timer.cancel()
     record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
@@ -115,13 +127,18 @@ def test_flow_guardrail_breach_aborts_and_rolls_back(harness: None, state: Path,
     assert any(e.kind == "guardrail-breach" for e in record.events)
 
 
-def test_flow_approval_pause_times_out_to_abort(harness: None, state: Path, tmp_path: Path, health: Health) -> None:
+def test_flow_approval_pause_times_out_to_abort(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
     """An approval-required stage nobody answers is aborted at approval_timeout, and nothing is injected."""
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
 
-    run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health, approval="required"),
-                                               approval="pause")))
+    run_dir = Path(
+        run_campaign(
+            CampaignParams(blueprint=blueprint(tmp_path, health, approval="required"), approval="pause")
+        )
+    )
     record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
     assert record.stages[0].status == "aborted"
     assert record.stages[0].approval is not None and record.stages[0].approval.decision == "timeout"
@@ -137,3 +154,57 @@ def test_flow_dry_run_changes_nothing(harness: None, state: Path, tmp_path: Path
     assert "fault a (noop)" in text and "undo: nothing" in text
     assert ledger_states(state) == []
     assert not (state / "runs").exists()
+
+
+def test_flow_emits_events_and_publishes_summary(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
+    """A run emits campaign/stage/verdict events readable from the API and publishes a Markdown artifact."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health), approval="auto")))
+    run_id = run_dir.name
+    wanted = {"gameday.campaign.started", "gameday.stage.started", "gameday.stage.ended", "gameday.campaign.verdict"}
+
+    async def seen() -> set[str]:
+        async with get_client() as client:
+            page = await client.read_events(
+                EventFilter(
+                    event=EventNameFilter(prefix=["gameday."]),
+                    resource=EventResourceFilter(id=[f"gameday.run.{run_id}"]),
+                ),
+                limit=50,
+            )
+            return {e.event for e in page.events}
+
+    poll(lambda: wanted <= anyio.run(seen), 30, f"events {sorted(wanted)}")
+
+    async def artifacts() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["gameday-flow-test"]))
+            )
+            return [str(a.data) for a in found]
+
+    texts = anyio.run(artifacts)
+    assert texts and any("flow-test" in t for t in texts)
+
+
+def poll(predicate: Any, timeout: float, what: str) -> Any:
+    """Poll until ``predicate`` is truthy, or fail naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.3)

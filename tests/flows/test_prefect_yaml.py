@@ -40,6 +40,9 @@ def test_every_stock_blueprint_has_a_manual_deployment() -> None:
     """Each stock blueprint can be started by hand from a deployment of its own."""
     from flows.loading import stock_names
 
-    manual = {d["parameters"]["params"]["blueprint"] for d in deployments() if not d.get("schedules")
-              and d["entrypoint"].startswith("flows/campaign.py")}
+    manual = {
+        d["parameters"]["params"]["blueprint"]
+        for d in deployments()
+        if not d.get("schedules") and d["entrypoint"].startswith("flows/campaign.py")
+    }
     assert manual == set(stock_names())

@@ -41,7 +41,9 @@ stages:
 """
 
 
-def make_runner(tmp_path: Path, health: Health, observe: str = "0.3s", **kw: Any) -> tuple[CampaignRunner, ListLedger]:
+def make_runner(
+    tmp_path: Path, health: Health, observe: str = "0.3s", **kw: Any
+) -> tuple[CampaignRunner, ListLedger]:
     """A runner over FileFault markers in tmp_path, guarded by the health endpoint."""
     campaign = parse(BLUEPRINT.format(url=health.url, observe=observe))
     ledger = ListLedger()
@@ -169,6 +171,9 @@ def test_approval_skip_and_abort(tmp_path: Path, health: Health) -> None:
     answers = iter(["skip", "abort"])
     runner.approve = lambda stage: Approval(decision=next(answers), by="test", at=now())  # type: ignore[arg-type]
     assert runner.run() == "aborted"
-    assert [(s.name, s.status) for s in runner.recorder.stages] == [("first", "skipped"), ("second", "aborted")]
+    assert [(s.name, s.status) for s in runner.recorder.stages] == [
+        ("first", "skipped"),
+        ("second", "aborted"),
+    ]
     assert runner.recorder.stages[0].approval is not None
     assert runner.recorder.stages[0].approval.decision == "skip"

@@ -41,7 +41,9 @@ def test_unknown_fault_kind_names_its_path() -> None:
     data = yaml.safe_load(GOOD)
     data["stages"][0]["faults"][0] = {"kind": "meteor-strike"}
     found = problems(yaml.safe_dump(data))
-    assert any(p.startswith("stages[0].faults[0]") and "meteor-strike" in p and "noop" in p for p in found), found
+    assert any(p.startswith("stages[0].faults[0]") and "meteor-strike" in p and "noop" in p for p in found), (
+        found
+    )
 
 
 def test_negative_window_names_its_path() -> None:
@@ -84,8 +86,11 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(found) >= 3, found
 
 
-@pytest.mark.parametrize("path", sorted(LIBRARY.glob("*.yaml")) + sorted((LIBRARY.parent / "replays").glob("*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(LIBRARY.glob("*.yaml")) + sorted((LIBRARY.parent / "replays").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
 def test_stock_blueprint_validates(path: Path) -> None:
     """Every stock blueprint loads and starts with the schema comment."""
     campaign = load(path)
@@ -111,8 +116,13 @@ def test_validate_cli_exit_code_and_no_traceback(tmp_path: Path) -> None:
     data["stages"][0]["faults"][0] = {"kind": "meteor-strike"}
     data["stages"][1]["observe"] = -1
     bad.write_text(yaml.safe_dump(data))
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(LIBRARY / "smoke.yaml"), str(bad)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", str(LIBRARY / "smoke.yaml"), str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2, text
     assert "Traceback" not in text
@@ -124,7 +134,12 @@ def test_validate_cli_unreadable_yaml(tmp_path: Path) -> None:
     """A file that is not YAML gives a line/column message and exit 2, no traceback."""
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: [unclosed\nowner: x\n")
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(bad)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "line" in proc.stderr

@@ -12,7 +12,9 @@ from flows.loading import apply_override, load_campaign
 
 def test_set_override_changes_a_nested_field() -> None:
     """`stages[1].observe=10s` and a fault field override land in the validated campaign."""
-    c, text = load_campaign("smoke", overrides=["stages[1].observe=10s", "stages[1].faults[0].grace_period=2"])
+    c, text = load_campaign(
+        "smoke", overrides=["stages[1].observe=10s", "stages[1].faults[0].grace_period=2"]
+    )
     assert c.stages[1].observe == timedelta(seconds=10)
     assert c.stages[1].faults[0].grace_period == timedelta(seconds=2)  # type: ignore[union-attr]
     assert "10s" in text
