@@ -14,9 +14,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import Flow, flow
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 
+from blueprints.campaign import Campaign
 from blueprints.record import CampaignRecord
 from flows import progress
 from flows.approval import approver
@@ -51,7 +53,7 @@ def _marker_dir(settings: Settings) -> Path:
     return settings.state_dir / "flow-runs"
 
 
-def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
+def reconcile_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """on_cancellation / on_crashed: revert whatever is left open on this run's target (fresh process).
 
     The target lease guarantees no other campaign runs there, so everything open belongs to dead runs.
@@ -59,7 +61,7 @@ def reconcile_hook(flow: Any, run: Any, state: Any) -> None:
     from flows.reconcile import reconcile_target
 
     settings = Settings()
-    marker = _marker_dir(settings) / f"{run.id}.json"
+    marker = _marker_dir(settings) / f"{flow_run.id}.json"
     if not marker.exists():
         return
     info = json.loads(marker.read_text())
@@ -153,7 +155,7 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     return str(run_dir)
 
 
-def planned_seconds(campaign: Any) -> float:
+def planned_seconds(campaign: Campaign) -> float:
     """How long the campaign's windows add up to (the target lease lasts this plus a margin)."""
     stages = sum(
         (s.observe + s.recovery + s.approval_timeout * (s.approval == "required")).total_seconds()

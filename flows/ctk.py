@@ -9,13 +9,13 @@ Export: the reverse, for single-stage campaigns whose faults and steady-state pr
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
 from blueprints import Campaign, parse
+from blueprints.faults import ChaosToolkitFault
 from tasks.errors import PermanentError
-
 
 
 class ConversionError(PermanentError):
@@ -143,7 +143,9 @@ def import_experiment(
             }
         ],
     }
-    text = f"# yaml-language-server: $schema={schema_ref}\n" + yaml.safe_dump(blueprint, sort_keys=False, width=110)
+    text = f"# yaml-language-server: $schema={schema_ref}\n" + yaml.safe_dump(
+        blueprint, sort_keys=False, width=110
+    )
     parse(text, f"<imported {title}>")
     return text
 
@@ -169,14 +171,14 @@ def export_campaign(campaign: Campaign) -> dict[str, Any]:
     rollbacks: list[dict[str, Any]] = []
     config: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
-    for f in stage.faults:
-        method.append(dict(f.action))  # type: ignore[union-attr]
-        if f.verify:  # type: ignore[union-attr]
-            method.append(dict(f.verify))  # type: ignore[union-attr]
-        if f.rollback:  # type: ignore[union-attr]
-            rollbacks.append(dict(f.rollback))  # type: ignore[union-attr]
-        config.update(f.configuration)  # type: ignore[union-attr]
-        secrets.update(f.secrets)  # type: ignore[union-attr]
+    for f in (cast(ChaosToolkitFault, fault) for fault in stage.faults):
+        method.append(dict(f.action))
+        if f.verify:
+            method.append(dict(f.verify))
+        if f.rollback:
+            rollbacks.append(dict(f.rollback))
+        config.update(f.configuration)
+        secrets.update(f.secrets)
     exp: dict[str, Any] = {
         "version": "1.0.0",
         "title": campaign.name,
@@ -185,7 +187,7 @@ def export_campaign(campaign: Campaign) -> dict[str, Any]:
         "steady-state-hypothesis": {
             "title": campaign.hypothesis.belief,
             "probes": [
-                {"type": "probe", "name": p.name, "tolerance": p.tolerance, "provider": p.provider}  # type: ignore[union-attr]
+                {"type": "probe", "name": p.name, "tolerance": p.tolerance, "provider": p.provider}
                 for p in probes
             ],
         },

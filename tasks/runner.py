@@ -12,16 +12,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from blueprints.campaign import Campaign, Stage
 from blueprints.faults import Fault
-from blueprints.record import Approval, FaultOutcome, StageOutcome
+from blueprints.record import Approval, EventKind, FaultOutcome, StageOutcome
 from tasks.errors import GamedayError, PreflightFailed
 from tasks.faults.base import Evidence, FaultContext, Injection
 from tasks.runner_record import Recorder, now
 from tasks.runner_watch import AbortReason, Evaluate, GuardrailWatcher
 
 Approver = Callable[[Stage], Approval]
+StageStatus = Literal["completed", "aborted", "skipped", "failed"]
 
 
 @dataclass
@@ -126,9 +128,14 @@ class CampaignRunner:
         if seconds <= 0:
             return
         start = now()
-        evt = {"baseline": "baseline-start", "recovery": "recovery-start", "cooldown": "cooldown"}.get(kind)
+        starts: dict[str, EventKind] = {
+            "baseline": "baseline-start",
+            "recovery": "recovery-start",
+            "cooldown": "cooldown",
+        }
+        evt = starts.get(kind)
         if evt:
-            self.recorder.event(evt, f"{kind} for {seconds:g}s", stage=stage, seconds=seconds)  # type: ignore[arg-type]
+            self.recorder.event(evt, f"{kind} for {seconds:g}s", stage=stage, seconds=seconds)
         self._wait(seconds)
         self.recorder.window(kind, start, now(), stage)
         if kind == "baseline":
@@ -203,8 +210,9 @@ class CampaignRunner:
             try:
                 ev = self.ops.verify(inj, self.ctx)
                 fo.verified, fo.evidence = ev.landed, {"summary": ev.summary, **ev.details}
-                kind = "verified" if ev.landed else "verify-failed"
-                self.recorder.event(kind, ev.summary, stage=stage.name, fault=fid)
+                self.recorder.event(
+                    "verified" if ev.landed else "verify-failed", ev.summary, stage=stage.name, fault=fid
+                )
             except Exception as e:  # noqa: BLE001 - recorded as unverified; the stage goes on
                 fo.verified, fo.evidence = False, {"error": f"{type(e).__name__}: {e}"}
                 self.recorder.event("verify-failed", str(e), stage=stage.name, fault=fid)
@@ -214,23 +222,24 @@ class CampaignRunner:
         started = now()
         approval = self._approval(stage)
         if approval is not None and approval.decision in ("skip", "abort", "timeout"):
-            status = "skipped" if approval.decision == "skip" else "aborted"
+            decided: StageStatus = "skipped" if approval.decision == "skip" else "aborted"
             self.operator_abort = approval.decision != "skip"
             out = StageOutcome(
                 name=stage.name,
-                status=status,
+                status=decided,
                 reason=f"approval: {approval.decision}",
                 approval=approval,
                 started_at=started,
                 ended_at=now(),
             )
             self.recorder.stage_outcome(out)
-            self.recorder.event("stage-end", status, stage=stage.name, status=status)
+            self.recorder.event("stage-end", decided, stage=stage.name, status=decided)
             return out
         self.recorder.event("stage-start", stage.description, stage=stage.name, faults=len(stage.faults))
         faults: list[FaultOutcome] = []
         mine: list[_Active] = []
-        status, reason = "completed", ""
+        status: StageStatus = "completed"
+        reason = ""
         fault_start = now()
         try:
             self._inject_stage(stage, faults, mine)
@@ -272,7 +281,7 @@ class CampaignRunner:
                     name=stage.name,
                     status=status,
                     reason=reason,
-                    approval=approval,  # type: ignore[arg-type]
+                    approval=approval,
                     started_at=started,
                     ended_at=now(),
                     faults=faults,

@@ -90,7 +90,7 @@ class Connected:
     prometheus_url: str | None
     target: TargetInfo
     ledger: Any
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    closers: list[Callable[[], object]] = field(default_factory=list)
 
     def close(self) -> None:
         """Release connections."""
