@@ -170,7 +170,12 @@ def test_flow_emits_events_and_publishes_summary(
 
     run_dir = Path(run_campaign(CampaignParams(blueprint=blueprint(tmp_path, health), approval="auto")))
     run_id = run_dir.name
-    wanted = {"gameday.campaign.started", "gameday.stage.started", "gameday.stage.ended", "gameday.campaign.verdict"}
+    wanted = {
+        "gameday.campaign.started",
+        "gameday.stage.started",
+        "gameday.stage.ended",
+        "gameday.campaign.verdict",
+    }
 
     async def seen() -> set[str]:
         async with get_client() as client:
@@ -208,3 +213,48 @@ def poll(predicate: Any, timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.3)
+
+
+def test_flow_approval_resumed_with_go_runs_the_stage(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
+    """A paused approval resumed with decision 'go' (as from the UI) runs the stage and records who approved."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    path = tmp_path / "flow-test.yaml"
+    path.write_text(
+        BLUEPRINT.format(url=health.url, observe="0.3s", approval="required").replace(
+            "approval_timeout: 1s", "approval_timeout: 60s"
+        )
+    )
+    result: dict[str, str] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            run_dir=run_campaign(CampaignParams(blueprint=str(path), approval="pause", target="lab"))
+        ),
+        daemon=True,
+    )
+    worker.start()
+
+    async def paused_id() -> Any:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["flow-test on lab"]))
+            )
+            return next((r.id for r in runs if r.state is not None and r.state.is_paused()), None)
+
+    run_id = poll(lambda: anyio.run(paused_id), 60, "the flow run to pause for approval")
+    resume_flow_run(run_id, run_input={"decision": "go", "comment": "looks fine", "by": "tester"})
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    record = CampaignRecord.model_validate_json((Path(result["run_dir"]) / "record.json").read_text())
+    stage = record.stages[0]
+    assert stage.status == "completed"
+    assert stage.approval is not None and (stage.approval.decision, stage.approval.by) == ("go", "tester")
+    assert ledger_states(state) == ["rolled-back", "rolled-back"]
