@@ -28,12 +28,15 @@ def up_cmd(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the lab to be ready")] = 180.0,
     eviction_timeout: Annotated[float, typer.Option(help="lab seconds before pods leave an unreachable node")] = 300.0,
     slot: Annotated[int | None, typer.Option(help="address slot 0-7 (default: first free)")] = None,
+    training: Annotated[bool, typer.Option(help="also run the CPU training job in network namespaces (root)")] = False,
 ) -> None:
-    """Start API server, runtime and Prometheus; return when every node is Ready and workloads are up."""
+    """Start API server, runtime, the GPU side (with --gpu-nodes) and Prometheus; return when every node
+    is Ready and workloads are up."""
     if gpu_nodes > nodes:
         raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
     try:
-        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot))
+        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout,
+                                 slot, training))
     except LabError as err:
         typer.echo(f"lab up failed: {err}", err=True)
         raise typer.Exit(1) from err

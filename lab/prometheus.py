@@ -1,8 +1,9 @@
-"""The lab's Prometheus: Debian's ``/usr/bin/prometheus`` scraping the API server, the runtime and itself.
+"""The lab's Prometheus: Debian's ``/usr/bin/prometheus`` scraping the API server, the runtime, itself
+and any extra jobs (the GPU side: ``gpu-exporter``, ``gpu-monitor``, ``training``).
 
 ``write_config`` generates the scrape config (1 s interval; the API server is scraped with the
 admin token through ``authorization: credentials_file``); ``start`` launches Prometheus with its
-TSDB in the state dir and returns once ``/-/ready`` answers and every target has an ``up`` sample.
+TSDB in the state dir and returns once ``/-/ready`` answers and every job has an ``up`` sample.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import requests
@@ -41,8 +43,17 @@ def _target(url: str) -> tuple[str, str]:
     return parsed.scheme or "http", parsed.netloc
 
 
-def write_config(state_dir: Path, apiserver_url: str, runtime_url: str, port: int, admin_token: str) -> Path:
-    """Write prometheus.yml (and the token file it reads) into state_dir."""
+def _extra_job(name: str, url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    return {"job_name": name, "scheme": parsed.scheme or "http", "metrics_path": parsed.path or "/metrics",
+            "static_configs": [{"targets": [parsed.netloc]}]}
+
+
+def write_config(
+    state_dir: Path, apiserver_url: str, runtime_url: str, port: int, admin_token: str,
+    extra_jobs: dict[str, str] | None = None,
+) -> Path:
+    """Write prometheus.yml (and the token file it reads) into state_dir; extra_jobs maps job -> metrics URL."""
     token_file = state_dir / "prometheus-token"
     token_file.write_text(admin_token)
     token_file.chmod(0o600)
@@ -59,6 +70,7 @@ def write_config(state_dir: Path, apiserver_url: str, runtime_url: str, port: in
             },
             {"job_name": "lab-runtime", "scheme": rt_scheme, "static_configs": [{"targets": [rt_host]}]},
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+            *(_extra_job(name, url) for name, url in (extra_jobs or {}).items()),
         ],
     }
     path = state_dir / "prometheus.yml"
@@ -73,7 +85,9 @@ def up_jobs(url: str) -> set[str]:
     return {r["metric"].get("job", "") for r in resp.json()["data"]["result"]}
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float, jobs: tuple[str, ...] = JOBS,
+) -> None:
     """Poll /-/ready, then the ``up`` series of every job; LabStartError on death or timeout."""
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
@@ -83,24 +97,24 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout:
         try:
             if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
                 seen = up_jobs(url)
-                if seen >= set(JOBS):
+                if seen >= set(jobs):
                     return
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    raise LabStartError(f"prometheus had no samples for {sorted(set(JOBS) - seen)} within {timeout:.0f} s")
+    raise LabStartError(f"prometheus had no samples for {sorted(set(jobs) - seen)} within {timeout:.0f} s")
 
 
 def start(
     state_dir: Path, apiserver_url: str, runtime_url: str, admin_token: str, port: int | None = None,
-    timeout: float = 60.0,
+    timeout: float = 60.0, extra_jobs: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Prometheus and wait until it has data; returns (process, URL)."""
+    """Start Prometheus and wait until every job has data; returns (process, URL)."""
     binary = find_binary()
     if binary is None:
         raise LabStartError("prometheus is not installed: apt-get install -y prometheus")
     port = port or free_port()
-    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token)
+    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token, extra_jobs)
     tsdb = state_dir / "prometheus-data"
     tsdb.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "prometheus.log"
@@ -111,7 +125,7 @@ def start(
     ], log_path, cwd=state_dir)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, log_path, timeout)
+        wait_ready(url, proc, log_path, timeout, (*JOBS, *(extra_jobs or {})))
     except BaseException:
         stop_pid(proc.pid)
         raise

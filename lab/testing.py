@@ -11,14 +11,17 @@ Usage::
 
     handle.kubeconfig      # Path; contexts "lab" (gameday-runner, current) and "lab-admin"
     handle.endpoints       # {"apiserver", "prometheus", "dns", "gateway", "runtime_metrics", ...}
+    handle.endpoints["gpu_agents"]   # {gpu node: agent URL} (also the Node annotation gameday.dev/agent-endpoint)
+    handle.endpoints["gpu_exporter"], handle.endpoints["gpu_monitor"]   # scraped by Prometheus
     handle.admin_token     # system:masters (APF exempt)
     handle.runner_token    # gameday-runner (group gameday:runners)
     handle.token_for("system:serviceaccount:telemetry:telemetry")
     handle.control("node-1", "pause")   # pause|resume|kill|revive a node's kubelet
     handle.client()        # kubernetes.client.ApiClient (admin unless token= is given)
 
-``running_lab`` runs the same code as ``python -m lab up`` (API server, runtime and Prometheus as
-background processes, logs in ``state_dir``) and always runs ``down`` on exit, even when ``up`` or
+``running_lab`` runs the same code as ``python -m lab up`` (API server, runtime, the GPU side when
+``gpu_nodes > 0`` (``training=True`` adds the training job; root) and Prometheus as background
+processes, logs in ``state_dir``) and always runs ``down`` on exit, even when ``up`` or
 the block failed, so no process outlives it. Time-scaled labs (``time_scale=10``) make the
 40 s node grace period 4 s and the 300 s eviction timeout 30 s.
 """
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.apiserver.users import ADMIN, RUNNER, token_for
+from lab.apiserver.users import ADMIN, RUNNER, read_sa_secret, sa_token, token_for
 from lab.runtime.lifecycle import UpOptions, down, up
 
 
@@ -61,8 +64,12 @@ class LabHandle:
         return token_for(self.users, RUNNER)
 
     def token_for(self, username: str) -> str:
-        """The bearer token of any lab identity."""
+        """The bearer token of any lab identity (signed service-account tokens: ``sa_token``)."""
         return token_for(self.users, username)
+
+    def sa_token(self, namespace: str, name: str = "default") -> str:
+        """The signed token of any service account, as a pod running as it gets."""
+        return sa_token(read_sa_secret(self.state_dir / "sa-secret"), namespace, name)
 
     def control(self, node: str, action: str) -> dict[str, Any]:
         """pause | resume | kill | revive a node's kubelet through the runtime's control API."""
@@ -92,11 +99,13 @@ def running_lab(
     timeout: float = 180.0,
     eviction_timeout: float = 300.0,
     slot: int | None = None,
+    training: bool = False,
 ) -> Iterator[LabHandle]:
     """``lab up`` in state_dir, yield a LabHandle, and always ``lab down``."""
     state_dir = Path(state_dir).resolve()
     try:
-        endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot))
+        endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot,
+                                 training))
         users = json.loads((state_dir / "users.json").read_text())
         yield LabHandle(state_dir, endpoints, users)
     finally:

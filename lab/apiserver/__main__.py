@@ -1,5 +1,5 @@
 """Command line: ``python -m lab.apiserver --host 127.0.0.1 --port 0 --users FILE [--seats N]
-[--queue-timeout S] [--ready-file PATH] [--anonymous-metrics] [--history N]``.
+[--sa-secret-file F] [--queue-timeout S] [--ready-file PATH] [--anonymous-metrics] [--history N]``.
 
 Port 0 picks a free port; once listening, the URL and PID are written to ``--ready-file`` as JSON
 ``{"url": ..., "pid": ..., "https_url": ..., "ca_file": ...}`` (written atomically). The HTTPS
@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--users", type=Path, required=True, help="JSON users file: token -> identity")
+    parser.add_argument(
+        "--sa-secret-file", type=Path, default=None, help="secret that signs lab-sa.* service-account tokens"
+    )
     parser.add_argument("--seats", type=int, default=60, help="total APF seats")
     parser.add_argument("--queue-timeout", type=float, default=15.0, help="APF queue wait limit, seconds")
     parser.add_argument("--history", type=int, default=10_000, help="watch history ring size")
@@ -90,6 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         anonymous_metrics=args.anonymous_metrics,
         bookmark_interval=args.bookmark_interval,
         users_file=args.users,
+        sa_secret_file=args.sa_secret_file,
     )
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)

@@ -68,7 +68,7 @@ async def _route(server: Server, request: web.Request, info: RequestInfo) -> web
 
 
 def _authenticate(server: Server, request: web.Request) -> UserInfo:
-    user = routing.authenticate(request.headers, server.config.users)
+    user = routing.authenticate(request.headers, server.users)
     if user is not None:
         return user
     path = request.path

@@ -22,3 +22,4 @@ class ApiServerConfig(BaseModel):
     bookmark_interval: float = Field(5.0, gt=0, description="seconds between watch BOOKMARK events")
     git_version: str = "v1.32.4-gameday-lab"
     users_file: Path | None = None
+    sa_secret_file: Path | None = Field(None, description="secret verifying signed service-account tokens")

@@ -25,7 +25,7 @@ def _user(user: UserInfo) -> Obj:
 def token_review(server: Server, body: Obj) -> Obj:
     """status.authenticated and status.user for spec.token."""
     spec = body.get("spec") or {}
-    user = server.config.users.get(spec.get("token", ""))
+    user = server.users.get(spec.get("token", ""))
     status: dict[str, Any] = {
         "authenticated": user is not None,
         "audiences": spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local"],

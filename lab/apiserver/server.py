@@ -14,6 +14,7 @@ from lab.apiserver.metrics import Metrics
 from lab.apiserver.registry import Registry
 from lab.apiserver.resources import BY_KEY
 from lab.apiserver.store import Obj, Store
+from lab.apiserver.users import UserTable, read_sa_secret
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _encoder = msgspec.json.Encoder()
@@ -25,6 +26,8 @@ class Server:
 
     def __init__(self, config: ApiServerConfig) -> None:
         self.config = config
+        secret = read_sa_secret(config.sa_secret_file) if config.sa_secret_file else None
+        self.users = UserTable(config.users, secret)
         self.store = Store(config.history)
         self.registry = Registry(self.store)
         self.metrics = Metrics(self.store)

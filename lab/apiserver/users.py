@@ -2,13 +2,21 @@
 
 A users file is JSON ``{"<token>": {"username": ..., "uid": ..., "groups": [...]}}``; the server
 authenticates bearer tokens against it. ``make_users`` builds the standard lab identities.
+
+Service-account tokens for ANY (namespace, name) need no users-file entry: ``sa_token(secret, ns, name)``
+is ``lab-sa.<ns>.<name>.<HMAC-SHA256(secret, "ns/name")>``, and a server given the same secret
+(``--sa-secret-file``) verifies it (``UserTable``) as ``system:serviceaccount:<ns>:<name>`` with the
+groups ``system:serviceaccounts``, ``system:serviceaccounts:<ns>`` and ``system:authenticated``.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 ADMIN = "admin"
 RUNNER = "gameday-runner"
 AUTHENTICATED = "system:authenticated"
+SA_PREFIX = "lab-sa."
 
 
 class UserInfo(BaseModel):
@@ -65,6 +74,73 @@ def make_users(
     for username, groups in (extra or {}).items():
         add(username, groups)
     return users
+
+
+def sa_user(namespace: str, name: str) -> UserInfo:
+    """The identity of a service account, as the real token authenticator reports it."""
+    uid = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:12]
+    return UserInfo(
+        username=f"system:serviceaccount:{namespace}:{name}",
+        uid=f"uid-sa-{uid}",
+        groups=["system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED],
+    )
+
+
+def _mac(secret: bytes, namespace: str, name: str) -> str:
+    return hmac.new(secret, f"{namespace}/{name}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def sa_token(secret: bytes, namespace: str, name: str) -> str:
+    """The bearer token of service account namespace/name, signed with the lab's secret."""
+    return f"{SA_PREFIX}{namespace}.{name}.{_mac(secret, namespace, name)}"
+
+
+def verify_sa_token(secret: bytes, token: str) -> UserInfo | None:
+    """The service account a signed token belongs to, or None when it is not one or the MAC is wrong."""
+    if not token.startswith(SA_PREFIX):
+        return None
+    body, _, mac = token[len(SA_PREFIX) :].rpartition(".")
+    namespace, _, name = body.partition(".")
+    if not namespace or not name:
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, namespace, name)):
+        return None
+    return sa_user(namespace, name)
+
+
+def new_sa_secret(path: Path) -> bytes:
+    """Write a fresh random service-account signing secret (hex, mode 0600) and return it."""
+    secret = secrets.token_hex(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret.encode()
+
+
+def read_sa_secret(path: Path | str) -> bytes:
+    """The signing secret written by ``new_sa_secret``."""
+    return Path(path).read_text().strip().encode()
+
+
+class UserTable(Mapping[str, UserInfo]):
+    """Token -> identity: the static users plus, with a secret, every signed service-account token."""
+
+    def __init__(self, static: Mapping[str, UserInfo], secret: bytes | None = None) -> None:
+        self.static = dict(static)
+        self.secret = secret
+
+    def __getitem__(self, token: str) -> UserInfo:
+        user = self.static.get(token)
+        if user is None and self.secret:
+            user = verify_sa_token(self.secret, token)
+        if user is None:
+            raise KeyError(token)
+        return user
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.static)
+
+    def __len__(self) -> int:
+        return len(self.static)
 
 
 def token_for(users: dict[str, dict[str, Any]], username: str) -> str:

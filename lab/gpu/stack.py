@@ -1,13 +1,19 @@
 """The lab's whole GPU side in one process: node agents, the DCGM-style exporter, the health monitor and,
 optionally (root), the CPU training job whose rank namespaces the GPU nodes' agents partition.
 
-``python -m lab.gpu --state-dir D --api URL --token-file F --node gpu-node-0 --node gpu-node-1
-[--time-scale S] [--training] [--runtime-url URL] [--ready-file F]`` starts everything, writes a JSON ready file
-(``exporter``, ``monitor``, ``agents`` {node: endpoint}, ``training`` {metrics, ranks}) and runs until
+``python -m lab.gpu --state-dir D --api URL --token-file F [--monitor-token-file F2] --node gpu-node-0
+--node gpu-node-1 [--time-scale S] [--training] [--runtime-url URL] [--ready-file F]`` starts everything, writes
+a JSON ready file (``exporter``, ``monitor``, ``agents`` {node: endpoint}, ``agent_pids`` {node: pid},
+``training`` {metrics, ranks}) and runs until
 SIGTERM/SIGINT, then stops everything in reverse order (agents revert what they hold; namespaces are
 deleted). With ``--training``, rank ``r`` is hosted by the ``r``-th node: its agent's nccl-partition rules
 go into namespace ``gdtrain-<id>-<r>``. Prometheus should scrape ``exporter``, ``monitor`` and
 ``training.metrics``.
+
+Identities: ``--token-file`` is the agents' own (TokenReview of callers, node annotations; in the lab
+``system:serviceaccount:gameday:gameday-agent``); the agents accept callers authenticated as
+``gameday-runner``. ``--monitor-token-file`` is the monitor's (cordon, evict, restart; in the lab
+``system:serviceaccount:kube-system:gpu-health-monitor``), default the same as ``--token-file``.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--state-dir", type=Path, required=True)
     p.add_argument("--api", required=True, help="API server URL")
     p.add_argument(
-        "--token-file", type=Path, required=True, help="token for TokenReview and the monitor's actions"
+        "--token-file", type=Path, required=True, help="the agents' token (TokenReview, node annotations)"
     )
+    p.add_argument("--monitor-token-file", type=Path, help="the monitor's token (default: --token-file)")
     p.add_argument("--node", action="append", default=[], help="a GPU node (repeat)")
     p.add_argument("--time-scale", type=float, default=1.0, help="lab seconds per real second")
     p.add_argument("--exporter-port", type=int, default=0)
@@ -68,6 +75,7 @@ def _start_training(a: argparse.Namespace, stack: ExitStack) -> tuple[dict[str, 
 
 async def _run(a: argparse.Namespace) -> None:
     token = a.token_file.read_text().strip()
+    monitor_token = (a.monitor_token_file or a.token_file).read_text().strip()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -82,7 +90,8 @@ async def _run(a: argparse.Namespace) -> None:
         stack.callback(server.shutdown)
         kmsg = {h.node: h.kmsg_path for h in handles}
         monitor = GpuHealthMonitor(
-            MonitorConfig(a.api, token, kmsg, a.time_scale, listen_port=a.monitor_port)
+            MonitorConfig(a.api, monitor_token, kmsg, a.time_scale, listen_port=a.monitor_port,
+                          runtime_url=a.runtime_url, reboot_s=a.reboot_seconds)
         )
         ready = asyncio.Event()
         task = asyncio.create_task(monitor.run(stop, ready))
@@ -94,6 +103,7 @@ async def _run(a: argparse.Namespace) -> None:
                 "exporter": f"http://127.0.0.1:{exporter_port}/metrics",
                 "monitor": f"http://127.0.0.1:{monitor.port}/metrics",
                 "agents": {h.node: h.endpoint for h in handles},
+                "agent_pids": {h.node: h.proc.pid for h in handles},
                 "training": training,
             }
             print(f"lab.gpu: {json.dumps(info)}", file=sys.stderr, flush=True)

@@ -24,6 +24,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
     p.add_argument("--eviction-timeout", type=float, default=300.0, help="lab seconds before untolerated pods go")
     p.add_argument("--ready-file", default=None)
     p.add_argument("--slot", type=int, default=0, help="address slot: pod IPs in 127.(10+2*slot).0.0/15")
+    p.add_argument("--sa-secret-file", default="", help="secret signing pods' service-account tokens")
     p.add_argument("--no-proxy", action="store_true", help="do not front Services")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
     cfg = RuntimeConfig(
         api_url=a.api, users_file=a.users, nodes=a.nodes, gpu_nodes=a.gpu_nodes, time_scale=a.time_scale,
         metrics_host=a.metrics_host, metrics_port=a.metrics_port, eviction_timeout_s=a.eviction_timeout,
-        proxy=not a.no_proxy, slot=a.slot,
+        proxy=not a.no_proxy, slot=a.slot, sa_secret_file=a.sa_secret_file,
     )
     return cfg, a.ready_file
 

@@ -28,6 +28,7 @@ from lab.runtime.config import RuntimeConfig
 from lab.runtime.controllers.daemonset import DaemonSetController
 from lab.runtime.controllers.deployment import DeploymentController
 from lab.runtime.controllers.endpoints import EndpointsController
+from lab.runtime.controllers.garbage import GarbageCollector
 from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
 from lab.runtime.controllers.scheduler import Scheduler
 from lab.runtime.errors import LabError
@@ -79,6 +80,7 @@ class Runtime:
         self.deployments = DeploymentController(self.cluster)
         self.daemonsets = DaemonSetController(self.cluster)
         self.endpoints = EndpointsController(self.cluster)
+        self.garbage = GarbageCollector(self.cluster)
         self.lifecycle = NodeLifecycleController(self.cluster)
         self.proxy = ServiceProxy(self.cluster) if config.proxy else None
         self.url = ""
@@ -171,7 +173,7 @@ class Runtime:
             gc.freeze()
             leases.start()
             loops = [self.kubelets.run(), self.scheduler.run(), self.deployments.run(),
-                      self.daemonsets.run(), self.endpoints.run(), self.lifecycle.run()]
+                      self.daemonsets.run(), self.endpoints.run(), self.lifecycle.run(), self.garbage.run()]
             if self.proxy is not None:
                 loops.append(self.proxy.run())
             loops += [watch_loop_lag(), self._watch_thread(leases)]

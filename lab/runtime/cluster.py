@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
+from lab.apiserver.users import read_sa_secret, sa_token
 from lab.runtime.client import ApiClient, api_path
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.informer import Informer
@@ -33,6 +34,7 @@ class Cluster:
     api: ApiClient
     watch_api: ApiClient
     sessions: list[aiohttp.ClientSession]
+    sa_secret: bytes | None = None
     pods: Informer = field(init=False)
     nodes: Informer = field(init=False)
     leases: Informer = field(init=False)
@@ -64,6 +66,7 @@ class Cluster:
             api=ApiClient(config.api_url, admin, main),
             watch_api=ApiClient(config.api_url, tokens[ADMIN], watches),
             sessions=[main, watches],
+            sa_secret=read_sa_secret(config.sa_secret_file) if config.sa_secret_file else None,
         )
 
     def informers(self) -> list[Informer]:
@@ -78,11 +81,17 @@ class Cluster:
         return self.tokens.get(username) or self.tokens[ADMIN]
 
     def sa_token(self, namespace: str, name: str) -> str:
-        """The token of a service account (falls back to <ns>:default, then admin)."""
+        """The token a pod running as service account namespace/name gets; never an admin one.
+
+        With the lab's signing secret: a signed token for exactly that account (any namespace).
+        Without it: the users file's token for that account or ``<ns>:default``, else "" (no token).
+        """
+        if self.sa_secret:
+            return sa_token(self.sa_secret, namespace, name)
         return (
             self.tokens.get(f"system:serviceaccount:{namespace}:{name}")
             or self.tokens.get(f"system:serviceaccount:{namespace}:default")
-            or self.tokens[ADMIN]
+            or ""
         )
 
     async def wait_synced(self, timeout: float = 60.0) -> None:

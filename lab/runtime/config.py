@@ -30,6 +30,7 @@ class RuntimeConfig:
     restart_backoff_s: float = 10.0
     proxy: bool = True
     slot: int = 0
+    sa_secret_file: str = ""
 
     def scaled(self, seconds: float) -> float:
         """A lab interval in real seconds."""

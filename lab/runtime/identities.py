@@ -9,6 +9,7 @@ from lab.apiserver.users import make_users
 LAB_NAMESPACES = ("kube-system", "kube-node-lease", "default", "inference", "gameday", "telemetry")
 EXTRA_SERVICE_ACCOUNTS = (
     ("kube-system", "coredns"),
+    ("kube-system", "gpu-health-monitor"),
     ("telemetry", "telemetry"),
     ("gameday", "gameday-agent"),
     ("inference", "model-server"),

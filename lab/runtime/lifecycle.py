@@ -1,9 +1,11 @@
 """``lab up`` / ``lab status`` / ``lab down``: start, inspect and stop a whole lab by its state dir.
 
-The state dir holds ``users.json``, ``kubeconfig`` (contexts ``lab`` = gameday-runner, current, and
-``lab-admin``), ``endpoints.json``, ``pids.json`` and one log per component. ``up`` records every
-PID as soon as it starts a process, so ``down`` (SIGTERM, then SIGKILL) can always clean up, and
-a failed ``up`` stops everything it started before it raises.
+The state dir holds ``users.json``, ``sa-secret`` (signs pods' service-account tokens), ``kubeconfig``
+(contexts ``lab`` = gameday-runner, current, and ``lab-admin``), ``endpoints.json``, ``pids.json`` and
+one log per component. ``up`` records every PID as soon as it starts a process, so ``down`` (SIGTERM,
+then SIGKILL) can always clean up, and a failed ``up`` stops everything it started before it raises.
+With GPU nodes, ``up`` also runs the GPU side (``python -m lab.gpu``: node agents, DCGM-style exporter,
+health monitor, optionally the training job) and records its PID and every agent's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 import yaml
 
 from lab import prometheus
-from lab.apiserver.users import ADMIN, RUNNER, token_for, write_users
+from lab.apiserver.users import ADMIN, RUNNER, new_sa_secret, token_for, write_users
+from lab.gpu import launch
 from lab.runtime import slots
 from lab.runtime.apply import (
     Rest,
@@ -34,7 +37,7 @@ from lab.runtime.errors import LabError, LabStartError
 from lab.runtime.identities import lab_users
 from lab.runtime.procs import log_tail, pid_alive, spawn, start_runtime, stop_pid, wait_ready_file
 
-COMPONENTS = ("prometheus", "runtime", "apiserver")
+COMPONENTS = ("gpu", "prometheus", "runtime", "apiserver")  # stop order: the GPU side needs the API server
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class UpOptions:
     timeout: float = 180.0
     eviction_timeout: float = 300.0
     slot: int | None = None
+    training: bool = False
 
 
 def _pids_file(state: Path) -> Path:
@@ -94,14 +98,14 @@ def write_kubeconfig(path: Path, url: str, runner_token: str, admin_token: str, 
     return path
 
 
-def _start_apiserver(opts: UpOptions, users_file: Path) -> dict[str, Any]:
+def _start_apiserver(opts: UpOptions, users_file: Path, sa_secret: Path) -> dict[str, Any]:
     state = opts.state_dir
     ready = state / "apiserver-ready.json"
     ready.unlink(missing_ok=True)
     proc = spawn([
         sys.executable, "-m", "lab.apiserver", "--host", "127.0.0.1", "--port", "0",
         "--users", str(users_file), "--seats", str(opts.seats), "--ready-file", str(ready),
-        "--tls-dir", str(state / "tls"),
+        "--tls-dir", str(state / "tls"), "--sa-secret-file", str(sa_secret),
     ], state / "apiserver.log")
     _record(state, "apiserver", proc.pid)
     try:
@@ -127,9 +131,27 @@ def _nodes_waiting(rest: Rest, want: int) -> list[str]:
     return [] if total == ready == want else [f"{ready}/{total} of {want} nodes Ready"]
 
 
+def _start_gpu(opts: UpOptions, cfg: RuntimeConfig, rest: Rest, api_url: str, runtime_url: str,
+               users: dict[str, dict[str, Any]], timeout: float) -> dict[str, Any]:
+    """Run the GPU side for the GPU nodes, record its PIDs and apply the GPU workload."""
+    nodes = [n for n in cfg.node_names() if cfg.is_gpu(n)]
+    proc = launch.spawn_stack(opts.state_dir, api_url, runtime_url, nodes, opts.time_scale, opts.training,
+                              token_for(users, launch.AGENT_USER), token_for(users, launch.MONITOR_USER))
+    _record(opts.state_dir, "gpu", proc.pid)
+    info = launch.wait_stack(opts.state_dir, proc, timeout)
+    for node, pid in (info.get("agent_pids") or {}).items():
+        _record(opts.state_dir, f"gpu-agent-{node}", int(pid))
+    for doc in load_documents([launch.MANIFEST]):
+        apply(rest, doc)
+    return info
+
+
 def up(opts: UpOptions) -> dict[str, Any]:
     """Start a lab; returns the endpoints dict once nodes are Ready, Deployments available and
     Prometheus has data. On failure everything started is stopped and LabStartError raised."""
+    launch.check_training_allowed(opts.training)
+    if opts.training and opts.gpu_nodes < 1:
+        raise LabError("--training needs at least one GPU node (--gpu-nodes)")
     state = opts.state_dir
     state.mkdir(parents=True, exist_ok=True)
     alive = {k: p for k, p in read_pids(state).items() if pid_alive(p)}
@@ -143,8 +165,11 @@ def up(opts: UpOptions) -> dict[str, Any]:
     users_file = state / "users.json"
     write_users(users_file, users)
     admin, runner = token_for(users, ADMIN), token_for(users, RUNNER)
+    sa_secret = state / "sa-secret"
+    new_sa_secret(sa_secret)
+    gpu: dict[str, Any] = {}
     try:
-        api = _start_apiserver(opts, users_file)
+        api = _start_apiserver(opts, users_file, sa_secret)
         url = str(api["url"])
         kubeconfig = write_kubeconfig(state / "kubeconfig", str(api.get("https_url") or url), runner, admin,
                                       api.get("ca_file"))
@@ -154,12 +179,15 @@ def up(opts: UpOptions) -> dict[str, Any]:
             apply(rest, doc)
         proc, info = start_runtime(state, url, users_file, opts.nodes, opts.gpu_nodes, opts.time_scale,
                                    eviction_timeout=opts.eviction_timeout, timeout=max(deadline - time.monotonic(), 10),
-                                   slot=slot)
+                                   slot=slot, sa_secret_file=sa_secret)
         _record(state, "runtime", proc.pid)
         for doc in [d for d in docs if d.get("kind") != "Namespace"]:
             apply(rest, doc)
+        if opts.gpu_nodes > 0:
+            gpu = _start_gpu(opts, cfg, rest, url, info["url"], users, max(deadline - time.monotonic(), 10))
         prom, prom_url = prometheus.start(state, url, info["url"], admin,
-                                          timeout=max(deadline - time.monotonic(), 10))
+                                          timeout=max(deadline - time.monotonic(), 10),
+                                          extra_jobs=launch.scrape_jobs(gpu) if gpu else None)
         _record(state, "prometheus", prom.pid)
         _wait(lambda: _nodes_waiting(rest, opts.nodes), max(deadline - time.monotonic(), 1), "nodes Ready")
         _wait(lambda: deployments_available(rest), max(deadline - time.monotonic(), 1), "Deployments available")
@@ -176,6 +204,9 @@ def up(opts: UpOptions) -> dict[str, Any]:
         "runtime_metrics": info["url"] + "/metrics", "runtime": info["url"],
         "kubeconfig": str(kubeconfig), "users": str(users_file), "time_scale": opts.time_scale,
         "nodes": opts.nodes, "gpu_nodes": opts.gpu_nodes, "pids": read_pids(state),
+        "gpu_exporter": gpu.get("exporter"), "gpu_monitor": gpu.get("monitor"),
+        "gpu_agents": gpu.get("agents") or {}, "training": gpu.get("training") or {},
+        "training_metrics": (gpu.get("training") or {}).get("metrics"),
     }
     (state / "endpoints.json").write_text(json.dumps(endpoints, indent=1))
     return endpoints
@@ -184,15 +215,16 @@ def up(opts: UpOptions) -> dict[str, Any]:
 def down(state: Path, grace: float = 10.0) -> dict[str, int]:
     """Stop every recorded component by PID (SIGTERM, SIGKILL after grace); idempotent."""
     pids = read_pids(state)
-    for name in COMPONENTS:
+    order = ["gpu", *sorted(n for n in pids if n.startswith("gpu-agent-")), *COMPONENTS[1:]]
+    for name in order:
         if name in pids:
             stop_pid(pids[name], grace)
     for name, pid in pids.items():
-        if name not in COMPONENTS:
+        if name not in order:
             stop_pid(pid, grace)
     _pids_file(state).unlink(missing_ok=True)
     slots.release(state)
-    for extra in ("endpoints.json", "apiserver-ready.json", "runtime-ready.json"):
+    for extra in ("endpoints.json", "apiserver-ready.json", "runtime-ready.json", "gpu-ready.json"):
         (state / extra).unlink(missing_ok=True)
     return pids
 

@@ -112,6 +112,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
 def start_runtime(
     state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int, time_scale: float,
     metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0, slot: int = 0,
+    sa_secret_file: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start ``python -m lab.runtime`` in its own session; returns (process, ready info)."""
     ready = state_dir / "runtime-ready.json"
@@ -122,6 +123,8 @@ def start_runtime(
         "--metrics-port", str(metrics_port), "--eviction-timeout", str(eviction_timeout),
         "--ready-file", str(ready), "--slot", str(slot),
     ]
+    if sa_secret_file is not None:
+        cmd += ["--sa-secret-file", str(sa_secret_file)]
     proc = spawn(cmd, state_dir / "runtime.log")
     try:
         info = wait_ready_file(ready, proc, timeout, "runtime")

@@ -60,12 +60,12 @@ class RunningRuntime:
 @contextmanager
 def running_runtime(
     state_dir: Path, api_url: str, users_file: Path, nodes: int = 3, gpu_nodes: int = 0,
-    time_scale: float = 10.0, eviction_timeout: float = 300.0, slot: int = 0,
+    time_scale: float = 10.0, eviction_timeout: float = 300.0, slot: int = 0, sa_secret_file: Path | None = None,
 ) -> Iterator[RunningRuntime]:
     """Run a runtime subprocess for the length of the block; always stopped by PID."""
     state_dir.mkdir(parents=True, exist_ok=True)
     proc, info = start_runtime(state_dir, api_url, users_file, nodes, gpu_nodes, time_scale,
-                               eviction_timeout=eviction_timeout, slot=slot)
+                               eviction_timeout=eviction_timeout, slot=slot, sa_secret_file=sa_secret_file)
     try:
         yield RunningRuntime(url=info["url"], pid=proc.pid, log_path=state_dir / "runtime.log")
     finally:

@@ -3,14 +3,20 @@
 
 - ``UdpEchoProgram``: echoes UDP datagrams and TCP bytes on (pod_ip, PORT) with a ``<pod>:`` prefix.
 - ``FileReadyProgram``: ready exactly while the file named by env ``READY_FILE`` exists.
+- ``WhoAmIProgram``: asks the API server who it is (SelfSubjectReview with the pod's token) and writes
+  ``{"token", "user", "flow_schema_uid", "priority_level_uid"}`` (the APF response headers) as JSON to
+  the file named by env ``OUT_FILE``; ready once written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from typing import cast
+
+import aiohttp
 
 from lab.pods import PodContext
 
@@ -79,6 +85,44 @@ class FileReadyProgram:
     def ready(self) -> bool:
         """Whether READY_FILE exists."""
         return bool(self._path) and os.path.exists(self._path)
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+
+def _write_json(path: str, value: object) -> None:
+    """Write JSON to path atomically."""
+    with open(path + ".tmp", "w") as fh:
+        json.dump(value, fh)
+    os.replace(path + ".tmp", path)
+
+
+class WhoAmIProgram:
+    """Reports the identity and APF classification of the pod's service-account token."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    async def start(self, ctx: PodContext) -> None:
+        """One SelfSubjectReview with the pod's token; the answer goes to OUT_FILE."""
+        url = f"{ctx.api_url.rstrip('/')}/apis/authentication.k8s.io/v1/selfsubjectreviews"
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        headers = {"Authorization": f"Bearer {ctx.api_token}"}
+        async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as resp:
+            answer = await resp.json(content_type=None)
+            out = {
+                "status": resp.status,
+                "token": ctx.api_token,
+                "user": (answer.get("status") or {}).get("userInfo"),
+                "flow_schema_uid": resp.headers.get("X-Kubernetes-PF-FlowSchema-UID"),
+                "priority_level_uid": resp.headers.get("X-Kubernetes-PF-PriorityLevel-UID"),
+            }
+        await asyncio.to_thread(_write_json, ctx.env["OUT_FILE"], out)
+        self._done = True
+
+    def ready(self) -> bool:
+        """Ready once the answer is written."""
+        return self._done
 
     async def stop(self) -> None:
         """Nothing to stop."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
-from lab.runtime.controllers.deployment import HASH_LABEL
+from lab.runtime.controllers.deployment import BURST, HASH_LABEL, slow_start
 from lab.runtime.informer import Key, key_of
 from lab.runtime.objects import (
     controller_uid,
@@ -111,6 +111,7 @@ class DaemonSetController:
             if pod is not None and is_active_pod(pod):
                 by_node.setdefault((pod.get("spec") or {}).get("nodeName") or "", []).append(pod)
         desired = ready = updated = scheduled = misscheduled = 0
+        missing: list[str] = []
         for node in self.cluster.nodes.items():
             name = node["metadata"]["name"]
             pods = by_node.pop(name, [])
@@ -122,14 +123,22 @@ class DaemonSetController:
             current = [p for p in pods if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == thash]
             await self._delete(ns, [p for p in pods if not current or p is not current[0]])
             if not current:
-                created = await self.cluster.api.create(api_path("", "v1", "pods", ns), self._pod(ds, name, thash))
-                self.cluster.pods.assume(created)
+                missing.append(name)
                 continue
             scheduled += 1
             updated += 1
             ready += int(pod_ready(current[0]))
         for pods in by_node.values():
             await self._delete(ns, pods)
+
+        def alive() -> bool:  # a deleted DaemonSet stops creation mid-rollout
+            return self.exists(key, uid)
+
+        await slow_start(missing[:BURST], lambda node: self._create(ns, ds, node, thash), proceed=alive)
+        if len(missing) > BURST:
+            self.queue.add(key)
+        if not alive():
+            return
         status = {
             "desiredNumberScheduled": desired,
             "currentNumberScheduled": scheduled,
@@ -143,6 +152,15 @@ class DaemonSetController:
         if any((ds.get("status") or {}).get(k) != v for k, v in status.items()):
             path = api_path("apps", "v1", "daemonsets", ns, key[1], "status")
             self.cluster.daemonsets.assume(await self.cluster.api.patch(path, {"status": status}))
+
+    def exists(self, key: Key, uid: str) -> bool:
+        """Whether the DaemonSet is still the one being reconciled (not deleted, not re-created)."""
+        ds = self.cluster.daemonsets.get(*key)
+        return ds is not None and str(ds["metadata"].get("uid", "")) == uid and uid in self.by_uid
+
+    async def _create(self, ns: str, ds: Obj, node: str, thash: str) -> None:
+        created = await self.cluster.api.create(api_path("", "v1", "pods", ns), self._pod(ds, node, thash))
+        self.cluster.pods.assume(created)
 
     async def _delete(self, ns: str, pods: list[Obj]) -> None:
         for pod in pods:

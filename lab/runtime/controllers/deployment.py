@@ -31,11 +31,19 @@ def _int_or_percent(value: object, total: int, round_up: bool) -> int:
     return int(str(value)) if value is not None else 0
 
 
-async def slow_start(items: list[T], action: Callable[[T], Awaitable[None]], limit: int = 64) -> None:
+async def slow_start(
+    items: list[T], action: Callable[[T], Awaitable[None]], limit: int = 64,
+    proceed: Callable[[], bool] | None = None,
+) -> int:
     """Run action over items in batches of 1, 2, 4... (up to limit) concurrently, stopping at the first
-    failing batch (the real ReplicaSet controller's slow start), then raise the first error."""
+    failing batch (the real ReplicaSet controller's slow start), then raise the first error.
+
+    ``proceed`` is asked before every batch (e.g. "does the owner still exist?"); when it says no,
+    the rest is skipped. Returns how many items were acted on."""
     done, batch = 0, 1
     while done < len(items):
+        if proceed is not None and not proceed():
+            return done
         chunk = items[done : done + batch]
         results = await asyncio.gather(*(action(item) for item in chunk), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -43,6 +51,7 @@ async def slow_start(items: list[T], action: Callable[[T], Awaitable[None]], lim
             raise errors[0]
         done += len(chunk)
         batch = min(batch * 2, limit)
+    return done
 
 
 def _deletion_rank(pod: Obj) -> tuple[bool, bool, str]:
@@ -127,6 +136,11 @@ class DeploymentController:
         if dep_key is not None:
             self.queue.add(dep_key)
 
+    def exists(self, key: Key, uid: str) -> bool:
+        """Whether the Deployment is still the one being reconciled (not deleted, not re-created)."""
+        dep = self.cluster.deployments.get(*key)
+        return dep is not None and str(dep["metadata"].get("uid", "")) == uid and uid in self.by_uid
+
     def _pods(self, uid: str) -> list[Obj]:
         pods = []
         for key in list(self.owned.get(uid, ())):
@@ -152,7 +166,13 @@ class DeploymentController:
             (new if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) == thash else old).append(pod)
         create, delete = plan(replicas, spec.get("strategy") or {}, new, old)
         await slow_start(delete[:BURST], lambda pod: self._delete(ns, pod))
-        await slow_start([None] * min(create, BURST), lambda _: self._create(ns, dep, thash))
+
+        def alive() -> bool:  # a deleted owner stops creation mid-burst
+            return self.exists(key, uid)
+
+        await slow_start([None] * min(create, BURST), lambda _: self._create(ns, dep, thash), proceed=alive)
+        if not alive():
+            return
         await self._post_status(dep, replicas, thash)
         if create > BURST or len(delete) > BURST:
             self.queue.add(key)

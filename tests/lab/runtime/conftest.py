@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from lab.apiserver.testing import RunningApiServer, running_apiserver
+from lab.apiserver.users import new_sa_secret
 from lab.runtime import slots
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.identities import CONTROL_PLANE_USERS, LAB_NAMESPACES, service_accounts
@@ -29,6 +30,7 @@ class RuntimeLab:
     apps: client.AppsV1Api
     node_names: list[str]
     slot: int
+    sa_secret: bytes
 
     def namespace(self) -> str:
         """Create a fresh namespace for one test."""
@@ -43,7 +45,9 @@ def rt_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
     base = tmp_path_factory.mktemp("rtlab")
     cfg = RuntimeConfig(api_url="", users_file="", nodes=NODES, gpu_nodes=GPU_NODES)
     names = cfg.node_names()
-    with running_apiserver(base, nodes=names, service_accounts=service_accounts(),
+    secret_file = base / "sa-secret"
+    secret = new_sa_secret(secret_file)
+    with running_apiserver(base, nodes=names, service_accounts=service_accounts(), sa_secret_file=secret_file,
                            extra_users={k: list(v) for k, v in CONTROL_PLANE_USERS.items()}) as api:
         api_client = api.client()
         core = client.CoreV1Api(api_client)
@@ -57,8 +61,9 @@ def rt_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
         slot = slots.claim(base)
         try:
             with running_runtime(base / "runtime", api.url, users_file, nodes=NODES, gpu_nodes=GPU_NODES,
-                                 time_scale=TIME_SCALE, eviction_timeout=100.0, slot=slot) as rt:
-                lab = RuntimeLab(api, rt, core, client.AppsV1Api(api_client), names, slot)
+                                 time_scale=TIME_SCALE, eviction_timeout=100.0, slot=slot,
+                                 sa_secret_file=secret_file) as rt:
+                lab = RuntimeLab(api, rt, core, client.AppsV1Api(api_client), names, slot, secret)
                 poll(lambda: len([n for n in core.list_node().items if _ready(n)]) == NODES, what="nodes Ready")
                 yield lab
         finally:
@@ -68,3 +73,29 @@ def rt_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
 
 def _ready(node: client.V1Node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+BIG_NODES = 200
+
+
+@pytest.fixture(scope="module")
+def big_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
+    """A separate API server and runtime with 200 nodes, for rollouts long enough to interrupt."""
+    base = tmp_path_factory.mktemp("bigrtlab")
+    names = RuntimeConfig(api_url="", users_file="", nodes=BIG_NODES).node_names()
+    secret_file = base / "sa-secret"
+    secret = new_sa_secret(secret_file)
+    with running_apiserver(base, nodes=names, sa_secret_file=secret_file,
+                           extra_users={k: list(v) for k, v in CONTROL_PLANE_USERS.items()}) as api:
+        api_client = api.client()
+        slot = slots.claim(base)
+        try:
+            with running_runtime(base / "runtime", api.url, base / "apiserver-users.json", nodes=BIG_NODES,
+                                 time_scale=TIME_SCALE, slot=slot, sa_secret_file=secret_file) as rt:
+                core = client.CoreV1Api(api_client)
+                lab = RuntimeLab(api, rt, core, client.AppsV1Api(api_client), names, slot, secret)
+                poll(lambda: len([n for n in core.list_node().items if _ready(n)]) == BIG_NODES, what="nodes Ready")
+                yield lab
+        finally:
+            slots.release(base)
+            api_client.close()

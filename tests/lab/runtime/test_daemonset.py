@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from lab.runtime.controllers.daemonset import daemon_tolerations, should_run
@@ -79,3 +80,26 @@ def test_daemonset_pods_land_on_cordoned_nodes_like_the_real_controller(rt_lab: 
         assert node in {p.spec.node_name for p in pods}
     finally:
         rt_lab.core.patch_node(node, {"spec": {"unschedulable": False}})
+
+
+def _pod_count(lab: Any, ns: str) -> int:
+    return len(lab.core.list_namespaced_pod(ns).items)
+
+
+def test_daemonset_deleted_mid_rollout_leaves_no_pods(big_lab: Any) -> None:
+    """Deleting a DaemonSet while it is still creating pods on 200 nodes stops the rollout, and the pods that
+    landed after the cascade are garbage-collected: none remain."""
+    ns = big_lab.namespace()
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "storm"},
+          "spec": {"selector": {"matchLabels": {"app": "storm"}},
+                   "template": {"metadata": {"labels": {"app": "storm"}},
+                                "spec": {"containers": [{"name": "c", "image": "lab/pause"}]}}}}
+    big_lab.apps.create_namespaced_daemon_set(ns, ds)
+    at_delete = wait_for(lambda: _pod_count(big_lab, ns), interval=0.01, what="the rollout to start")
+    big_lab.apps.delete_namespaced_daemon_set("storm", ns)
+    assert at_delete < len(big_lab.node_names), "the rollout finished before the delete: nothing was tested"
+    wait_for(lambda: _pod_count(big_lab, ns) == 0, timeout=20, what="every daemon pod gone")
+    hold_until = time.monotonic() + 3.0  # the old bug kept creating pods for seconds after the delete
+    while time.monotonic() < hold_until:
+        assert _pod_count(big_lab, ns) == 0
+        time.sleep(0.2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -111,3 +112,22 @@ def test_deployment_rollout_replaces_pods(rt_lab: Any) -> None:
                 and (dep.status.updated_replicas or 0) == 2 and (dep.status.ready_replicas or 0) == 2)
 
     wait_for(rolled, what="rollout done")
+
+
+def test_deployment_deleted_mid_scale_up_leaves_no_pods(big_lab: Any) -> None:
+    """Deleting a Deployment while it is still creating 400 pods stops creation; stragglers are collected."""
+    ns = big_lab.namespace()
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wide"},
+           "spec": {"replicas": 400, "selector": {"matchLabels": {"app": "wide"}},
+                    "template": {"metadata": {"labels": {"app": "wide"}},
+                                 "spec": {"containers": [{"name": "c", "image": "lab/pause"}]}}}}
+    big_lab.apps.create_namespaced_deployment(ns, dep)
+    at_delete = wait_for(lambda: len(big_lab.core.list_namespaced_pod(ns).items), interval=0.01,
+                         what="the scale-up to start")
+    big_lab.apps.delete_namespaced_deployment("wide", ns)
+    assert at_delete < 400, "the scale-up finished before the delete: nothing was tested"
+    wait_for(lambda: not big_lab.core.list_namespaced_pod(ns).items, timeout=20, what="every pod gone")
+    hold_until = time.monotonic() + 3.0
+    while time.monotonic() < hold_until:
+        assert not big_lab.core.list_namespaced_pod(ns).items
+        time.sleep(0.2)

@@ -9,7 +9,6 @@ from lab.runtime.proxy import proxied_ports, ready_backends
 from lab.runtime.testing import wait_for
 
 
-
 def test_only_loopback_cluster_ips_are_fronted() -> None:
     """Loopback clusterIPs are fronted per port and protocol; headless and non-loopback ones are not."""
     svc = {"spec": {"clusterIP": "127.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
