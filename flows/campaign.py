@@ -9,6 +9,7 @@ fresh process (they find the run through a marker file written at start).
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,11 +19,12 @@ from prefect import Flow, flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 
-from blueprints.campaign import Campaign
 from blueprints.record import CampaignRecord
 from flows import progress
 from flows.approval import approver
+from flows.intensity import intensity_overrides
 from flows.loading import load_campaign
+from flows.locking import target_lock
 from flows.outputs import (
     emit_verdict,
     event_emitter,
@@ -33,7 +35,6 @@ from flows.outputs import (
 )
 from flows.params import CampaignParams
 from tasks.errors import GamedayError
-from tasks.lease import acquire_target_lease, release_target_lease
 from tasks.runner import CampaignRunner
 from tasks.runner_record import Recorder
 from tasks.settings import Settings
@@ -54,10 +55,7 @@ def _marker_dir(settings: Settings) -> Path:
 
 
 def reconcile_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """on_cancellation / on_crashed: revert whatever is left open on this run's target (fresh process).
-
-    The target lease guarantees no other campaign runs there, so everything open belongs to dead runs.
-    """
+    """on_cancellation / on_crashed: revert what this run left open and drop its lease (fresh process)."""
     from flows.reconcile import reconcile_target
 
     settings = Settings()
@@ -65,7 +63,7 @@ def reconcile_hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -
     if not marker.exists():
         return
     info = json.loads(marker.read_text())
-    reconcile_target(info["blueprint_target"], settings)
+    reconcile_target(info["blueprint_target"], settings, run_id=info["run_id"], release_lease=info["run_id"])
     marker.unlink(missing_ok=True)
 
 
@@ -83,11 +81,12 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     With ``dry_run`` it returns the plan text instead and changes nothing.
     """
     settings = Settings()
+    overrides = [*intensity_overrides(params.blueprint, params.intensity), *params.overrides]
     campaign, text = load_campaign(
         params.blueprint,
         target=params.target,
         stages=params.stages or None,
-        overrides=params.overrides or None,
+        overrides=overrides or None,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{campaign.name}-{stamp}"
@@ -107,8 +106,14 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         print(text)
         return text
     recorder.listeners.append(event_emitter(run_id, campaign.name, campaign.target.cluster))
+
+    def lost(why: str) -> None:
+        recorder.event("error", f"campaign lease lost, stopping: {why}")
+        runner.cancel.set()
+
+    lock = ExitStack()
     try:
-        acquire_target_lease(conn.cluster, run_id, planned_seconds(campaign) + 120, settings.ledger_namespace)
+        lock.enter_context(target_lock(conn.cluster, campaign.target.cluster, run_id, settings.ledger_namespace, lost))
     except BaseException:
         conn.close()
         raise
@@ -137,7 +142,7 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         try:
             runner.rollback_all()
         finally:
-            _release(conn.cluster, run_id, settings)
+            lock.close()
             recorder.event(
                 "campaign-end",
                 status,
@@ -153,27 +158,6 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     if record.status == "failed" and error:
         raise _failure(error)
     return str(run_dir)
-
-
-def planned_seconds(campaign: Campaign) -> float:
-    """How long the campaign's windows add up to (the target lease lasts this plus a margin)."""
-    stages = sum(
-        (s.observe + s.recovery + s.approval_timeout * (s.approval == "required")).total_seconds()
-        for s in campaign.stages
-    )
-    return (
-        campaign.baseline.total_seconds()
-        + stages
-        + campaign.cooldown.total_seconds() * len(campaign.stages)
-        + campaign.final_recovery.total_seconds()
-    )
-
-
-def _release(cluster: Any, run_id: str, settings: Settings) -> None:
-    try:
-        release_target_lease(cluster, run_id, settings.ledger_namespace)
-    except Exception:  # noqa: BLE001 - it expires on its own; reconcile --release-lease removes it
-        pass
 
 
 def _failure(message: str) -> GamedayError:

@@ -16,6 +16,26 @@ else:
     """The stock blueprints in blueprints/library: a dropdown in the Prefect UI."""
 
 
+class Intensity(BaseModel):
+    """Intensity overrides with their allowed ranges (applied to every stage / every fault of the kind)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline_s: float | None = Field(default=None, ge=0, le=3600, description="baseline window, seconds")
+    observe_s: float | None = Field(default=None, ge=1, le=3600, description="each stage's fault window, seconds")
+    recovery_s: float | None = Field(default=None, ge=0, le=3600, description="each stage's recovery, seconds")
+    approval_timeout_s: float | None = Field(
+        default=None, ge=10, le=86_400, description="how long a paused stage waits for a decision"
+    )
+    storm_rate: float | None = Field(
+        default=None, gt=0, le=100_000, description="control-plane-overload: total LIST/s"
+    )
+    storm_concurrency: int | None = Field(
+        default=None, ge=1, le=4096, description="control-plane-overload: concurrent clients"
+    )
+    xid_count: int | None = Field(default=None, ge=1, le=100, description="gpu-xid: errors per injection")
+
+
 class CampaignParams(BaseModel):
     """What to run: a stock blueprint or a path, where, which stages, and overrides."""
 
@@ -32,6 +52,9 @@ class CampaignParams(BaseModel):
     overrides: list[str] = Field(
         default_factory=list,
         description="path=value edits applied before validation, e.g. stages[0].observe=10s",
+    )
+    intensity: Intensity = Field(
+        default_factory=Intensity, description="intensity overrides (each within its allowed range)"
     )
     approval: Literal["pause", "auto", "prompt"] = Field(
         default="pause",

@@ -27,9 +27,13 @@ def reconcile_target(
     target: str | dict[str, Any] | Target,
     settings: Settings,
     log: Callable[[str], None] = print,
-    release_lease: bool = False,
+    release_lease: bool | str = False,
+    run_id: str | None = None,
 ) -> list[Any]:
-    """Roll back every open ledger entry on one target (local ledgers and the cluster's); one result each."""
+    """Roll back every open ledger entry on one target (only ``run_id``'s if given); one result each.
+
+    ``release_lease``: True drops whoever holds the campaign lease; a run id drops it only if that run holds it.
+    """
     from tasks.cluster import Cluster
     from tasks.reconcile import reconcile as reconcile_ledger
     from tasks.runner_connect import fault_context_factory
@@ -48,12 +52,14 @@ def reconcile_target(
             settings.ledger_namespace,
             fault_context_factory(cluster, settings, log),
             log,
+            run_id,
         )
         if release_lease:
             from tasks.lease import lease_holder, release_target_lease
 
             holder, _ = lease_holder(cluster, settings.ledger_namespace)
-            if holder and release_target_lease(cluster, holder, settings.ledger_namespace):
+            wanted = holder if release_lease is True else release_lease
+            if holder and holder == wanted and release_target_lease(cluster, holder, settings.ledger_namespace):
                 log(f"released the campaign lock held by {holder!r}")
         return results
     finally:

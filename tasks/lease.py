@@ -3,11 +3,15 @@
 The Lease ``gameday-campaign`` in the ledger namespace names its holder. Acquiring a Lease held by someone
 else raises :class:`CampaignLocked` naming the holder, unless the lease is stale (not renewed within its
 duration), in which case it is taken over. Acquiring again as the same holder renews it. Writes use the
-Lease's resourceVersion, so two runners racing for it cannot both win.
+Lease's resourceVersion, so two runners racing for it cannot both win. A :class:`LeaseKeeper` renews the
+lease from a heartbeat thread while a run is alive, so the lease can be short (``HEARTBEAT_TTL``) and a
+dead run's lease goes stale within a minute or two.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +19,8 @@ from tasks.errors import CampaignLocked, Conflict, NotFound
 from tasks.faults.selection import MANAGED_BY
 
 LEASE_NAME = "gameday-campaign"
+HEARTBEAT_TTL = 90.0
+"""Seconds a campaign lease lives without renewal (the keeper renews it every third of that)."""
 
 
 def _micro(t: datetime) -> str:
@@ -83,3 +89,46 @@ def release_target_lease(cluster: Any, holder: str, namespace: str = "gameday") 
     if current != holder:
         return False
     return bool(cluster.delete_lease(namespace, LEASE_NAME))
+
+
+class LeaseKeeper:
+    """A heartbeat thread renewing ``holder``'s campaign lease every ``ttl / 3`` seconds until stopped.
+
+    A renewal that finds the lease taken by someone else calls ``on_lost`` once and stops; other errors
+    (API briefly unreachable) are retried at the next beat, and the lease only goes stale if they last a TTL.
+    """
+
+    def __init__(self, cluster: Any, holder: str, namespace: str = "gameday", ttl: float = HEARTBEAT_TTL,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self.cluster, self.holder, self.namespace, self.ttl = cluster, holder, namespace, ttl
+        self.on_lost = on_lost
+        self.renewals = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> LeaseKeeper:
+        """Take the lease (CampaignLocked naming the holder if another live run has it) and start beating."""
+        acquire_target_lease(self.cluster, self.holder, self.ttl, self.namespace)
+        self._thread = threading.Thread(target=self._beat, name="gameday-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(max(self.ttl / 3, 0.05)):
+            try:
+                acquire_target_lease(self.cluster, self.holder, self.ttl, self.namespace)
+                self.renewals += 1
+            except CampaignLocked as e:
+                if self.on_lost is not None:
+                    self.on_lost(str(e))
+                return
+            except Exception as e:  # noqa: BLE001 - transient: the next beat retries before the TTL runs out
+                self.errors.append(f"{type(e).__name__}: {e}")
+
+    def release(self) -> bool:
+        """Stop beating and delete the lease if this holder still has it; True when released."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        return release_target_lease(self.cluster, self.holder, self.namespace)

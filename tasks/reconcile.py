@@ -32,8 +32,9 @@ class ReconcileResult(BaseModel):
     error: str | None = None
 
 
-def open_entries(cluster: Any, state_dir: Path, namespace: str) -> list[tuple[LedgerEntry, list[str]]]:
-    """Every open entry (with where it was found), newest recording first."""
+def open_entries(cluster: Any, state_dir: Path, namespace: str,
+                 run_id: str | None = None) -> list[tuple[LedgerEntry, list[str]]]:
+    """Every open entry (with where it was found), newest recording first; only run ``run_id``'s if given."""
     merged: dict[tuple[str, str], tuple[LedgerEntry, list[str], bool]] = {}
     for ledger in read_local_ledgers(state_dir):
         for e in ledger.entries:
@@ -48,20 +49,21 @@ def open_entries(cluster: Any, state_dir: Path, namespace: str) -> list[tuple[Le
                                  is_open or e.state in OPEN_STATES)
                 else:
                     merged[k] = (e, ["cluster"], e.state in OPEN_STATES)
-    found = [(e, src) for e, src, is_open in merged.values() if is_open]
+    found = [(e, src) for e, src, is_open in merged.values()
+             if is_open and (run_id is None or e.injection.run_id == run_id)]
     found.sort(key=lambda item: (item[0].recorded_at, item[0].seq), reverse=True)
     return found
 
 
 def reconcile(cluster: Any, state_dir: Path, namespace: str = "gameday",
               make_context: Callable[[str], FaultContext] | None = None,
-              log: Callable[[str], None] = print) -> list[ReconcileResult]:
-    """Roll back everything left open; returns one result per entry handled (empty when nothing was left)."""
+              log: Callable[[str], None] = print, run_id: str | None = None) -> list[ReconcileResult]:
+    """Roll back everything left open (only run ``run_id``'s if given); one result per entry handled."""
     from tasks.faults import behaviour
 
     results: list[ReconcileResult] = []
     ledgers: dict[str, Ledger] = {}
-    for entry, sources in open_entries(cluster, Path(state_dir), namespace):
+    for entry, sources in open_entries(cluster, Path(state_dir), namespace, run_id):
         inj = entry.injection
         ledger = ledgers.setdefault(inj.run_id, Ledger(Path(state_dir), inj.run_id, cluster, namespace))
         ctx = make_context(inj.run_id) if make_context else FaultContext(cluster=cluster, run_id=inj.run_id, log=log)

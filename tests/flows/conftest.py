@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,3 +115,47 @@ class ListLedger:
         self.calls.append(("update", inj.fault_id, state))
         if state == "applied" and self.fail_on_applied:
             raise OSError("ledger disk full")
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[None]:
+    """One Prefect test server for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real emulated Kubernetes API server (lab/apiserver) with one Node object, for the module."""
+    from lab.apiserver.testing import running_apiserver
+    from tasks.cluster import Cluster
+
+    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
+        admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
+        try:
+            admin.call("create node", admin.core.create_node,
+                       {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})
+        finally:
+            admin.close()
+        yield api
+
+
+@pytest.fixture
+def state(tmp_path: Path, apiserver: object, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A gameday state dir whose lab endpoints point at the emulated API server."""
+    lab = tmp_path / "state" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "endpoints.json").write_text(
+        json.dumps(
+            {
+                "kubeconfig": str(apiserver.kubeconfig),
+                "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
+            }
+        )
+    )
+    monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("GAMEDAY_LAB_STATE_DIR", raising=False)
+    monkeypatch.delenv("GAMEDAY_PROMETHEUS_URL", raising=False)
+    return tmp_path / "state"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,43 +31,6 @@ stages:
     observe: {observe}
     recovery: 0.1s
 """
-
-
-@pytest.fixture(scope="session")
-def harness() -> Iterator[None]:
-    """One Prefect test server for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
-@pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real emulated Kubernetes API server (lab/apiserver) for the module."""
-    from lab.apiserver.testing import running_apiserver
-
-    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
-        yield api
-
-
-@pytest.fixture
-def state(tmp_path: Path, apiserver: object, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A gameday state dir whose lab endpoints point at the emulated API server."""
-    lab = tmp_path / "state" / "lab"
-    lab.mkdir(parents=True)
-    (lab / "endpoints.json").write_text(
-        json.dumps(
-            {
-                "kubeconfig": str(apiserver.kubeconfig),
-                "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
-            }
-        )
-    )
-    monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("GAMEDAY_LAB_STATE_DIR", raising=False)
-    monkeypatch.delenv("GAMEDAY_PROMETHEUS_URL", raising=False)
-    return tmp_path / "state"
 
 
 def blueprint(tmp_path: Path, health: Health, observe: str = "0.5s", approval: str = "none") -> str:

@@ -43,6 +43,29 @@ def test_every_stock_blueprint_has_a_manual_deployment() -> None:
     manual = {
         d["parameters"]["params"]["blueprint"]
         for d in deployments()
-        if not d.get("schedules") and d["entrypoint"].startswith("flows/campaign.py")
+        if not d.get("schedules") and d["entrypoint"].startswith("flows/campaign.py") and "replay" not in d["tags"]
     }
     assert manual == set(stock_names())
+
+
+def test_incident_replay_deployment_points_at_the_replay_blueprint() -> None:
+    """The incident-replay deployment runs the 2024-12-11 replay blueprint, which exists and validates."""
+    from blueprints import load
+
+    (replay,) = [d for d in deployments() if "replay" in d["tags"]]
+    path = ROOT / replay["parameters"]["params"]["blueprint"]
+    assert load(path).name == "openai-2024-12-11"
+
+
+def test_campaign_deployments_have_no_queueing_limit() -> None:
+    """Campaign deployments carry no deployment concurrency limit: the per-target lock refuses, it does not queue."""
+    for d in deployments():
+        if d["entrypoint"].startswith("flows/campaign.py"):
+            assert "concurrency_limit" not in d, d["name"]
+
+
+def test_kubernetes_work_pool_example_is_declared() -> None:
+    """A Kubernetes work pool for an in-cluster runner is defined beside the process pool."""
+    pools = yaml.safe_load((ROOT / "prefect.yaml").read_text())["definitions"]["work_pools"]
+    k8s = pools["gameday_k8s"]
+    assert k8s["name"] == "gameday-kubernetes" and k8s["job_variables"]["service_account_name"]

@@ -1,0 +1,87 @@
+"""One campaign per target: a Prefect global concurrency limit plus the cluster Lease, kept alive by a heartbeat.
+
+The Prefect limit ``gameday-target-<target>`` (limit 1, created on first use) refuses a second run within
+``SLOT_TIMEOUT_S`` seconds; its slot is held under a Prefect lease that lapses ``SLOT_LEASE_S`` seconds after
+the holder dies. The coordination.k8s.io Lease in the cluster (``tasks/lease.py``) names the holder, guards
+runs that do not go through this Prefect server, and is renewed by a heartbeat so a dead run's lease goes
+stale within ``HEARTBEAT_TTL``. A refused run raises :class:`CampaignLocked` naming the holder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from tasks.errors import CampaignLocked
+from tasks.lease import LeaseKeeper, lease_holder
+
+LIMIT_PREFIX = "gameday-target-"
+SLOT_TIMEOUT_S = 5.0
+SLOT_LEASE_S = 60.0
+
+
+def limit_name(target: str) -> str:
+    """The Prefect global concurrency limit guarding one target."""
+    return LIMIT_PREFIX + (re.sub(r"[^a-z0-9-]+", "-", target.lower()).strip("-") or "default")
+
+
+def ensure_limit(name: str) -> None:
+    """Create the limit (1 slot) if the Prefect server does not have it yet (a lost race is fine)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+        except Exception:  # noqa: BLE001 - created by a concurrent run; strict acquisition below checks it
+            client.read_global_concurrency_limit_by_name(name)
+
+
+def _refused(cluster: Any, target: str, name: str, namespace: str) -> CampaignLocked:
+    try:
+        holder, stale = lease_holder(cluster, namespace)
+    except Exception:  # noqa: BLE001 - the message still says which limit is taken
+        holder, stale = None, False
+    who = f"campaign {holder!r}" if holder else "another campaign"
+    note = " (its lease is stale: it may have died; its slot frees within a minute)" if holder and stale else ""
+    return CampaignLocked(
+        f"target {target!r} is busy: {who} holds it{note} (Prefect concurrency limit {name!r}); "
+        "wait for it to finish, or cancel it"
+    )
+
+
+@contextmanager
+def target_lock(
+    cluster: Any,
+    target: str,
+    holder: str,
+    namespace: str = "gameday",
+    on_lost: Callable[[str], None] | None = None,
+    prefect_limit: bool = True,
+) -> Iterator[LeaseKeeper]:
+    """Hold the target for one run: Prefect slot (if ``prefect_limit``) then cluster Lease with a heartbeat."""
+    from prefect.concurrency.sync import concurrency
+
+    name = limit_name(target)
+    with ExitStack() as stack:
+        if prefect_limit:
+            ensure_limit(name)
+            try:
+                stack.enter_context(
+                    concurrency(
+                        name, occupy=1, timeout_seconds=SLOT_TIMEOUT_S, strict=True, lease_duration=SLOT_LEASE_S
+                    )
+                )
+            except TimeoutError:
+                raise _refused(cluster, target, name, namespace) from None
+        keeper = LeaseKeeper(cluster, holder, namespace, on_lost=on_lost).acquire()
+        stack.callback(_release, keeper)
+        yield keeper
+
+
+def _release(keeper: LeaseKeeper) -> None:
+    try:
+        keeper.release()
+    except Exception:  # noqa: BLE001 - it goes stale on its own; reconcile --release-lease removes it
+        pass

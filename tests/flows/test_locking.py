@@ -1,0 +1,94 @@
+"""The per-target lock (Prefect concurrency limit + heartbeat-renewed cluster Lease) against a real API server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flows.locking import limit_name, target_lock
+from tasks.cluster import Cluster
+from tasks.errors import CampaignLocked
+from tasks.lease import LEASE_NAME, LeaseKeeper, acquire_target_lease, lease_holder
+
+
+@pytest.fixture
+def cluster(apiserver: Any) -> Iterator[Cluster]:
+    """A facade over the emulated API server as the runner; the campaign lease is removed afterwards."""
+    c = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    try:
+        yield c
+    finally:
+        try:
+            c.delete_lease("gameday", LEASE_NAME)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        c.close()
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until truthy or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def test_limit_name_is_a_safe_slug() -> None:
+    """Targets with odd characters map to a stable, lowercase limit name."""
+    assert limit_name("Prod/EU-1 ctx") == "gameday-target-prod-eu-1-ctx"
+
+
+def test_second_lock_on_a_target_is_refused_naming_the_holder(harness: None, cluster: Cluster) -> None:
+    """While run-a holds the target, run-b is refused within seconds with run-a's name; after release it gets it."""
+    with target_lock(cluster, "lock-test", "run-a"):
+        assert lease_holder(cluster, "gameday") == ("run-a", False)
+        start = time.monotonic()
+        with pytest.raises(CampaignLocked, match="run-a"):
+            with target_lock(cluster, "lock-test", "run-b"):
+                pytest.fail("the second lock must not be granted")
+        assert time.monotonic() - start < 60, "refused, not queued"
+    assert lease_holder(cluster, "gameday") == (None, True)
+    with target_lock(cluster, "lock-test", "run-b"):
+        assert lease_holder(cluster, "gameday")[0] == "run-b"
+
+
+def test_keeper_renews_a_short_lease_until_released(cluster: Cluster) -> None:
+    """A 1.5 s lease stays live for several TTLs while its keeper beats, and is gone after release."""
+    keeper = LeaseKeeper(cluster, "run-k", ttl=1.5).acquire()
+    try:
+        wait_for(lambda: keeper.renewals >= 4, 20, "four renewals")
+        assert lease_holder(cluster, "gameday") == ("run-k", False)
+    finally:
+        assert keeper.release()
+    assert lease_holder(cluster, "gameday") == (None, True)
+
+
+def test_dead_holders_short_lease_goes_stale_and_is_taken_over(cluster: Cluster) -> None:
+    """A lease nobody renews goes stale after its TTL, another run takes it over, and the dead one cannot delete it."""
+    keeper = LeaseKeeper(cluster, "run-dead", ttl=1.0)
+    keeper.acquire()
+    keeper._stop.set()  # the heartbeat dies with its run
+    wait_for(lambda: lease_holder(cluster, "gameday") == ("run-dead", True), 20, "the lease to go stale")
+    acquire_target_lease(cluster, "run-new", 30)
+    assert lease_holder(cluster, "gameday") == ("run-new", False)
+    assert not keeper.release(), "a keeper must not delete a lease it no longer holds"
+    assert lease_holder(cluster, "gameday")[0] == "run-new"
+
+
+def test_keeper_that_loses_its_lease_says_so(cluster: Cluster) -> None:
+    """When another holder has taken the lease, the keeper's next beat calls on_lost with the holder's name."""
+    lost: list[str] = []
+    keeper = LeaseKeeper(cluster, "run-old", ttl=0.6, on_lost=lost.append).acquire()
+    try:
+        lease = cluster.to_dict(cluster.read_lease("gameday", LEASE_NAME))
+        lease["spec"]["holderIdentity"] = "run-thief"
+        cluster.replace_lease("gameday", LEASE_NAME, lease)
+        wait_for(lambda: lost, 10, "on_lost")
+        assert "run-thief" in lost[0]
+    finally:
+        keeper.release()
