@@ -46,10 +46,12 @@ class ErraticConfig(_Model):
 
 
 class ForwardConfig(_Model):
-    """The ``forward`` plugin (the lab has no upstream: forwarded names get SERVFAIL)."""
+    """The ``forward`` plugin: the zone it forwards and its upstreams (only loopback ones are used)."""
 
     zone: str
     to: tuple[str, ...]
+    force_tcp: bool = False
+    max_fails: int = 2
 
 
 class ServerBlock(_Model):
@@ -78,6 +80,11 @@ class Corefile(_Model):
     def unknown_plugins(self) -> tuple[str, ...]:
         """Every unknown plugin name, in order of appearance, without repeats."""
         return tuple(dict.fromkeys(name for b in self.blocks for name in b.unknown))
+
+    @property
+    def uses_kubernetes(self) -> bool:
+        """Whether any block has the ``kubernetes`` plugin (readiness then waits for its sync)."""
+        return any(b.kubernetes is not None for b in self.blocks)
 
     @property
     def reload(self) -> bool:

@@ -207,6 +207,16 @@ def _erratic(d: _Directive) -> ErraticConfig:
     return ErraticConfig.model_validate(values)
 
 
+def _forward(d: _Directive) -> ForwardConfig:
+    values: dict[str, object] = {"zone": normalise_zone(d.args[0]), "to": tuple(d.args[1:])}
+    for sub in d.body:
+        if sub.name == "force_tcp":
+            values["force_tcp"] = True
+        elif sub.name == "max_fails":
+            values["max_fails"] = _int(sub, 0, 2)
+    return ForwardConfig.model_validate(values)
+
+
 def _block(keys: list[str], body: list[_Directive]) -> ServerBlock:
     pairs = [_split_zone(k) for k in keys]
     zones = tuple(z for z, _ in pairs)
@@ -226,7 +236,7 @@ def _block(keys: list[str], body: list[_Directive]) -> ServerBlock:
         elif d.name == "forward":
             if len(d.args) < 2:
                 raise CorefileError(f"line {d.line}: forward needs FROM and TO")
-            values["forward"] = ForwardConfig(zone=normalise_zone(d.args[0]), to=tuple(d.args[1:]))
+            values["forward"] = _forward(d)
     values["plugins"], values["unknown"] = tuple(names), tuple(unknown)
     return ServerBlock.model_validate(values)
 

@@ -47,3 +47,14 @@ UNKNOWN_PLUGINS = Counter(
     "Unknown plugins seen (and ignored) in a loaded Corefile (lab metric).",
     ["pod", "plugin"],
 )
+FORWARD_REQUESTS = Counter(
+    "coredns_forward_requests_total", "Counter of requests made per upstream.", ["pod", "to"]
+)
+FORWARD_RESPONSES = Counter(
+    "coredns_forward_responses_total", "Counter of responses received per upstream.", ["pod", "to", "rcode"]
+)
+FORWARD_FAILURES = Counter(
+    "coredns_forward_upstream_failures_total",
+    "Tries at an upstream that got no answer, by reason: refused, timeout, malformed (lab metric).",
+    ["pod", "to", "reason"],
+)

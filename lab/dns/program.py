@@ -3,7 +3,8 @@
 Start-up mirrors CoreDNS: list Services/Endpoints and wait up to ``STARTUP_SYNC_TIMEOUT`` (5 s);
 if the API server cannot be reached, serve anyway (cluster names get SERVFAIL) and stay unready
 until a sync happens. A synced replica keeps answering from its store when the API goes away.
-The Corefile comes from the ConfigMap (``COREFILE_CONFIGMAP``, key ``Corefile``), else env
+With a ``forward`` to loopback upstreams and no ``kubernetes`` plugin the same program is a
+node-local DNS cache (``kube-system/node-local-dns``). The Corefile comes from the ConfigMap (``COREFILE_CONFIGMAP``, key ``Corefile``), else env
 ``COREFILE``, else kubeadm's default; with the ``reload`` plugin, ConfigMap edits apply at once.
 """
 
@@ -40,6 +41,7 @@ class CoreDnsProgram:
         self._config: Informer[str | None] | None = None
         self._listener: DnsListener | None = None
         self.engine: DnsEngine | None = None
+        self._retired: list[DnsEngine] = []
         self._text: str | None = None
         self._from_configmap = False
         self._stopped = False
@@ -129,6 +131,8 @@ class CoreDnsProgram:
             metrics.UNKNOWN_PLUGINS.labels(self._pod, plugin).inc()
             log.warning("coredns %s: ignoring unknown plugin %r", self._pod, plugin)
         assert self.store is not None
+        if self.engine is not None:
+            self._retired.append(self.engine)
         self.engine = DnsEngine(corefile, self.store, self._pod)
         self._text = text
         if not initial:
@@ -154,10 +158,13 @@ class CoreDnsProgram:
         return self.engine.corefile if self.engine is not None else None
 
     def ready(self) -> bool:
-        """Ready once listening and the Kubernetes store has synced (never while unsynced)."""
-        return (
-            self._listener is not None and not self._stopped and self.store is not None and self.store.synced
-        )
+        """Ready once listening and, if a block uses ``kubernetes``, its store has synced (never before).
+
+        A pure forwarding cache (NodeLocal DNSCache's Corefile) is ready as soon as it listens.
+        """
+        if self._listener is None or self._stopped or self.store is None or self.engine is None:
+            return False
+        return self.store.synced or not self.engine.corefile.uses_kubernetes
 
     async def stop(self) -> None:
         """Close sockets, informers and the HTTP session; idempotent."""
@@ -166,6 +173,8 @@ class CoreDnsProgram:
         self._stopped = True
         if self._listener is not None:
             await self._listener.stop()
+        for engine in [*self._retired, *([self.engine] if self.engine is not None else [])]:
+            await engine.close()
         if self._config is not None:
             await self._config.stop()
         if self.store is not None:

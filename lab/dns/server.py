@@ -1,26 +1,49 @@
 """Answer DNS packets as CoreDNS would for a parsed Corefile: block choice, plugin chain, metrics.
 
-Per server block the chain is: metrics → erratic → cache → kubernetes → forward. ``forward`` has no
-network in the lab, so forwarded names get SERVFAIL; a name no block serves gets REFUSED.
-``handle`` is synchronous and returns the reply bytes (None to drop) plus a delay to apply.
+Per server block the chain is: metrics → erratic → cache → kubernetes → forward. ``forward`` sends
+to loopback upstreams only (``lab.dns.forward``); with none usable, forwarded names get SERVFAIL.
+A name no block serves gets REFUSED. ``DnsEngine.handle`` returns a ``Reply`` at once when nothing
+has to go upstream, else an awaitable of it (the transport awaits it): the chain is written once,
+as coroutines, and driven synchronously when it cannot suspend.
+
+serve_stale follows CoreDNS's cache plugin: an expired entry (within the stale window) is answered
+with TTL 0; ``immediate`` (the default) answers it at once and refreshes in the background,
+``verify`` first asks the backend and answers stale only if that gives neither NOERROR nor NXDOMAIN.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import struct
 import time
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from dnslib import EDNS0, QTYPE, RCODE, DNSError, DNSRecord  # type: ignore[import-untyped]
 
 from lab.dns import metrics
 from lab.dns.cache import DnsCache
 from lab.dns.corefile import Corefile, ServerBlock
+from lab.dns.errors import DnsLabError
+from lab.dns.forward import ForwardPlugin
 from lab.dns.kubernetes import Answer, KubernetesPlugin, match_zone
 from lab.dns.store import ClusterStore
 
 UDP_DEFAULT_SIZE = 512
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Drive a coroutine that never suspends to its result (raise if it tries to)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise DnsLabError("the plugin chain suspended on the synchronous path")
 
 
 @dataclass(frozen=True)
@@ -40,8 +63,16 @@ class BlockHandler:
         self.server = f"dns://:{block.port}"
         self.kubernetes = KubernetesPlugin(block.kubernetes, store) if block.kubernetes else None
         self.cache = DnsCache(block.cache) if block.cache else None
+        self.forward = ForwardPlugin(block.forward, pod) if block.forward else None
         self.loadbalance = block.has("loadbalance")
         self._queries = 0
+        self._refreshing: dict[tuple[str, int], asyncio.Task[None]] = {}
+
+    def goes_upstream(self, qname: str) -> bool:
+        """Whether answering ``qname`` may wait on a forward upstream (the async path)."""
+        if self.forward is None or not self.forward.usable or not self.forward.handles(qname):
+            return False
+        return self.kubernetes is None or not self.kubernetes.handles(qname)
 
     def _erratic(self, proto: str) -> tuple[str | None, float]:
         """The erratic verdict for this query: drop / truncate / servfail / None, and a delay."""
@@ -59,20 +90,22 @@ class BlockHandler:
             return "truncate", delay
         return None, delay
 
-    def _backend(self, qname: str, qtype: int) -> Answer:
+    async def _backend(self, request: DNSRecord, qname: str, qtype: int, proto: str) -> Answer:
         if self.kubernetes is not None and self.kubernetes.handles(qname):
             return self.kubernetes.answer(qname, qtype)
+        if self.forward is not None and self.forward.handles(qname):
+            return await self.forward.answer(request, proto)
         return Answer(RCODE.SERVFAIL)
 
-    def _cached(self, qname: str, qtype: int) -> Answer:
+    async def _cached(self, request: DNSRecord, qname: str, qtype: int, proto: str) -> Answer:
         cache = self.cache
         if cache is None:
-            return self._backend(qname, qtype)
+            return await self._backend(request, qname, qtype, proto)
         key = (qname, qtype)
         hit = cache.get(key)
         if hit is None:
             metrics.CACHE_MISSES.labels(self.pod, self.server).inc()
-            answer = self._backend(qname, qtype)
+            answer = await self._backend(request, qname, qtype, proto)
             cache.put(key, answer)
             self._entries()
             return answer
@@ -80,22 +113,43 @@ class BlockHandler:
             metrics.CACHE_HITS.labels(self.pod, self.server, "denial" if hit.denial else "success").inc()
             return hit.answer
         if cache.config.stale_refresh == "verify":
-            fresh = self._backend(qname, qtype)
-            if fresh.rcode != RCODE.SERVFAIL:
+            fresh = await self._backend(request, qname, qtype, proto)
+            if fresh.rcode in (RCODE.NOERROR, RCODE.NXDOMAIN):
                 metrics.CACHE_MISSES.labels(self.pod, self.server).inc()
                 cache.put(key, fresh)
                 return fresh
+        elif self.goes_upstream(qname):
+            self._refresh_later(request, key, proto)
         else:
-            cache.put(key, self._backend(qname, qtype))
+            cache.put(key, await self._backend(request, qname, qtype, proto))
         metrics.CACHE_STALE.labels(self.pod, self.server).inc()
         return hit.answer
+
+    def refreshes(self) -> list[asyncio.Task[None]]:
+        """Background refreshes still running."""
+        return list(self._refreshing.values())
+
+    def _refresh_later(self, request: DNSRecord, key: tuple[str, int], proto: str) -> None:
+        """Refresh a stale entry in the background (one refresh per key at a time)."""
+        if key in self._refreshing:
+            return
+
+        async def refresh() -> None:
+            try:
+                answer = await self._backend(request, key[0], key[1], proto)
+                if self.cache is not None:
+                    self.cache.put(key, answer)
+            finally:
+                self._refreshing.pop(key, None)
+
+        self._refreshing[key] = asyncio.get_running_loop().create_task(refresh())
 
     def _entries(self) -> None:
         if self.cache is not None:
             metrics.CACHE_ENTRIES.labels(self.pod, self.server, "success").set(len(self.cache.success))
             metrics.CACHE_ENTRIES.labels(self.pod, self.server, "denial").set(len(self.cache.denial))
 
-    def handle(self, request: DNSRecord, qname: str, zone: str, proto: str, started: float) -> Reply:
+    async def handle(self, request: DNSRecord, qname: str, zone: str, proto: str, started: float) -> Reply:
         """Run the chain for one parsed request."""
         qtype = request.q.qtype
         type_name = QTYPE.get(qtype, "other")
@@ -110,7 +164,7 @@ class BlockHandler:
             answer = Answer(RCODE.NOERROR)
             reply.header.tc = 1
         else:
-            answer = self._cached(qname, qtype)
+            answer = await self._cached(request, qname, qtype, proto)
         reply.header.rcode = answer.rcode
         rrs = list(answer.answers)
         if self.loadbalance and len(rrs) > 1:
@@ -153,8 +207,8 @@ class DnsEngine:
         self.blocks = [BlockHandler(b, store, pod) for b in corefile.blocks]
         self._zones = {zone: handler for handler in self.blocks for zone in handler.block.zones}
 
-    def handle(self, data: bytes, proto: str) -> Reply:
-        """Answer one packet (``proto`` is ``udp`` or ``tcp``)."""
+    def handle(self, data: bytes, proto: str) -> Reply | Awaitable[Reply]:
+        """Answer one packet (``proto`` is ``udp`` or ``tcp``); an awaitable when it goes upstream."""
         started = time.perf_counter()
         try:
             request = DNSRecord.parse(data)
@@ -173,4 +227,18 @@ class DnsEngine:
             metrics.REQUESTS.labels(self.pod, "dns://:53", "dropped", proto, "1", qtype).inc()
             metrics.RESPONSES.labels(self.pod, "dns://:53", "dropped", "REFUSED").inc()
             return Reply(reply.pack())
-        return self._zones[zone].handle(request, qname, zone + ("" if zone == "." else "."), proto, started)
+        block = self._zones[zone]
+        chain = block.handle(request, qname, zone + ("" if zone == "." else "."), proto, started)
+        return chain if block.goes_upstream(qname) else run_sync(chain)
+
+    async def answer(self, data: bytes, proto: str) -> Reply:
+        """``handle``, always awaited (for callers that do not care about the fast path)."""
+        reply = self.handle(data, proto)
+        return reply if isinstance(reply, Reply) else await reply
+
+    async def close(self) -> None:
+        """Cancel background cache refreshes (called when the engine is replaced or stopped)."""
+        tasks = [t for b in self.blocks for t in b.refreshes()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

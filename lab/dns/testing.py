@@ -91,3 +91,15 @@ async def running_coredns(
 def metric(name: str, pod: str, **labels: str) -> float:
     """The value of one sample in the default registry for ``pod`` (0.0 when absent)."""
     return REGISTRY.get_sample_value(name, {"pod": pod, **labels}) or 0.0
+
+
+def node_local_corefile(
+    upstream: str, success_ttl: int = 30, denial_ttl: int = 5, serve_stale: str | None = None
+) -> str:
+    """NodeLocal DNSCache's Corefile for cluster.local: cache (optionally serve_stale) + forward."""
+    stale = f"\n        serve_stale {serve_stale}" if serve_stale else ""
+    return (
+        "cluster.local:53 {\n    errors\n    cache {\n"
+        f"        success 9984 {success_ttl}\n        denial 9984 {denial_ttl}{stale}\n    }}\n"
+        f"    reload\n    forward . {upstream}\n    prometheus :9253\n}}\n"
+    )

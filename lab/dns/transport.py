@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from lab.dns.server import DnsEngine, Reply
@@ -15,12 +15,24 @@ class _Udp(asyncio.DatagramProtocol):
     def __init__(self, engine: Callable[[], DnsEngine]) -> None:
         self._engine = engine
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         reply = self._engine().handle(data, "udp")
+        if not isinstance(reply, Reply):
+            task = asyncio.get_running_loop().create_task(self._later(reply, addr))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            return
+        self._reply(reply, addr)
+
+    async def _later(self, reply: Awaitable[Reply], addr: tuple[str, int]) -> None:
+        self._reply(await reply, addr)
+
+    def _reply(self, reply: Reply, addr: tuple[str, int]) -> None:
         if reply.data is None or self.transport is None:
             return
         if reply.delay_s > 0:
@@ -40,16 +52,17 @@ class DnsListener:
         self.host, self.port = host, port
         self._engine = engine
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_proto: _Udp | None = None
         self._tcp: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Bind both sockets (port 0 picks a free UDP port and reuses it for TCP)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
+        transport, proto = await loop.create_datagram_endpoint(
             lambda: _Udp(self._engine), local_addr=(self.host, self.port)
         )
-        self._udp = transport
+        self._udp, self._udp_proto = transport, proto
         self.port = int(transport.get_extra_info("sockname")[1])
         try:
             self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
@@ -66,7 +79,7 @@ class DnsListener:
             while True:
                 header = await reader.readexactly(2)
                 data = await reader.readexactly(struct.unpack("!H", header)[0])
-                reply: Reply = self._engine().handle(data, "tcp")
+                reply = await self._engine().answer(data, "tcp")
                 if reply.delay_s > 0:
                     await asyncio.sleep(reply.delay_s)
                 if reply.data is None:
@@ -86,6 +99,11 @@ class DnsListener:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+        if self._udp_proto is not None:
+            for task in list(self._udp_proto.pending):
+                task.cancel()
+            await asyncio.gather(*self._udp_proto.pending, return_exceptions=True)
+            self._udp_proto = None
         if self._tcp is not None:
             self._tcp.close()
             tcp, self._tcp = self._tcp, None
