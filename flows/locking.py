@@ -44,7 +44,9 @@ def _refused(cluster: Any, target: str, name: str, namespace: str) -> CampaignLo
     except Exception:  # noqa: BLE001 - the message still says which limit is taken
         holder, stale = None, False
     who = f"campaign {holder!r}" if holder else "another campaign"
-    note = " (its lease is stale: it may have died; its slot frees within a minute)" if holder and stale else ""
+    note = (
+        " (its lease is stale: it may have died; its slot frees within a minute)" if holder and stale else ""
+    )
     return CampaignLocked(
         f"target {target!r} is busy: {who} holds it{note} (Prefect concurrency limit {name!r}); "
         "wait for it to finish, or cancel it"
@@ -70,7 +72,11 @@ def target_lock(
             try:
                 stack.enter_context(
                     concurrency(
-                        name, occupy=1, timeout_seconds=SLOT_TIMEOUT_S, strict=True, lease_duration=SLOT_LEASE_S
+                        name,
+                        occupy=1,
+                        timeout_seconds=SLOT_TIMEOUT_S,
+                        strict=True,
+                        lease_duration=SLOT_LEASE_S,
                     )
                 )
             except TimeoutError:

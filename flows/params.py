@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,19 +21,39 @@ class Intensity(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    baseline_s: float | None = Field(default=None, ge=0, le=3600, description="baseline window, seconds")
-    observe_s: float | None = Field(default=None, ge=1, le=3600, description="each stage's fault window, seconds")
-    recovery_s: float | None = Field(default=None, ge=0, le=3600, description="each stage's recovery, seconds")
+    baseline_s: float | None = Field(
+        title="Baseline (s)", default=None, ge=0, le=3600, description="baseline window, seconds"
+    )
+    observe_s: float | None = Field(
+        title="Observe (s)", default=None, ge=1, le=3600, description="each stage's fault window, seconds"
+    )
+    recovery_s: float | None = Field(
+        title="Recovery (s)", default=None, ge=0, le=3600, description="each stage's recovery, seconds"
+    )
     approval_timeout_s: float | None = Field(
-        default=None, ge=10, le=86_400, description="how long a paused stage waits for a decision"
+        title="Approval timeout (s)",
+        default=None,
+        ge=10,
+        le=86_400,
+        description="how long a paused stage waits for a decision",
     )
     storm_rate: float | None = Field(
-        default=None, gt=0, le=100_000, description="control-plane-overload: total LIST/s"
+        title="Storm rate (LIST/s)",
+        default=None,
+        gt=0,
+        le=100_000,
+        description="control-plane-overload: total LIST/s",
     )
     storm_concurrency: int | None = Field(
-        default=None, ge=1, le=4096, description="control-plane-overload: concurrent clients"
+        title="Storm concurrency",
+        default=None,
+        ge=1,
+        le=4096,
+        description="control-plane-overload: concurrent clients",
     )
-    xid_count: int | None = Field(default=None, ge=1, le=100, description="gpu-xid: errors per injection")
+    xid_count: int | None = Field(
+        title="XID count", default=None, ge=1, le=100, description="gpu-xid: errors per injection"
+    )
 
 
 class CampaignParams(BaseModel):
@@ -41,9 +61,9 @@ class CampaignParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    blueprint: StockBlueprint | str = Field(
-        default="smoke", description="a stock blueprint name, or a path to a blueprint YAML file"
-    )
+    blueprint: (
+        Annotated[StockBlueprint, Field(title="stock blueprint")] | Annotated[str, Field(title="path")]
+    ) = Field(default="smoke", description="a stock blueprint name, or a path to a blueprint YAML file")
     target: str | None = Field(
         default=None, description="'lab' or a kubeconfig context; default: the blueprint's"
     )

@@ -33,13 +33,16 @@ def test_run_filter_reverts_only_that_runs_entries(state: Path, apiserver: Any) 
         mine.record(cordon)
         cordon = NodeCordonFault().inject(cordon, ctx)
         mine.update(cordon, "applied")
-        other = NoopFault().plan(Noop(), FaultContext(cluster=None, run_id="run-b"), run_id="run-b", stage="s1",
-                                 fault_id="n")
+        other = NoopFault().plan(
+            Noop(), FaultContext(cluster=None, run_id="run-b"), run_id="run-b", stage="s1", fault_id="n"
+        )
         Ledger(state, "run-b").update(other, "applied")
         acquire_target_lease(cluster, "run-a", 60)
         assert cluster.read_node("node-1").spec.unschedulable
 
-        results = reconcile_target("lab", Settings(), log=lambda m: None, run_id="run-a", release_lease="run-b")
+        results = reconcile_target(
+            "lab", Settings(), log=lambda m: None, run_id="run-a", release_lease="run-b"
+        )
         assert [(r.run_id, r.fault_id, r.outcome) for r in results] == [("run-a", "cordon", "rolled-back")]
         assert not cluster.read_node("node-1").spec.unschedulable
         assert states(state, "run-a") == ["rolled-back"] and states(state, "run-b") == ["applied"]
