@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from blueprints.errors import BlueprintError, GamedayError
-from flows.env import prefect_defaults, quiet_console, user_name
+from flows.env import prefect_defaults, prefect_server_configured, quiet_console, user_name
 
 app = typer.Typer(
     help="gameday: staged, guarded, always-rolled-back game days.",
@@ -181,6 +181,11 @@ def reconcile(
         log=lambda m: out.print(m, markup=False, highlight=False),
         release_lease=release_lease,
     )
+    if release_lease and prefect_server_configured():
+        from flows.locking import limit_name, release_limit
+
+        if release_limit(target):
+            out.print(f"freed the Prefect concurrency limit {limit_name(target)!r}", highlight=False)
     failed = [r for r in results if r.outcome != "rolled-back"]
     out.print(
         f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
@@ -189,6 +194,33 @@ def reconcile(
     )
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("search-limit")
+@user_errors
+def search_limit(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    param: Annotated[str, typer.Option(help="blueprint path to vary, e.g. stages[0].faults[0].rate")],
+    from_: Annotated[float, typer.Option("--from", help="lowest intensity (expected to hold)")],
+    to: Annotated[float, typer.Option(help="highest intensity (expected to break)")],
+    resolution: Annotated[float, typer.Option(help="stop when the interval is this narrow")] = 1.0,
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+) -> None:
+    """Bisect PARAM between --from and --to (a full guarded run per probe) for where the hypothesis breaks."""
+    from flows.loading import load_campaign
+    from flows.search import bisect_limit, campaign_runner, yaml_number
+
+    load_campaign(file, target=target, overrides=[f"{param}={yaml_number(from_)}"])  # fail fast on a bad path
+    prefect_defaults()
+    quiet_console()
+    result = bisect_limit(
+        campaign_runner(file, param, target, user_name()),
+        from_,
+        to,
+        resolution,
+        on_probe=lambda p: out.print(f"probe {param}={p.value:g}: {p.verdict}", markup=False, highlight=False),
+    )
+    out.print(result.summary(), markup=False, highlight=False)
 
 
 @app.command("list-faults")

@@ -38,6 +38,19 @@ def ensure_limit(name: str) -> None:
             client.read_global_concurrency_limit_by_name(name)
 
 
+def release_limit(target: str) -> bool:
+    """Delete the target's Prefect limit (freeing a dead run's slot now; the next run recreates it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_global_concurrency_limit_by_name(limit_name(target))
+        except ObjectNotFound:
+            return False
+    return True
+
+
 def _refused(cluster: Any, target: str, name: str, namespace: str) -> CampaignLocked:
     try:
         holder, stale = lease_holder(cluster, namespace)

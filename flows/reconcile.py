@@ -32,7 +32,9 @@ def reconcile_target(
 ) -> list[Any]:
     """Roll back every open ledger entry on one target (only ``run_id``'s if given); one result each.
 
-    ``release_lease``: True drops whoever holds the campaign lease; a run id drops it only if that run holds it.
+    ``release_lease``: True drops whoever holds the campaign lease (the operator says it is dead); a run id
+    drops it only if that run holds it. Otherwise the entries of a live lease holder (a campaign running right
+    now) are left alone: reconcile is for dead runs.
     """
     from tasks.cluster import Cluster
     from tasks.reconcile import reconcile as reconcile_ledger
@@ -46,6 +48,14 @@ def reconcile_target(
         tgt = target
     cluster = Cluster.for_target(tgt, settings)
     try:
+        from tasks.lease import lease_holder
+
+        live: str | None = None
+        if release_lease is not True:
+            holder, stale = lease_holder(cluster, settings.ledger_namespace)
+            live = holder if holder and not stale and holder != run_id else None
+            if live:
+                log(f"campaign {live!r} is running on this target: its faults are left to it")
         results = reconcile_ledger(
             cluster,
             settings.state_dir,
@@ -53,9 +63,10 @@ def reconcile_target(
             fault_context_factory(cluster, settings, log),
             log,
             run_id,
+            live,
         )
         if release_lease:
-            from tasks.lease import lease_holder, release_target_lease
+            from tasks.lease import release_target_lease
 
             holder, _ = lease_holder(cluster, settings.ledger_namespace)
             wanted = holder if release_lease is True else release_lease

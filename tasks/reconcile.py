@@ -32,9 +32,9 @@ class ReconcileResult(BaseModel):
     error: str | None = None
 
 
-def open_entries(cluster: Any, state_dir: Path, namespace: str,
-                 run_id: str | None = None) -> list[tuple[LedgerEntry, list[str]]]:
-    """Every open entry (with where it was found), newest recording first; only run ``run_id``'s if given."""
+def open_entries(cluster: Any, state_dir: Path, namespace: str, run_id: str | None = None,
+                 exclude_run: str | None = None) -> list[tuple[LedgerEntry, list[str]]]:
+    """Every open entry (with where it was found), newest first; only ``run_id``'s, never ``exclude_run``'s."""
     merged: dict[tuple[str, str], tuple[LedgerEntry, list[str], bool]] = {}
     for ledger in read_local_ledgers(state_dir):
         for e in ledger.entries:
@@ -50,20 +50,21 @@ def open_entries(cluster: Any, state_dir: Path, namespace: str,
                 else:
                     merged[k] = (e, ["cluster"], e.state in OPEN_STATES)
     found = [(e, src) for e, src, is_open in merged.values()
-             if is_open and (run_id is None or e.injection.run_id == run_id)]
+             if is_open and (run_id is None or e.injection.run_id == run_id) and e.injection.run_id != exclude_run]
     found.sort(key=lambda item: (item[0].recorded_at, item[0].seq), reverse=True)
     return found
 
 
 def reconcile(cluster: Any, state_dir: Path, namespace: str = "gameday",
               make_context: Callable[[str], FaultContext] | None = None,
-              log: Callable[[str], None] = print, run_id: str | None = None) -> list[ReconcileResult]:
-    """Roll back everything left open (only run ``run_id``'s if given); one result per entry handled."""
+              log: Callable[[str], None] = print, run_id: str | None = None,
+              exclude_run: str | None = None) -> list[ReconcileResult]:
+    """Roll back everything left open (only ``run_id``'s, never ``exclude_run``'s); one result per entry."""
     from tasks.faults import behaviour
 
     results: list[ReconcileResult] = []
     ledgers: dict[str, Ledger] = {}
-    for entry, sources in open_entries(cluster, Path(state_dir), namespace, run_id):
+    for entry, sources in open_entries(cluster, Path(state_dir), namespace, run_id, exclude_run):
         inj = entry.injection
         ledger = ledgers.setdefault(inj.run_id, Ledger(Path(state_dir), inj.run_id, cluster, namespace))
         ctx = make_context(inj.run_id) if make_context else FaultContext(cluster=cluster, run_id=inj.run_id, log=log)

@@ -190,3 +190,46 @@ def test_imported_ctk_experiment_runs_as_a_stage(e2e: E2E, tmp_path: Path) -> No
     fault = record.stages[0].faults[0]
     assert fault.kind == "chaostoolkit" and fault.injected_at is not None and fault.rollback_ok
     assert replicas(e2e, "inference", "model-server") == 3
+
+
+THRESHOLD = """\
+name: threshold
+owner: tests
+hypothesis:
+  belief: at least THRESHOLD scrape targets stay up during the fault
+  expectations: [{observable: api_up, statistic: min, op: ">=", threshold: 1, window: fault}]
+target: {cluster: lab, namespaces: [default], blast_radius: {max_pods: 1}}
+observables: [{name: api_up, query: count(up)}]
+baseline: 2s
+stages:
+  - {name: idle, faults: [{kind: noop, name: nothing}], observe: 4s, recovery: 0s}
+"""
+
+
+def test_search_limit_bisects_to_the_breaking_value(e2e: E2E, tmp_path: Path) -> None:
+    """`gameday search-limit` runs one guarded campaign per probe and brackets the threshold that breaks it."""
+    bp = tmp_path / "threshold.yaml"
+    bp.write_text(THRESHOLD)
+    proc = e2e.gameday(
+        "search-limit",
+        str(bp),
+        "--param",
+        "hypothesis.expectations[0].threshold",
+        "--from",
+        "1",
+        "--to",
+        "1000",
+        "--resolution",
+        "500",
+        "--target",
+        "lab",
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    probes = [line for line in text.splitlines() if line.startswith("probe ")]
+    assert probes[:2] == [
+        "probe hypothesis.expectations[0].threshold=1: confirmed",
+        "probe hypothesis.expectations[0].threshold=1000: refuted",
+    ]
+    assert "limit between 1 (held) and 500 (broke)" in text and "safety margin: 1.00x" in text
+    assert len(list((e2e.state / "runs").glob("threshold-*"))) == len(probes) == 3

@@ -92,3 +92,26 @@ def test_keeper_that_loses_its_lease_says_so(cluster: Cluster) -> None:
         assert "run-thief" in lost[0]
     finally:
         keeper.release()
+
+
+def test_release_limit_frees_a_dead_runs_slot(harness: None, cluster: Cluster) -> None:
+    """A slot left taken (a dead run) refuses the next run until release_limit deletes the limit; then it is granted."""
+    from prefect.client.orchestration import get_client
+
+    from flows.locking import ensure_limit, release_limit
+
+    name = limit_name("dead-slot")
+    ensure_limit(name)
+    with get_client(sync_client=True) as client:
+        client.request(
+            "POST",
+            "/v2/concurrency_limits/increment",
+            json={"names": [name], "slots": 1, "mode": "concurrency"},
+        )
+    with pytest.raises(CampaignLocked, match="dead-slot"):
+        with target_lock(cluster, "dead-slot", "run-next"):
+            pytest.fail("the slot is taken")
+    assert release_limit("dead-slot")
+    with target_lock(cluster, "dead-slot", "run-next"):
+        assert lease_holder(cluster, "gameday")[0] == "run-next"
+    assert not release_limit("no-such-target")

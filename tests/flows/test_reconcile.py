@@ -55,3 +55,21 @@ def test_run_filter_reverts_only_that_runs_entries(state: Path, apiserver: Any) 
     finally:
         cluster.set_unschedulable("node-1", False)
         cluster.close()
+
+
+def test_a_live_campaigns_entries_are_left_to_it(state: Path, apiserver: Any) -> None:
+    """Reconcile skips the entries of the run holding a live lease, unless the operator releases the lease."""
+    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    try:
+        live = NoopFault().plan(
+            Noop(), FaultContext(cluster=None, run_id="run-live"), run_id="run-live", stage="s1", fault_id="n"
+        )
+        Ledger(state, "run-live").update(live, "applied")
+        acquire_target_lease(cluster, "run-live", 60)
+        assert reconcile_target("lab", Settings(), log=lambda m: None) == []
+        assert states(state, "run-live") == ["applied"]
+        forced = reconcile_target("lab", Settings(), log=lambda m: None, release_lease=True)
+        assert [(r.run_id, r.outcome) for r in forced] == [("run-live", "rolled-back")]
+        assert lease_holder(cluster, "gameday") == (None, True)
+    finally:
+        cluster.close()
