@@ -89,6 +89,10 @@ class ReconcileParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: str = Field(default="lab", description="'lab' or a kubeconfig context")
+    release_lease: bool = Field(
+        default=False,
+        description="the run holding the target is dead: revert its faults too, drop its lease and Prefect slot",
+    )
 
 
 class ApprovalInput(RunInput):

@@ -80,6 +80,10 @@ def reconcile_target(
 @flow(name="reconcile", flow_run_name="reconcile {params.target}", log_prints=True)
 def reconcile(params: ReconcileParams = ReconcileParams()) -> list[dict[str, Any]]:  # noqa: B008 - immutable default
     """Revert every unsettled ledger entry on the target (after a killed run)."""
-    results = reconcile_target(params.target, Settings())
+    results = reconcile_target(params.target, Settings(), release_lease=params.release_lease)
+    if params.release_lease:
+        from flows.locking import release_limit
+
+        release_limit(params.target)
     print(f"reconcile {params.target}: {len(results)} open entr(y/ies) handled")
     return [r.model_dump(mode="json") for r in results]

@@ -140,6 +140,28 @@ class Ops:
     env: dict[str, str]
     deployments: dict[str, str]
     logs: Path
+    worker: subprocess.Popen[bytes] | None = None
+
+    def start_worker(self) -> None:
+        """Start the process worker (SIGINT restored, own session) and remember it for stopping by PID."""
+        self.worker = _spawn(
+            [*PREFECT, "worker", "start", "--pool", POOL, "--name", "e2e-worker"],
+            self.env,
+            self.logs / "worker.log",
+        )
+
+    def crash_worker(self, run_id: str) -> None:
+        """SIGKILL the worker and the run's flow process (its infrastructure PID), as a machine crash would."""
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(timeout=30)
+        infra = str(self.flow_run(run_id).get("infrastructure_pid") or "")
+        pid = int(infra.rsplit(":", 1)[-1])
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the flow process leads its own group, a child of the worker
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: not _alive(pid), 30, f"flow process {pid} to die")
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One API request, retried (bounded) while the server answers 503 (its SQLite database is busy)."""
@@ -152,8 +174,11 @@ class Ops:
 
     def run_deployment(self, name: str, params: dict[str, Any]) -> str:
         """Create a flow run of ``run-campaign/<name>`` with ``params`` (merged over the deployment's); its id."""
-        r = self.call("POST", f"/deployments/{self.deployments[name]}/create_flow_run",
-                      json={"parameters": {"params": params}})
+        r = self.call(
+            "POST",
+            f"/deployments/{self.deployments[name]}/create_flow_run",
+            json={"parameters": {"params": params}},
+        )
         r.raise_for_status()
         return str(r.json()["id"])
 
@@ -177,19 +202,25 @@ class Ops:
             if kind in wanted:
                 return run
             if kind in FINAL:
-                raise AssertionError(f"run ended {kind}: {(run.get('state') or {}).get('message')}\n{self.tail()}")
+                raise AssertionError(
+                    f"run ended {kind}: {(run.get('state') or {}).get('message')}\n{self.tail()}"
+                )
             return None
 
         return dict(wait_until(check, timeout, f"run {run_id} to be {sorted(wanted)}"))
 
     def cancel(self, run_id: str) -> None:
         """Ask for cancellation, as the UI's Cancel button does."""
-        r = self.call("POST", f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}, "force": True})
+        r = self.call(
+            "POST", f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CANCELLING"}, "force": True}
+        )
         r.raise_for_status()
 
     def cancel_all(self, timeout: float = 60) -> None:
         """Cancel every unfinished run and wait (bounded) for them to end."""
-        r = self.call("POST", "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"not_any_": sorted(FINAL)}}}})
+        r = self.call(
+            "POST", "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"not_any_": sorted(FINAL)}}}}
+        )
         ids = [x["id"] for x in r.json()] if r.is_success else []
         for i in ids:
             self.cancel(i)
@@ -205,11 +236,26 @@ class Ops:
         return p.read_text(errors="replace")[-n:] if p.exists() else ""
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     try:
-        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_default_sigint)
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
     finally:
         out.close()
 
@@ -231,9 +277,13 @@ def _stop(proc: subprocess.Popen[bytes], first: signal.Signals, grace: float) ->
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
-    proc = subprocess.run([*PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [*PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
-        raise AssertionError(f"prefect {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"prefect {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc.stdout
 
 
@@ -248,15 +298,25 @@ def prefect_stack(base: Path) -> Iterator[Ops]:
     for d in (home, state, logs):
         d.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GAMEDAY_", "PREFECT_"))}
-    env.update({
-        "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-        "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_UI_API_URL": url,
-        "GAMEDAY_STATE_DIR": str(state), "GAMEDAY_CHECKOUT": str(ROOT),
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PREFECT_UI_API_URL": url,
+            "GAMEDAY_STATE_DIR": str(state),
+            "GAMEDAY_CHECKOUT": str(ROOT),
+        }
+    )
     with ExitStack() as stack:
-        server = _spawn([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env,
-                        logs / "server.log")
+        server = _spawn(
+            [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            logs / "server.log",
+        )
         stack.callback(_stop, server, signal.SIGINT, 20)
         lab = stack.enter_context(running_lab(state / "lab", nodes=2, gpu_nodes=0, time_scale=10))
         api = stack.enter_context(httpx.Client(base_url=url, timeout=30))
@@ -274,9 +334,8 @@ def prefect_stack(base: Path) -> Iterator[Ops]:
         _cli(["--no-prompt", "deploy", "--all"], env, timeout=300)
         deps = api.post("/deployments/filter", json={}).json()
         ids = {d["name"]: d["id"] for d in deps}
-        worker = _spawn([*PREFECT, "worker", "start", "--pool", POOL, "--name", "e2e-worker"], env,
-                        logs / "worker.log")
         ops = Ops(api, url, lab, state, env, ids, logs)
-        stack.callback(_stop, worker, signal.SIGINT, 20)
+        ops.start_worker()
+        stack.callback(lambda: ops.worker is not None and _stop(ops.worker, signal.SIGINT, 20))
         stack.callback(ops.cancel_all)  # runs before the worker is stopped (callbacks unwind in reverse)
         yield ops

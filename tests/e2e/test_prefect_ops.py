@@ -126,18 +126,21 @@ def test_deployed_campaign_pauses_for_approval_and_completes(ops: Ops, tmp_path:
     ).json()
     markdown = [a for a in artifacts if a["type"] == "markdown"]
     assert markdown and "ops-approve" in markdown[0]["data"]
-    events = ops.call(
-        "POST",
-        "/events/filter",
-        json={
-            "filter": {
-                "event": {"prefix": ["gameday."]},
-                "resource": {"id": [f"gameday.run.{record.run_id}"]},
-            }
-        },
-    )
-    names = {e["event"] for e in events.json()["events"]}
-    assert {"gameday.campaign.started", "gameday.stage.started", "gameday.stage.ended"} <= names
+    wanted = {
+        "gameday.campaign.started",
+        "gameday.stage.started",
+        "gameday.stage.ended",
+        "gameday.campaign.verdict",
+    }
+    query = {
+        "filter": {"event": {"prefix": ["gameday."]}, "resource": {"id": [f"gameday.run.{record.run_id}"]}}
+    }
+
+    def seen() -> bool:
+        events = ops.call("POST", "/events/filter", json=query).json()["events"]
+        return wanted <= {e["event"] for e in events}
+
+    wait_until(seen, 30, f"events {sorted(wanted)}")  # events are stored asynchronously
 
 
 def test_out_of_range_intensity_is_refused_by_the_server(ops: Ops) -> None:
@@ -204,6 +207,41 @@ def test_second_run_on_a_target_is_refused_naming_the_holder(ops: Ops, tmp_path:
     assert ops.state_of(first) == "RUNNING"
     ops.cancel(first)
     ops.wait_state(first, {"CANCELLED"}, 120)
+
+
+def test_crashed_worker_leaves_faults_that_the_reconcile_deployment_reverts(ops: Ops, tmp_path: Path) -> None:
+    """SIGKILL the worker and its flow mid-stage: the faults stay; the reconcile deployment then restores each object."""
+    node = first_node(ops)
+    node_before = core(ops).read_node(node).spec.to_dict()
+    dns_before = apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas
+    run_id = ops.run_deployment("smoke", {"blueprint": write_blueprint(tmp_path, "ops-crash", LONG, node)})
+    wait_until(
+        lambda: (
+            core(ops).read_node(node).spec.unschedulable
+            and apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == 0
+        ),
+        180,
+        "both faults to be injected",
+    )
+    wait_until(lambda: ops.flow_run(run_id).get("infrastructure_pid"), 30, "the flow's PID to be recorded")
+    ops.crash_worker(run_id)
+    assert core(ops).read_node(node).spec.unschedulable, "nobody was left to roll back"
+    ops.call("POST", f"/flow_runs/{run_id}/set_state", json={"state": {"type": "CRASHED"}, "force": True})
+    ops.start_worker()
+    r = ops.call(
+        "POST",
+        f"/deployments/{ops.deployments['reconcile-hourly']}/create_flow_run",
+        json={"parameters": {"params": {"target": "lab", "release_lease": True}}},
+    )
+    ops.wait_state(str(r.json()["id"]), {"COMPLETED"}, 180)
+    assert core(ops).read_node(node).spec.to_dict() == node_before
+    wait_until(
+        lambda: apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == dns_before,
+        30,
+        "coredns replicas to be restored",
+    )
+    (ledger,) = (ops.state / "ledger").glob("ops-crash-*.json")
+    assert {e["state"] for e in json.loads(ledger.read_text())["entries"]} == {"rolled-back"}
 
 
 def png_is_not_blank(png: bytes) -> bool:
