@@ -32,9 +32,9 @@ GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 
 
 def node_ip(index: int) -> str:
-    """The InternalIP of the index-th hosted node (127.20.0.0/16)."""
+    """The InternalIP of the index-th hosted node (127.30.0.0/16, clear of every slot's pod range)."""
     n = index + 1
-    return f"127.20.{n // 256}.{n % 256}"
+    return f"127.30.{n // 256}.{n % 256}"
 
 
 def node_conditions(ready: bool) -> list[Obj]:
