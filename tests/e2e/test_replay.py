@@ -32,6 +32,7 @@ NODES = 500
 TIME_SCALE = 3.0
 SEATS = 600  # the real APF total (400 + 200): with the lab's default 60 the storm is rejected too cheaply to saturate
 DNS_SURVIVES_APF = pytest.mark.xfail(
+    run=False,
     strict=False,
     reason="since storm pods authenticate as their service account (6ac36e6), APF's per-flow fair queuing keeps the "
     "restarted CoreDNS pods' LISTs served: they sync, kube-dns stays up and DNS never fails (see the helper report)",
@@ -190,7 +191,19 @@ def replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     for var in ("PREFECT_API_URL", "GAMEDAY_PROMETHEUS_URL"):
         env.pop(var, None)
     with running_lab(state / "lab", nodes=NODES, gpu_nodes=0, time_scale=TIME_SCALE, seats=SEATS, timeout=300):
-        yield {name: run_blueprint(name, state, env) for name in (INCIDENT, SERVE_STALE)}
+        yield _LazyRuns(lambda name: run_blueprint(name, state, env))
+
+
+class _LazyRuns(dict[str, Path]):
+    """Runs a replay the first time a test asks for it (an xfail(run=False) variant costs nothing)."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__()
+        self._run = run
+
+    def __missing__(self, name: str) -> Path:
+        self[name] = self._run(name)
+        return self[name]
 
 
 def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
