@@ -42,6 +42,7 @@ class Cluster:
     daemonsets: Informer = field(init=False)
     services: Informer = field(init=False)
     endpoints: Informer = field(init=False)
+    networkpolicies: Informer = field(init=False)
 
     def __post_init__(self) -> None:
         w = self.watch_api
@@ -52,6 +53,7 @@ class Cluster:
         self.daemonsets = Informer(w, api_path("apps", "v1", "daemonsets"))
         self.services = Informer(w, api_path("", "v1", "services"))
         self.endpoints = Informer(w, api_path("", "v1", "endpoints"))
+        self.networkpolicies = Informer(w, api_path("networking.k8s.io", "v1", "networkpolicies"))
 
     @classmethod
     def connect(cls, config: RuntimeConfig) -> Cluster:
@@ -73,7 +75,7 @@ class Cluster:
         """All informers, in start order."""
         return [
             self.nodes, self.leases, self.pods, self.deployments,
-            self.daemonsets, self.services, self.endpoints,
+            self.daemonsets, self.services, self.endpoints, self.networkpolicies,
         ]
 
     def token(self, username: str) -> str:

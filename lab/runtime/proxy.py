@@ -1,8 +1,9 @@
 """A kube-proxy-like service front for Services whose clusterIP lies in 127.0.0.0/8.
 
 For each such Service port it listens on clusterIP:port (UDP or TCP, per the port's protocol) and
-forwards to the ready endpoints of the Service's Endpoints object, round robin. With no ready
-endpoint the listener is closed, so TCP connections are refused and UDP datagrams go unanswered:
+forwards to the ready endpoints of the Service's Endpoints object, round robin, skipping endpoints
+whose pod a NetworkPolicy isolates for that port (``lab/runtime/netpol.py``: source-agnostic ingress
+only). With no ready (admitted) endpoint the listener is closed, so TCP connections are refused and UDP datagrams go unanswered:
 what a client sees in a real cluster when a Service has no endpoints. Like kube-proxy it works
 from the Endpoints it last saw, so it keeps forwarding while the API server is unreachable.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from lab.runtime.cluster import Cluster
 from lab.runtime.informer import key_of
 from lab.runtime.metrics import PROXY_DROPPED, PROXY_FORWARDED
+from lab.runtime.netpol import admits
 from lab.runtime.proxy_io import Backends, TcpFront, UdpFront
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,22 @@ def proxied_ports(service: Obj) -> list[tuple[PortKey, str]]:
     return [((ip, int(p["port"]), p.get("protocol", "TCP")), p.get("name", "")) for p in spec.get("ports") or []]
 
 
-def ready_backends(endpoints: Obj | None, port_name: str, protocol: str) -> list[tuple[str, int]]:
-    """The (ip, port) pairs of ready endpoints serving a service port."""
+def ready_backends(
+    endpoints: Obj | None, port_name: str, protocol: str, admitted: Any = None
+) -> list[tuple[str, int]]:
+    """The (ip, port) pairs of ready endpoints serving a service port.
+
+    ``admitted(address, port, port_name, protocol)``, when given, filters out endpoints that a
+    NetworkPolicy isolates.
+    """
     backends = []
     for subset in (endpoints or {}).get("subsets") or []:
         ports = [p for p in subset.get("ports") or [] if p.get("protocol", "TCP") == protocol]
         match = [p for p in ports if p.get("name", "") == port_name] or (ports if len(ports) == 1 else [])
         for port in match:
             for address in subset.get("addresses") or []:
-                backends.append((address["ip"], int(port["port"])))
+                if admitted is None or admitted(address, int(port["port"]), port.get("name", ""), protocol):
+                    backends.append((address["ip"], int(port["port"])))
     return sorted(backends)
 
 
@@ -61,16 +70,26 @@ class ServiceProxy:
         self._dirty = asyncio.Event()
         cluster.services.add_handler(lambda e, o: self._dirty.set())
         cluster.endpoints.add_handler(lambda e, o: self._dirty.set())
+        cluster.networkpolicies.add_handler(lambda e, o: self._dirty.set())
 
     def desired(self) -> dict[PortKey, list[tuple[str, int]]]:
         """Every fronted port and its ready backends, from the cached Services and Endpoints."""
         want: dict[PortKey, list[tuple[str, int]]] = {}
+        policies = self.cluster.networkpolicies.items()
         for svc in self.cluster.services.items():
             ns, name = key_of(svc)
             eps = self.cluster.endpoints.get(ns, name)
             for pkey, pname in proxied_ports(svc):
-                want[pkey] = ready_backends(eps, pname, pkey[2])
+                want[pkey] = ready_backends(eps, pname, pkey[2], self._admitted(policies) if policies else None)
         return want
+
+    def _admitted(self, policies: list[Obj]) -> Any:
+        """An endpoint filter: the endpoint's pod admits unknown-source ingress on that port."""
+        def check(address: Obj, port: int, port_name: str, protocol: str) -> bool:
+            ref = address.get("targetRef") or {}
+            pod = self.cluster.pods.get(ref.get("namespace", ""), ref.get("name", "")) if ref else None
+            return pod is None or admits(policies, pod, port, port_name, protocol)
+        return check
 
     async def sync(self) -> None:
         """Open listeners for ports with backends, close the rest."""
