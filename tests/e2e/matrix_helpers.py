@@ -22,6 +22,7 @@ CPU_NODE = "node-1"
 
 FAULTS: dict[str, dict[str, Any]] = {
     "coredns-scale-to-zero": {"kind": "coredns-outage", "mode": "scale-to-zero"},
+    "coredns-block": {"kind": "coredns-outage", "mode": "block"},
     "coredns-corefile": {
         "kind": "coredns-outage",
         "mode": "corefile",
@@ -206,11 +207,12 @@ def run_inprocess(e2e: E2E, tmp_path: Path, text: str, run_id: str, on_verified:
 # -- snapshots -------------------------------------------------------------------------------------------
 
 
-def _apis(e2e: E2E) -> tuple[Any, Any, Any]:
+def _apis(e2e: E2E) -> tuple[Any, Any, Any, Any]:
     from kubernetes import client
 
     api = e2e.lab.client()
-    return client.CoreV1Api(api), client.AppsV1Api(api), client.FlowcontrolApiserverV1Api(api)
+    return (client.CoreV1Api(api), client.AppsV1Api(api), client.FlowcontrolApiserverV1Api(api),
+            client.NetworkingV1Api(api))
 
 
 def storm_tags() -> list[str]:
@@ -245,7 +247,7 @@ def agent_faults(e2e: E2E) -> dict[str, list[str]]:
 
 def raw_state(e2e: E2E) -> dict[str, Any]:
     """The touched state as it is now (unsettled)."""
-    core, apps, flow = _apis(e2e)
+    core, apps, flow, net = _apis(e2e)
     deployments: dict[str, Any] = {}
     pods: dict[str, int] = {}
     for d in apps.list_deployment_for_all_namespaces().items:
@@ -282,6 +284,11 @@ def raw_state(e2e: E2E) -> dict[str, Any]:
             if p.metadata.name.startswith("gameday-")
         ),
         "storm_daemonsets": daemonsets,
+        "network_policies": sorted(
+            f"{p.metadata.namespace}/{p.metadata.name}"
+            for p in net.list_network_policy_for_all_namespaces().items
+            if p.metadata.name.startswith("gameday-")
+        ),
         "storm_processes": storm_tags(),
         "agent_faults": agent_faults(e2e),
     }

@@ -89,6 +89,8 @@ def _in_place(e2e: E2E, fault: str, before: dict[str, Any]) -> bool:
         return bool(now["deployments"]["kube-system/coredns"] == 0)
     if fault == "coredns-corefile":
         return bool(now["coredns_configmap"] != before["coredns_configmap"])
+    if fault == "coredns-block":
+        return bool(now["network_policies"] != before["network_policies"])
     if fault == "node-cordon":
         return bool(now["nodes"][CPU_NODE]["unschedulable"])
     if fault == "control-plane-overload":
