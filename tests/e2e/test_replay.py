@@ -35,7 +35,10 @@ DNS_SURVIVES_APF = pytest.mark.xfail(
     run=False,
     strict=False,
     reason="since storm pods authenticate as their service account (6ac36e6), APF's per-flow fair queuing keeps the "
-    "restarted CoreDNS pods' LISTs served: they sync, kube-dns stays up and DNS never fails (see the helper report)",
+    "restarted CoreDNS pods' LISTs served: they sync and kube-dns stays up, so DNS does not fail (incident variant) "
+    "and the node-local cache is never asked to serve stale (serve_stale variant) unless the machine is loaded enough "
+    "to starve CoreDNS anyway — neither verdict is reproducible until the lab models the API server's real "
+    "CPU/memory exhaustion by expensive LISTs",
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -247,6 +250,7 @@ def test_incident_cascade_happens_in_the_incident_order(replay_runs: dict[str, P
         assert ta <= tb, f"{a} ({ta:%H:%M:%S}) came after {b} ({tb:%H:%M:%S})"
 
 
+@DNS_SURVIVES_APF
 def test_serve_stale_replay_confirms_dns_survives(replay_runs: dict[str, Path]) -> None:
     """With serve_stale in the node-local cache the belief is confirmed: stale answers served, no gateway DNS error."""
     run_dir = replay_runs[SERVE_STALE]
