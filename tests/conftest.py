@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
@@ -11,6 +14,8 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="gameday-prefect-")
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -28,3 +33,17 @@ def require(condition: bool, reason: str) -> None:
 def require_root() -> None:
     """Tests that make network namespaces or iptables rules need root."""
     require(os.geteuid() == 0, "needs root (network namespaces, iptables): run as root")
+
+
+def poll(
+    predicate: Callable[[], T | None], timeout: float, what: str = "condition", interval: float = 0.2
+) -> T:
+    """Call ``predicate`` until it returns something truthy (returned), or fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import poll as shared_poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,15 +63,8 @@ class E2E:
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll until ``predicate`` returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+    """Poll until ``predicate`` is truthy, or fail naming ``what`` (tests.conftest.poll)."""
+    return shared_poll(predicate, timeout, what, interval)
 
 
 @pytest.fixture(scope="session")

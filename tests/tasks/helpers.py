@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from tasks.cluster import Cluster
+from tests.conftest import poll as shared_poll
 
 NODES = ["node-0", "node-1", "node-2"]
 
 
 def poll(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
-    """Call ``predicate`` until truthy (returned) or fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(interval)
+    """Call ``predicate`` until truthy (returned) or fail at the deadline (tests.conftest.poll)."""
+    return shared_poll(predicate, timeout, interval=interval)
 
 
 def api_cluster(server: Any, user: str = "gameday-runner", users_dir: Path | None = None) -> Cluster:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,21 +18,15 @@ import pytest
 
 from lab.apiserver.testing import RunningApiServer, running_apiserver
 from lab.gpu.nodes import REPO_ROOT
+from tests.conftest import poll as shared_poll
 
 T = TypeVar("T")
 GPU_NODES = ["gpu-node-0", "gpu-node-1"]
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
+    """Poll ``check`` until truthy, or fail after ``timeout`` seconds (tests.conftest.poll)."""
+    return shared_poll(check, timeout, what, every)
 
 
 def http(

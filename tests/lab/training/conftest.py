@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 
+from tests.conftest import poll as shared_poll
 from tests.conftest import require
 
 T = TypeVar("T")
@@ -23,15 +23,8 @@ def require_torch() -> None:
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.25) -> T:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
+    """Poll ``check`` until truthy, or fail after ``timeout`` seconds (tests.conftest.poll)."""
+    return shared_poll(check, timeout, what, every)
 
 
 _LISTEN = """
