@@ -1,14 +1,23 @@
-"""Authentication and authorisation of every ``/v1`` call: Kubernetes TokenReview + an allow-list.
+"""Authentication and authorisation of every ``/v1`` call: Kubernetes TokenReview, then an allow-list
+and/or a Kubernetes SubjectAccessReview.
 
 The caller's bearer token is sent to the cluster's TokenReview API (authentication.k8s.io/v1) with
-the agent's own credentials. Unknown token → 401; known identity not on the allow-list (usernames or
-groups) → 403; the API unreachable or refusing the agent → 503 (fail closed). Positive answers are
-cached for ``cache_seconds`` (keyed by the token's SHA-256, never the token itself).
+the agent's own credentials; unknown token → 401. The identity it returns is then authorised by mode:
+
+- ``allowlist``: its username or a group is on the allow-list, else 403;
+- ``sar``: a SubjectAccessReview (``agents/access.py``: verb on ``agentfaults.gameday.dev/<node>``)
+  says allowed, else 403 naming the identity and the missing permission;
+- ``any``: the allow-list OR the SubjectAccessReview (asked only for identities not on the list).
+
+The API unreachable, refusing the agent or answering nonsense → 503 (fail closed: never allowed).
+Positive answers are cached for ``cache_seconds`` (TokenReviews keyed by the token's SHA-256, never the
+token itself; SubjectAccessReviews by identity and verb), so a revoked grant stops working within it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -16,9 +25,11 @@ from pathlib import Path
 
 import aiohttp
 
+from agents.access import SAR_PATH, Identity, Mode, missing, sar_body
 from agents.errors import AuthUnavailable, Forbidden, Unauthenticated
 
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+CACHE_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -46,24 +57,32 @@ class ApiCredentials:
         return True
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Who a token belongs to."""
-
-    username: str
-    groups: tuple[str, ...] = ()
+def _identity(user: object) -> Identity:
+    info = user if isinstance(user, dict) else {}
+    groups = info.get("groups")
+    extra = info.get("extra")
+    return Identity(
+        str(info.get("username", "")),
+        tuple(str(g) for g in groups) if isinstance(groups, list) else (),
+        str(info.get("uid") or ""),
+        {str(k): tuple(str(x) for x in v) for k, v in extra.items() if isinstance(v, list)}
+        if isinstance(extra, dict) else {},
+    )
 
 
 @dataclass
 class Authenticator:
-    """TokenReview with a short positive cache, then the allow-list."""
+    """TokenReview with a short positive cache, then the allow-list and/or a SubjectAccessReview."""
 
     api: ApiCredentials
     allow_users: frozenset[str]
     allow_groups: frozenset[str] = frozenset()
     cache_seconds: float = 10.0
     timeout_seconds: float = 5.0
+    mode: Mode = "allowlist"
+    node: str = ""
     _cache: dict[str, tuple[float, Identity]] = field(default_factory=dict)
+    _sar_cache: dict[str, float] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -72,16 +91,27 @@ class Authenticator:
             await self._session.close()
             self._session = None
 
-    async def authorize(self, header: str | None) -> Identity:
-        """Check an Authorization header; returns the identity or raises 401/403/503 errors."""
+    def listed(self, who: Identity) -> bool:
+        """Whether the identity is on the allow-list."""
+        return who.username in self.allow_users or bool(self.allow_groups.intersection(who.groups))
+
+    async def authorize(self, header: str | None, verb: str = "get") -> Identity:
+        """Check an Authorization header for ``verb``; returns the identity or raises 401/403/503 errors."""
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
             raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
-        token = header[7:].strip()
-        who = await self.review(token)
-        if who.username in self.allow_users or self.allow_groups.intersection(who.groups):
+        who = await self.review(header[7:].strip())
+        if self.mode != "sar" and self.listed(who):
             return who
-        raise Forbidden(f"identity {who.username!r} is not allowed to use this agent "
-                        f"(allowed users: {sorted(self.allow_users)}, groups: {sorted(self.allow_groups)})")
+        if self.mode == "allowlist":
+            raise Forbidden(f"identity {who.username!r} is not allowed to use this agent "
+                            f"(allowed users: {sorted(self.allow_users)}, groups: {sorted(self.allow_groups)})")
+        allowed, reason = await self.access_review(who, verb)
+        if allowed:
+            return who
+        message = missing(who, verb, self.node, reason)
+        if self.mode == "any":
+            message += " (it is not on this agent's allow-list either)"
+        raise Forbidden(message)
 
     async def review(self, token: str) -> Identity:
         """Ask the API server who ``token`` is (cached when positive)."""
@@ -91,20 +121,35 @@ class Authenticator:
         if hit is not None and hit[0] > now:
             return hit[1]
         body: dict[str, object] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-        status = await self._post(body)
+        status = await self._post(TOKENREVIEW_PATH, body, "TokenReview")
         if not status.get("authenticated"):
             self._cache.pop(key, None)
             raise Unauthenticated(f"token rejected by the cluster's TokenReview: {status.get('error') or 'unknown token'}")
-        user = status.get("user")
-        user = user if isinstance(user, dict) else {}
-        groups = user.get("groups")
-        who = Identity(str(user.get("username", "")), tuple(str(g) for g in groups) if isinstance(groups, list) else ())
-        if len(self._cache) > 1024:
+        who = _identity(status.get("user"))
+        if len(self._cache) > CACHE_MAX:
             self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, who)
         return who
 
-    async def _post(self, body: dict[str, object]) -> dict[str, object]:
+    async def access_review(self, who: Identity, verb: str) -> tuple[bool, str]:
+        """Ask the API server whether ``who`` may ``verb`` this node's agentfaults (cached when allowed)."""
+        body = sar_body(who, verb, self.node)
+        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        if self._sar_cache.get(key, 0.0) > now:
+            return True, ""
+        status = await self._post(SAR_PATH, body, "SubjectAccessReview")
+        allowed = status.get("allowed") is True and status.get("denied") is not True
+        if not allowed:
+            self._sar_cache.pop(key, None)
+            reason = "; ".join(str(status[k]) for k in ("reason", "evaluationError") if status.get(k))
+            return False, reason
+        if len(self._sar_cache) > CACHE_MAX:
+            self._sar_cache.clear()
+        self._sar_cache[key] = now + self.cache_seconds
+        return True, ""
+
+    async def _post(self, path: str, body: dict[str, object], what: str) -> dict[str, object]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_seconds))
         headers = {"Content-Type": "application/json"}
@@ -114,16 +159,16 @@ class Authenticator:
             raise AuthUnavailable(f"cannot read the agent's own token: {exc}") from exc
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        url = self.api.url.rstrip("/") + TOKENREVIEW_PATH
+        url = self.api.url.rstrip("/") + path
         try:
             async with self._session.post(url, json=body, headers=headers, ssl=self.api.ssl_context()) as resp:
                 if resp.status not in (200, 201):
                     text = (await resp.text())[:300]
-                    raise AuthUnavailable(f"TokenReview at {url} answered {resp.status}: {text}")
+                    raise AuthUnavailable(f"{what} at {url} answered {resp.status} (failing closed): {text}")
                 data = await resp.json()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"cannot reach the TokenReview API at {url}: {exc!r}") from exc
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise AuthUnavailable(f"cannot reach the {what} API at {url} (failing closed): {exc!r}") from exc
         status = data.get("status") if isinstance(data, dict) else None
         if not isinstance(status, dict):
-            raise AuthUnavailable(f"TokenReview at {url} answered without a status")
+            raise AuthUnavailable(f"{what} at {url} answered without a status (failing closed)")
         return status

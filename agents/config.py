@@ -1,8 +1,11 @@
 """The agent's configuration: CLI flags → :class:`AgentConfig` (the only place agent settings come from).
 
 ``python -m agents --listen 127.0.0.1:9470 --node gpu-1 --api-url https://... --api-token-file ...
---allow-user gameday-runner --allow-cidr 192.0.2.0/24 --kmsg-path /dev/kmsg --state-file ...``
-Credentials for TokenReview come from ``--api-url`` + ``--api-token-file``/``--api-ca-file``, from
+--allow-user gameday-runner [--authorize allowlist|sar|any] --allow-cidr 192.0.2.0/24 --kmsg-path /dev/kmsg
+--state-file ...``
+``--authorize``: ``allowlist`` (the allow-list only), ``sar`` (a Kubernetes SubjectAccessReview only; no
+allow-list) or ``any`` (either says yes; the default when an allow-list is given). Without an allow-list,
+``--authorize sar`` must be given explicitly. Credentials for TokenReview/SubjectAccessReview come from ``--api-url`` + ``--api-token-file``/``--api-ca-file``, from
 ``--kubeconfig`` (server, token, CA of the current context) or from ``--in-cluster`` (the pod's
 service account).
 """
@@ -19,6 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.access import MODES, Mode
 from agents.auth import ApiCredentials
 from agents.errors import AgentFailure
 from agents.limits import Limits
@@ -43,6 +47,7 @@ class AgentConfig(BaseModel):
     api: ApiCredentials
     allow_users: frozenset[str] = frozenset()
     allow_groups: frozenset[str] = frozenset()
+    authorize: Mode = "any"
     limits: Limits = Limits()
     kmsg_path: Path = Path("/dev/kmsg")
     kmsg_nsenter: bool | None = None
@@ -92,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--listen", default="0.0.0.0:9470", help="HOST:PORT (port 0 picks a free one; see --ready-file)")
     a("--node", required=True, help="the node this agent runs on")
-    a("--api-url", help="the Kubernetes API server (for TokenReview)")
+    a("--api-url", help="the Kubernetes API server (for TokenReview and SubjectAccessReview)")
     a("--api-token-file", type=Path, help="the agent's own bearer token")
     a("--api-ca-file", type=Path, help="CA bundle for the API server")
     a("--api-insecure", action="store_true", help="do not verify the API server's certificate (lab only)")
@@ -102,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     a("--allow-group", action="append", default=[], help="group allowed to call (repeatable)")
     a("--allow-cidr", action="append", default=[], help="CIDR partition peers must lie in (repeatable)")
     a("--allow-interface", action="append", default=[], help="interface a partition may name (repeatable)")
+    a("--authorize", choices=list(MODES), help="allowlist | sar (SubjectAccessReview only) | any (allow-list or "
+      "SubjectAccessReview; default with an allow-list)")
     a("--allow-file", type=Path, help="YAML {users, groups, cidrs, interfaces} lists, added to the flags")
     a("--max-ttl", type=float, default=600.0, help=f"longest lease in seconds (≤ {MAX_TTL_SECONDS:g})")
     a("--max-faults", type=int, default=32)
@@ -120,6 +127,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _mode(ns: argparse.Namespace) -> Mode:
+    listed = bool(ns.allow_user or ns.allow_group)
+    mode: Mode | None = ns.authorize or ("any" if listed else None)
+    if mode is None:
+        raise ConfigError("give at least one --allow-user or --allow-group, or --authorize sar (RBAC decides through "
+                          "SubjectAccessReviews): otherwise nobody may call the agent")
+    if mode != "sar" and not listed:
+        raise ConfigError(f"--authorize {mode} needs at least one --allow-user or --allow-group")
+    if mode == "sar" and listed:
+        raise ConfigError("--authorize sar asks only the cluster's SubjectAccessReview: drop --allow-user/--allow-group "
+                          "(and the allow-file's users/groups), or use --authorize any to accept either")
+    return mode
+
+
 def parse(argv: list[str] | None = None) -> AgentConfig:
     """Parse flags into a config; ConfigError when they are inconsistent."""
     ns = parser().parse_args(argv)
@@ -136,8 +157,7 @@ def parse(argv: list[str] | None = None) -> AgentConfig:
     else:
         raise ConfigError("give --api-url (+ --api-token-file), --kubeconfig or --in-cluster: tokens are checked "
                           "with the cluster's TokenReview API")
-    if not ns.allow_user and not ns.allow_group:
-        raise ConfigError("give at least one --allow-user or --allow-group: otherwise nobody may call the agent")
+    mode = _mode(ns)
     if bool(ns.tls_cert) != bool(ns.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together")
     if not 0 < ns.max_ttl <= MAX_TTL_SECONDS:
@@ -148,7 +168,7 @@ def parse(argv: list[str] | None = None) -> AgentConfig:
         raise ConfigError(f"--allow-cidr: {exc}") from exc
     return AgentConfig(
         host=host or "0.0.0.0", port=int(port), node=ns.node, api=api,
-        allow_users=frozenset(ns.allow_user), allow_groups=frozenset(ns.allow_group),
+        allow_users=frozenset(ns.allow_user), allow_groups=frozenset(ns.allow_group), authorize=mode,
         limits=Limits(max_ttl_seconds=ns.max_ttl, allowed_cidrs=cidrs,
                       allowed_interfaces=tuple(ns.allow_interface), max_active=ns.max_faults),
         kmsg_path=ns.kmsg_path, kmsg_nsenter={"auto": None, "yes": True, "no": False}[ns.kmsg_nsenter],

@@ -25,7 +25,7 @@ class Unauthenticated(AgentFailure):
 
 
 class Forbidden(AgentFailure):
-    """A valid token of an identity that is not on the allow-list."""
+    """A valid token of an identity that neither the allow-list nor a SubjectAccessReview allows."""
 
     status = 403
     code = "forbidden"
@@ -60,7 +60,7 @@ class Conflict(AgentFailure):
 
 
 class AuthUnavailable(AgentFailure):
-    """The TokenReview API could not be reached: the agent fails closed."""
+    """The TokenReview or SubjectAccessReview API could not be used: the agent fails closed."""
 
     status = 503
     code = "auth-unavailable"

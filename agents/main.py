@@ -40,7 +40,8 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     leases = Leases(make_handlers(backends), StateFile(cfg.state_file, cfg.node), cfg.limits, log=log)
     for r in await leases.start():
         log(f"restart: {r.fault_id} {'reverted' if r.reverted else 'not reverted: ' + r.message}")
-    auth = Authenticator(cfg.api, cfg.allow_users, cfg.allow_groups, cfg.auth_cache_seconds)
+    auth = Authenticator(cfg.api, cfg.allow_users, cfg.allow_groups, cfg.auth_cache_seconds, mode=cfg.authorize,
+                         node=cfg.node)
     app = build_app(leases, auth, nvml, cfg.node, str(cfg.kmsg_path))
     sslctx = None
     if cfg.tls_cert and cfg.tls_key:
@@ -53,7 +54,8 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     port = runner.addresses[0][1]
     host = cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1"
     url = f"{'https' if sslctx else 'http'}://{host}:{port}"
-    log(f"node {cfg.node} listening on {url} (nvml={nvml.kind}, kmsg={cfg.kmsg_path}, netns={cfg.netns})")
+    log(f"node {cfg.node} listening on {url} (nvml={nvml.kind}, kmsg={cfg.kmsg_path}, netns={cfg.netns}, "
+        f"authorize={cfg.authorize})")
     if cfg.ready_file is not None:
         tmp = cfg.ready_file.with_name(cfg.ready_file.name + ".tmp")
         tmp.write_text(url)

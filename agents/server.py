@@ -13,6 +13,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from agents.access import verb_for
 from agents.auth import Authenticator
 from agents.backends.nvml import Nvml
 from agents.errors import AgentFailure, BackendUnavailable, BadRequest, NotFound
@@ -59,9 +60,10 @@ async def errors_middleware(request: web.Request, handler: Handler_) -> web.Stre
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler_) -> web.StreamResponse:
-    """Every /v1 call needs an allowed bearer token."""
+    """Every /v1 call needs a bearer token whose identity may do the call's verb (see agents/access.py)."""
     if request.path.startswith("/v1"):
-        who = await request.app[AUTH].authorize(request.headers.get("Authorization"))
+        verb = verb_for(request.method, request.path)
+        who = await request.app[AUTH].authorize(request.headers.get("Authorization"), verb)
         request["identity"] = who
     return await handler(request)
 

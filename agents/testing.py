@@ -11,7 +11,8 @@ Usage::
         agent.nvml_state   # tmp_path/"gpu-1"/nvml.json (fake GPUs' state, DeviceList JSON)
         agent.kill()       # SIGKILL (state file kept); agent.start() starts it again with the same files
 
-Extra CLI flags go in ``extra_args`` (e.g. ``["--netns", "gdtest-ab12", "--allow-cidr", "192.0.2.0/24"]``).
+``authorize="sar"`` runs the agent with ``--authorize sar`` and no allow-list (``"any"``/``"allowlist"``
+keep ``allow_users``). Extra CLI flags go in ``extra_args`` (e.g. ``["--netns", "gdtest-ab12", "--allow-cidr", "192.0.2.0/24"]``).
 The agent's stderr goes to ``<dir>/agent.log``. Leaving the block stops the process (SIGTERM, which
 reverts what it holds; SIGKILL after 10 s).
 """
@@ -48,6 +49,7 @@ class AgentProcess:
     gpu_count: int = 2
     extra_args: list[str] = field(default_factory=list)
     python: str = sys.executable
+    authorize: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
 
@@ -81,7 +83,9 @@ class AgentProcess:
                 "--kmsg-path", str(self.kmsg_path), "--state-file", str(self.state_file),
                 "--nvml", self.nvml, "--gpu-count", str(self.gpu_count), "--nvml-state-file", str(self.nvml_state),
                 "--ready-file", str(self.workdir / "ready")]
-        for user in self.allow_users:
+        if self.authorize is not None:
+            args += ["--authorize", self.authorize]
+        for user in self.allow_users if self.authorize != "sar" else []:
             args += ["--allow-user", user]
         return args + self.extra_args
 
@@ -125,10 +129,11 @@ class AgentProcess:
 
 @contextmanager
 def running_agent(tmp_path: Path, node: str, api_url: str, api_token: str, *, allow_users: list[str] | None = None,
-                  nvml: str = "fake", gpu_count: int = 2, extra_args: list[str] | None = None) -> Iterator[AgentProcess]:
+                  nvml: str = "fake", gpu_count: int = 2, extra_args: list[str] | None = None,
+                  authorize: str | None = None) -> Iterator[AgentProcess]:
     """Start an agent in ``tmp_path/<node>``, yield it, always stop it."""
     agent = AgentProcess(tmp_path / node, node, api_url, api_token, allow_users or ["gameday-runner"], nvml,
-                         gpu_count, extra_args or [])
+                         gpu_count, extra_args or [], authorize=authorize)
     try:
         agent.start()
         yield agent

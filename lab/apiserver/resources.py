@@ -94,6 +94,11 @@ RESOURCES: tuple[Resource, ...] = (
         False,
         verbs=("create",),
     ),
+    _r("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)),
+    _r("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    _r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    _r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    _r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     _r("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 )
 
@@ -107,7 +112,7 @@ for _res in RESOURCES:
         _versions.append(_res.version)
 
 # Resources answered per request and never stored (reviews).
-REVIEWS = {"tokenreviews", "selfsubjectreviews", "selfsubjectaccessreviews"}
+REVIEWS = {"tokenreviews", "selfsubjectreviews", "selfsubjectaccessreviews", "subjectaccessreviews"}
 # Subresources served by the eviction/scale/token handlers rather than plain storage.
 SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
     "eviction": ("policy", "v1", "Eviction"),

@@ -1,7 +1,8 @@
 """Review resources answered per request and never stored: TokenReview (from the users table),
-SelfSubjectReview (``kubectl auth whoami``) and SelfSubjectAccessReview (``kubectl auth can-i``:
-always allowed, since the lab server has no RBAC). kubectl sends the last two as protobuf, which is
-not decoded: their answers do not depend on the body."""
+SelfSubjectReview (``kubectl auth whoami``), SubjectAccessReview and SelfSubjectAccessReview
+(``kubectl auth can-i``), the last two answered by RBAC over the stored Roles, ClusterRoles and
+bindings (``rbac.py``). kubectl sends access reviews as protobuf, which ``protowire.py`` decodes;
+TokenReviews must be JSON."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from lab.apiserver import errors
+from lab.apiserver import errors, protowire, rbac
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.resources import Resource
 from lab.apiserver.server import Server, json_response
 from lab.apiserver.store import Obj
 from lab.apiserver.users import UserInfo
+
+ACCESS_REVIEWS = {"subjectaccessreviews", "selfsubjectaccessreviews"}
 
 
 def _user(user: UserInfo) -> Obj:
@@ -37,32 +40,72 @@ def token_review(server: Server, body: Obj) -> Obj:
     return {"spec": spec, "status": status}
 
 
+def _invalid(kind: str, field: str, value: str, message: str) -> errors.ApiError:
+    return errors.invalid(kind, "authorization.k8s.io", "", [("FieldValueInvalid", field, f'Invalid value: "{value}": {message}')])
+
+
+def attributes(kind: str, spec: Obj, user: str, groups: list[str]) -> rbac.Attributes:
+    """The request a review's spec asks about; 422 unless exactly one kind of attributes is given."""
+    res, non = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if (res is None) == (non is None):
+        raise _invalid(kind, "spec.resourceAttributes", "null",
+                       "exactly one of nonResourceAttributes or resourceAttributes must be specified")
+    if isinstance(non, dict):
+        return rbac.Attributes(user, tuple(groups), str(non.get("verb") or ""), path=str(non.get("path") or ""),
+                               resource_request=False)
+    if not isinstance(res, dict):
+        raise errors.bad_request("spec.resourceAttributes must be an object")
+    return rbac.Attributes(
+        user, tuple(groups), str(res.get("verb") or ""), str(res.get("namespace") or ""), str(res.get("group") or ""),
+        str(res.get("resource") or ""), str(res.get("subresource") or ""), str(res.get("name") or ""),
+    )
+
+
+def access_review(server: Server, kind: str, body: Obj, requester: UserInfo) -> Obj:
+    """Answer a SubjectAccessReview (the spec's identity) or SelfSubjectAccessReview (the caller's)."""
+    spec = body.get("spec")
+    spec = dict(spec) if isinstance(spec, dict) else {}
+    if kind == "SubjectAccessReview":
+        user, groups = str(spec.get("user") or ""), [str(g) for g in spec.get("groups") or []]
+        if not user and not groups:
+            raise _invalid(kind, "spec.user", "", "at least one of user or group must be specified")
+    else:
+        user, groups = requester.username, list(requester.groups)
+    decision = rbac.authorize(rbac.StoreSource(server.store), attributes(kind, spec, user, groups))
+    status: Obj = {"allowed": decision.allowed}
+    if decision.reason:
+        status["reason"] = decision.reason
+    if decision.errors:
+        status["evaluationError"] = "; ".join(decision.errors)
+    return {"spec": spec, "status": status}
+
+
+def _decode(request_type: str, raw: bytes, plural: str) -> Obj:
+    if "protobuf" in request_type:
+        if plural == "tokenreviews":
+            raise errors.ApiError(415, "the lab API server accepts JSON only", "UnsupportedMediaType")
+        return protowire.decode_review(raw) if plural in ACCESS_REVIEWS else {}
+    if not raw:
+        return {}
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
+    if not isinstance(body, dict):
+        raise errors.bad_request("the object provided is unrecognized (must be a JSON object)")
+    return body
+
+
 async def handle(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.Response:
     """Answer a review create."""
     if info.verb != "create":
         raise errors.method_not_allowed()
-    raw = await request.read()
-    body: Obj = {}
-    if "protobuf" in request.headers.get("Content-Type", ""):
-        if resource.plural == "tokenreviews":
-            raise errors.ApiError(415, "the lab API server accepts JSON only", "UnsupportedMediaType")
-    elif raw:
-        try:
-            body = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
+    body = _decode(request.headers.get("Content-Type", ""), await request.read(), resource.plural)
     if resource.plural == "tokenreviews":
         out = token_review(server, body)
     elif resource.plural == "selfsubjectreviews":
-        user = request["user"]
-        out = {"status": {"userInfo": _user(user)}}
+        out = {"status": {"userInfo": _user(request["user"])}}
     else:
-        out = {
-            "spec": body.get("spec") or {},
-            "status": {
-                "allowed": True,
-                "reason": "the lab API server has no RBAC: every authenticated user may",
-            },
-        }
+        out = access_review(server, resource.kind, body, request["user"])
     out.update(kind=resource.kind, apiVersion=resource.api_version, metadata={"creationTimestamp": None})
     return json_response(out, 201)

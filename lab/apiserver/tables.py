@@ -72,6 +72,11 @@ def _status(path: str, default: Any = "") -> Callable[[Obj], Any]:
     return get
 
 
+def _role_ref(obj: Obj) -> str:
+    ref = obj.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
 NAME: Column = ("Name", "string", lambda o: o["metadata"]["name"])
 AGE: Column = ("Age", "string", age)
 COLUMNS: dict[str, list[Column]] = {
@@ -112,6 +117,10 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
     ],
     "namespaces": [NAME, ("Status", "string", _status("status.phase")), AGE],
+    "roles": [NAME, ("Created At", "date", _status("metadata.creationTimestamp"))],
+    "clusterroles": [NAME, ("Created At", "date", _status("metadata.creationTimestamp"))],
+    "rolebindings": [NAME, ("Role", "string", _role_ref), AGE],
+    "clusterrolebindings": [NAME, ("Role", "string", _role_ref), AGE],
     "leases": [NAME, ("Holder", "string", _status("spec.holderIdentity")), AGE],
     "flowschemas": [
         NAME,

@@ -27,6 +27,8 @@ LABEL_MSG = (
 LABEL_NAMED = {"namespaces", "services"}
 # Names that are not DNS names at all (leases may hold colons? no; events hold dots) - checked loosely.
 LOOSE_NAMED = {"flowschemas", "prioritylevelconfigurations"}
+# RBAC objects take path-segment names (``system:auth-delegator``), like the real RBAC validation.
+LOOSE_NAMED |= {"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
 
 # Status fields the API always reports (the Python client's models require them).
 DAEMONSET_STATUS = ("currentNumberScheduled", "desiredNumberScheduled", "numberMisscheduled", "numberReady")
@@ -43,7 +45,8 @@ def check_name(resource: Resource, name: str) -> None:
     if resource.plural in LABEL_NAMED:
         ok, msg, limit = bool(_LABEL.match(name)), LABEL_MSG, 63
     elif resource.plural in LOOSE_NAMED:
-        ok, msg, limit = bool(name) and "/" not in name, "may not contain '/'", 253
+        ok = bool(name) and "/" not in name and "%" not in name and name not in (".", "..")
+        msg, limit = "may not contain '/' or '%' and may not be '.' or '..'", 253
     else:
         ok, msg, limit = bool(_SUBDOMAIN.match(name)), SUBDOMAIN_MSG, 253
     if ok and len(name) > limit:

@@ -234,7 +234,7 @@ def test_raw_metrics(kubectl: Kubectl) -> None:
 
 
 def test_auth_whoami_and_can_i(kubectl: Kubectl) -> None:
-    """kubectl auth whoami names the context's user; can-i says yes (no RBAC in the lab)."""
+    """kubectl auth whoami names the context's user; can-i says yes for the admin (system:masters)."""
     out = kubectl("auth", "whoami", "--context", "lab-gameday-runner").stdout
     assert "gameday-runner" in out and "gameday:runners" in out
     assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"
