@@ -12,7 +12,8 @@ go into namespace ``gdtrain-<id>-<r>``. Prometheus should scrape ``exporter``, `
 
 Identities: ``--token-file`` is the agents' own (TokenReview of callers, node annotations; in the lab
 ``system:serviceaccount:gameday:gameday-agent``); the agents accept callers authenticated as
-``gameday-runner``. ``--monitor-token-file`` is the monitor's (cordon, evict, restart; in the lab
+``gameday-runner`` or allowed by RBAC (``--authorize any``: a SubjectAccessReview on
+``agentfaults.gameday.dev/<node>``). ``--monitor-token-file`` is the monitor's (cordon, evict, restart; in the lab
 ``system:serviceaccount:kube-system:gpu-health-monitor``), default the same as ``--token-file``.
 """
 

@@ -25,11 +25,22 @@ def test_flags_become_config() -> None:
     ([*BASE, "--tls-cert", "/c"], "go together"),
     ([*BASE, "--max-ttl", "0"], "--max-ttl"),
     ([*BASE, "--allow-cidr", "nonsense"], "--allow-cidr"),
+    (["--node", "n1", "--api-url", "http://x"], "--authorize sar"),
+    (["--node", "n1", "--api-url", "http://x", "--authorize", "allowlist"], "needs at least one"),
+    ([*BASE, "--authorize", "sar"], "drop --allow-user"),
 ])
 def test_bad_flags_are_refused(argv: list[str], needle: str) -> None:
     """Missing credentials, nobody allowed, half a TLS pair, bad TTL or CIDR: refused with a reason."""
     with pytest.raises(ConfigError, match=needle):
         parse(argv)
+
+
+def test_authorize_modes() -> None:
+    """An allow-list defaults to any (allow-list or SubjectAccessReview); sar needs no allow-list."""
+    assert parse(BASE).authorize == "any"
+    assert parse([*BASE, "--authorize", "allowlist"]).authorize == "allowlist"
+    cfg = parse(["--node", "n1", "--api-url", "http://x", "--authorize", "sar"])
+    assert cfg.authorize == "sar" and not cfg.allow_users and not cfg.allow_groups
 
 
 def test_kubeconfig_credentials(tmp_path: Path) -> None:

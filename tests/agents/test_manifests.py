@@ -20,10 +20,13 @@ def _one(kind: str, name: str) -> dict[str, Any]:
     return next(d for d in _docs() if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
-def test_agent_role_only_creates_tokenreviews() -> None:
-    """The agent's ClusterRole allows exactly TokenReview create, bound to its ServiceAccount."""
+def test_agent_role_only_creates_reviews() -> None:
+    """The agent's ClusterRole allows exactly TokenReview and SubjectAccessReview create, bound to its ServiceAccount."""
     role = _one("ClusterRole", "gameday-agent")
-    assert role["rules"] == [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}]
+    assert role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    ]
     binding = _one("ClusterRoleBinding", "gameday-agent")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gameday-agent", "namespace": "gameday"}]
 
@@ -46,6 +49,7 @@ def test_daemonset_args_are_accepted_by_the_agent(tmp_path: Path) -> None:
             for a in _one("DaemonSet", "gameday-agent")["spec"]["template"]["spec"]["containers"][0]["args"]]
     cfg = parse(args)
     assert cfg.node == "gpu-1" and cfg.port == 9470 and "gameday-runner" in cfg.allow_users
+    assert cfg.authorize == "any"
     assert cfg.tls_cert is not None and cfg.api.url == "https://kubernetes.default.svc"
 
 
@@ -54,3 +58,11 @@ def test_runner_role_covers_agent_discovery_and_network_policies() -> None:
     rules = _one("ClusterRole", "gameday-runner")["rules"]
     allowed = {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]}
     assert {("nodes", "get"), ("pods", "list"), ("networkpolicies", "create"), ("networkpolicies", "delete")} <= allowed
+
+
+def test_runner_role_may_use_the_agents() -> None:
+    """The runner's ClusterRole grants every agentfaults.gameday.dev verb an agent's SubjectAccessReview asks for."""
+    rules = _one("ClusterRole", "gameday-runner")["rules"]
+    granted = {v for rule in rules if "gameday.dev" in rule["apiGroups"] and "agentfaults" in rule["resources"]
+               for v in rule["verbs"]}
+    assert granted >= {"create", "update", "delete", "get", "list"}
