@@ -8,9 +8,11 @@ Emulated:
   eviction, binding), services, endpoints, configmaps, secrets, serviceaccounts, events; coordination/v1
   leases; apps/v1 deployments, daemonsets, replicasets (scale, status); policy/v1
   poddisruptionbudgets (stored only); networking/v1 networkpolicies; flowcontrol/v1 flowschemas and
-  prioritylevelconfigurations; authentication/v1 tokenreviews and selfsubjectreviews, authorization/v1
-  selfsubjectaccessreviews (create only, never stored); events.k8s.io/v1 events (stored separately
-  from core events).
+  prioritylevelconfigurations; rbac.authorization.k8s.io/v1 roles, rolebindings, clusterroles,
+  clusterrolebindings; authentication/v1 tokenreviews and selfsubjectreviews, authorization/v1
+  subjectaccessreviews and selfsubjectaccessreviews (create only, never stored; answered by RBAC over
+  the stored roles and bindings, ``rbac.py``; kubectl's protobuf reviews decoded by ``protowire.py``);
+  events.k8s.io/v1 events (stored separately from core events).
 - Verbs get, list, watch, create, update, patch (merge, strategic, JSON patch; apply-patch+yaml is
   treated as a merge patch), delete, deletecollection; label and field selectors; limit/continue;
   resourceVersion, generation, uid, creationTimestamp; 409 Conflict on stale resourceVersion; watch
@@ -33,11 +35,12 @@ Emulated:
 - Deleting a namespace deletes its objects; deleting a Deployment/ReplicaSet/DaemonSet deletes
   the ReplicaSets and Pods that name it in ownerReferences (unless propagationPolicy=Orphan).
 
-NOT modelled: etcd or any persistence (state dies with the process); RBAC or any authorization
-(every authenticated user may do everything; only anonymous requests are refused, except the
-public health/version paths); admission (webhooks, quotas, limit ranges, PodDisruptionBudgets are
+NOT modelled: etcd or any persistence (state dies with the process); enforcing RBAC or any
+authorization on requests (every authenticated user may do everything; only anonymous requests are
+refused, except the public health/version paths: RBAC objects only decide access-review answers);
+impersonation, LocalSubjectAccessReview, SelfSubjectRulesReview; admission (webhooks, quotas, limit ranges, PodDisruptionBudgets are
 not enforced by eviction); graceful deletion and finalizers (objects go at once); controllers
-(nothing creates ReplicaSets or Pods: that is ``lab/runtime``); protobuf request bodies (answered 415:
+(nothing creates ReplicaSets or Pods: that is ``lab/runtime``); protobuf request bodies other than access reviews (answered 415:
 kubectl's generator commands such as ``kubectl create namespace|deployment|configmap`` send
 protobuf and fail - use ``kubectl create -f``/``apply -f``), CBOR, aggregated discovery,
 OpenAPI schemas (/openapi/v3 is a stub that makes kubectl validate server-side, which is ignored;

@@ -15,7 +15,15 @@ from lab.apiserver import errors
 MAGIC = b"k8s\x00"
 Obj = dict[str, Any]
 Fields = list[tuple[int, int, Any]]
-RESOURCE_ATTRS = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+RESOURCE_ATTRS = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
 NON_RESOURCE_ATTRS = {1: "path", 2: "verb"}
 
 

@@ -163,8 +163,10 @@ def _describe(binding_ns: str, binding: Obj, subject: Obj) -> str:
     ref = binding.get("roleRef") or {}
     kind = "RoleBinding" if binding_ns else "ClusterRoleBinding"
     where = f"{binding_ns}/" if binding_ns else ""
-    return (f'RBAC: allowed by {kind} "{where}{binding["metadata"]["name"]}" of {ref.get("kind")} '
-            f'"{ref.get("name")}" to {subject.get("kind")} "{subject.get("name")}"')
+    return (
+        f'RBAC: allowed by {kind} "{where}{binding["metadata"]["name"]}" of {ref.get("kind")} '
+        f'"{ref.get("name")}" to {subject.get("kind")} "{subject.get("name")}"'
+    )
 
 
 def authorize(source: RbacSource, attrs: Attributes) -> Decision:
@@ -174,8 +176,10 @@ def authorize(source: RbacSource, attrs: Attributes) -> Decision:
     problems: list[str] = []
     namespace = attrs.namespace if attrs.resource_request else ""
     for binding_ns, binding in _bindings(source, namespace):
-        subject = next((s for s in binding.get("subjects") or []
-                        if applies_to(s, attrs.user, attrs.groups, binding_ns)), None)
+        subject = next(
+            (s for s in binding.get("subjects") or [] if applies_to(s, attrs.user, attrs.groups, binding_ns)),
+            None,
+        )
         if subject is None:
             continue
         rules, error = role_rules(source, binding.get("roleRef") or {}, binding_ns)

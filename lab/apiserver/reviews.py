@@ -41,23 +41,43 @@ def token_review(server: Server, body: Obj) -> Obj:
 
 
 def _invalid(kind: str, field: str, value: str, message: str) -> errors.ApiError:
-    return errors.invalid(kind, "authorization.k8s.io", "", [("FieldValueInvalid", field, f'Invalid value: "{value}": {message}')])
+    return errors.invalid(
+        kind,
+        "authorization.k8s.io",
+        "",
+        [("FieldValueInvalid", field, f'Invalid value: "{value}": {message}')],
+    )
 
 
 def attributes(kind: str, spec: Obj, user: str, groups: list[str]) -> rbac.Attributes:
     """The request a review's spec asks about; 422 unless exactly one kind of attributes is given."""
     res, non = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     if (res is None) == (non is None):
-        raise _invalid(kind, "spec.resourceAttributes", "null",
-                       "exactly one of nonResourceAttributes or resourceAttributes must be specified")
+        raise _invalid(
+            kind,
+            "spec.resourceAttributes",
+            "null",
+            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        )
     if isinstance(non, dict):
-        return rbac.Attributes(user, tuple(groups), str(non.get("verb") or ""), path=str(non.get("path") or ""),
-                               resource_request=False)
+        return rbac.Attributes(
+            user,
+            tuple(groups),
+            str(non.get("verb") or ""),
+            path=str(non.get("path") or ""),
+            resource_request=False,
+        )
     if not isinstance(res, dict):
         raise errors.bad_request("spec.resourceAttributes must be an object")
     return rbac.Attributes(
-        user, tuple(groups), str(res.get("verb") or ""), str(res.get("namespace") or ""), str(res.get("group") or ""),
-        str(res.get("resource") or ""), str(res.get("subresource") or ""), str(res.get("name") or ""),
+        user,
+        tuple(groups),
+        str(res.get("verb") or ""),
+        str(res.get("namespace") or ""),
+        str(res.get("group") or ""),
+        str(res.get("resource") or ""),
+        str(res.get("subresource") or ""),
+        str(res.get("name") or ""),
     )
 
 

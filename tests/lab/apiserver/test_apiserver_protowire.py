@@ -28,18 +28,45 @@ def envelope(spec: bytes, kind: str = "SubjectAccessReview") -> bytes:
     """The k8s protobuf envelope around an access review holding ``spec``."""
     type_meta = field(1, "authorization.k8s.io/v1") + field(2, kind)
     review = field(1, b"") + field(2, spec) + field(3, b"")
-    return MAGIC + field(1, type_meta) + field(2, review) + field(3, "") + field(4, "application/vnd.kubernetes.protobuf")
+    return (
+        MAGIC
+        + field(1, type_meta)
+        + field(2, review)
+        + field(3, "")
+        + field(4, "application/vnd.kubernetes.protobuf")
+    )
 
 
 def test_subject_access_review_spec_is_decoded() -> None:
     """Resource attributes, user, groups, extra and uid come out as the JSON spec would carry them."""
-    attrs = field(1, "ns") + field(2, "create") + field(3, "gameday.dev") + field(5, "agentfaults") + field(7, "gpu-1")
+    attrs = (
+        field(1, "ns")
+        + field(2, "create")
+        + field(3, "gameday.dev")
+        + field(5, "agentfaults")
+        + field(7, "gpu-1")
+    )
     extra = field(1, "scopes") + field(2, field(1, "a") + field(1, "b"))
-    spec = field(1, attrs) + field(3, "alice") + field(4, "g1") + field(4, "g2") + field(5, extra) + field(6, "u-1")
+    spec = (
+        field(1, attrs)
+        + field(3, "alice")
+        + field(4, "g1")
+        + field(4, "g2")
+        + field(5, extra)
+        + field(6, "u-1")
+    )
     assert decode_review(envelope(spec))["spec"] == {
-        "resourceAttributes": {"namespace": "ns", "verb": "create", "group": "gameday.dev", "resource": "agentfaults",
-                               "name": "gpu-1"},
-        "user": "alice", "groups": ["g1", "g2"], "extra": {"scopes": ["a", "b"]}, "uid": "u-1",
+        "resourceAttributes": {
+            "namespace": "ns",
+            "verb": "create",
+            "group": "gameday.dev",
+            "resource": "agentfaults",
+            "name": "gpu-1",
+        },
+        "user": "alice",
+        "groups": ["g1", "g2"],
+        "extra": {"scopes": ["a", "b"]},
+        "uid": "u-1",
     }
 
 
@@ -47,7 +74,8 @@ def test_non_resource_attributes_and_unknown_fields() -> None:
     """Non-resource attributes decode; varint fields the lab does not read are skipped."""
     spec = field(2, field(1, "/healthz") + field(2, "get")) + varint(9 << 3) + varint(300)
     assert decode_review(envelope(spec, "SelfSubjectAccessReview"))["spec"] == {
-        "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}
+        "nonResourceAttributes": {"path": "/healthz", "verb": "get"}
+    }
 
 
 @pytest.mark.parametrize("raw", [b"{}", MAGIC + b"\x0a\x05ab", MAGIC + b"\x0b"])

@@ -56,11 +56,17 @@ def binding(kind: str, name: str, ref_kind: str, ref: str, *subjects: Obj, names
     meta: Obj = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    return {"kind": kind, "metadata": meta, "roleRef": {"apiGroup": RBAC, "kind": ref_kind, "name": ref},
-            "subjects": list(subjects)}
+    return {
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"apiGroup": RBAC, "kind": ref_kind, "name": ref},
+        "subjects": list(subjects),
+    }
 
 
-def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, **more: Any) -> Obj:
+def rule(
+    verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, **more: Any
+) -> Obj:
     """A PolicyRule."""
     out: Obj = {"verbs": verbs}
     if groups is not None:
@@ -75,8 +81,16 @@ def user(name: str) -> Obj:
     return {"kind": "User", "name": name, "apiGroup": RBAC}
 
 
-def ask(verb: str, resource: str, namespace: str = "", group: str = "", name: str = "", sub: str = "",
-        who: str = "alice", groups: tuple[str, ...] = ("system:authenticated",)) -> Attributes:
+def ask(
+    verb: str,
+    resource: str,
+    namespace: str = "",
+    group: str = "",
+    name: str = "",
+    sub: str = "",
+    who: str = "alice",
+    groups: tuple[str, ...] = ("system:authenticated",),
+) -> Attributes:
     """Resource request attributes."""
     return Attributes(who, groups, verb, namespace, group, resource, sub, name)
 
@@ -92,7 +106,9 @@ def test_nothing_bound_is_denied_without_reason() -> None:
 
 def test_cluster_role_binding_applies_everywhere() -> None:
     """A ClusterRoleBinding allows in every namespace and for cluster-scoped requests, with a reason naming it."""
-    src = Source(PODS_READER, binding("ClusterRoleBinding", "alice-pods", "ClusterRole", "pods-reader", user("alice")))
+    src = Source(
+        PODS_READER, binding("ClusterRoleBinding", "alice-pods", "ClusterRole", "pods-reader", user("alice"))
+    )
     assert authorize(src, ask("list", "pods", "ns-1")).allowed and authorize(src, ask("list", "pods")).allowed
     reason = authorize(src, ask("get", "pods", "x")).reason
     assert 'ClusterRoleBinding "alice-pods"' in reason and 'ClusterRole "pods-reader"' in reason
@@ -116,8 +132,10 @@ def test_role_binding_is_scoped_to_its_namespace() -> None:
 
 def test_role_ref_to_a_role_in_another_namespace_does_not_count() -> None:
     """A RoleBinding's Role is looked up in the binding's own namespace; a missing role is an evaluation error."""
-    src = Source(role("Role", "r", rule(["get"], [""], ["pods"]), namespace="other"),
-                 binding("RoleBinding", "rb", "Role", "r", user("alice"), namespace="team-a"))
+    src = Source(
+        role("Role", "r", rule(["get"], [""], ["pods"]), namespace="other"),
+        binding("RoleBinding", "rb", "Role", "r", user("alice"), namespace="team-a"),
+    )
     decision = authorize(src, ask("get", "pods", "team-a"))
     assert not decision.allowed and 'role.rbac.authorization.k8s.io "r" not found' in decision.reason
 
@@ -135,36 +153,53 @@ def test_aggregated_over_all_bindings() -> None:
     assert not authorize(src, ask("update", "deployments", "x", "apps")).allowed
 
 
-@pytest.mark.parametrize(("the_rule", "attrs", "allowed"), [
-    (rule(["*"], ["*"], ["*"]), ask("deletecollection", "widgets", "n", "example.com"), True),
-    (rule(["get"], [""], ["pods/*"]), ask("get", "pods", "n", sub="log"), False),
-    (rule(["get"], [""], ["pods/log"]), ask("get", "pods", "n", sub="log"), True),
-    (rule(["get"], [""], ["pods"]), ask("get", "pods", "n", sub="log"), False),
-    (rule(["get"], [""], ["*/status"]), ask("get", "nodes", sub="status"), True),
-    (rule(["get"], ["apps"], ["pods"]), ask("get", "pods", "n"), False),
-    (rule(["create"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
-     ask("create", "agentfaults", group="gameday.dev", name="gpu-1"), True),
-    (rule(["create"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
-     ask("create", "agentfaults", group="gameday.dev", name="gpu-2"), False),
-    (rule(["list"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
-     ask("list", "agentfaults", group="gameday.dev"), False),
-])
+@pytest.mark.parametrize(
+    ("the_rule", "attrs", "allowed"),
+    [
+        (rule(["*"], ["*"], ["*"]), ask("deletecollection", "widgets", "n", "example.com"), True),
+        (rule(["get"], [""], ["pods/*"]), ask("get", "pods", "n", sub="log"), False),
+        (rule(["get"], [""], ["pods/log"]), ask("get", "pods", "n", sub="log"), True),
+        (rule(["get"], [""], ["pods"]), ask("get", "pods", "n", sub="log"), False),
+        (rule(["get"], [""], ["*/status"]), ask("get", "nodes", sub="status"), True),
+        (rule(["get"], ["apps"], ["pods"]), ask("get", "pods", "n"), False),
+        (
+            rule(["create"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
+            ask("create", "agentfaults", group="gameday.dev", name="gpu-1"),
+            True,
+        ),
+        (
+            rule(["create"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
+            ask("create", "agentfaults", group="gameday.dev", name="gpu-2"),
+            False,
+        ),
+        (
+            rule(["list"], ["gameday.dev"], ["agentfaults"], resourceNames=["gpu-1"]),
+            ask("list", "agentfaults", group="gameday.dev"),
+            False,
+        ),
+    ],
+)
 def test_rule_matching(the_rule: Obj, attrs: Attributes, allowed: bool) -> None:
     """Verbs, groups, resources with subresources and wildcards, and resourceNames match like the real evaluator."""
     assert rule_allows(the_rule, attrs) is allowed
 
 
-@pytest.mark.parametrize(("urls", "path", "allowed"), [
-    (["/healthz"], "/healthz", True),
-    (["/healthz"], "/healthz/etcd", False),
-    (["/healthz/*"], "/healthz/etcd", True),
-    (["*"], "/metrics", True),
-    (["/metrics"], "/version", False),
-])
+@pytest.mark.parametrize(
+    ("urls", "path", "allowed"),
+    [
+        (["/healthz"], "/healthz", True),
+        (["/healthz"], "/healthz/etcd", False),
+        (["/healthz/*"], "/healthz/etcd", True),
+        (["*"], "/metrics", True),
+        (["/metrics"], "/version", False),
+    ],
+)
 def test_non_resource_urls(urls: list[str], path: str, allowed: bool) -> None:
     """nonResourceURLs match exactly, by a trailing-* prefix or by *; only ClusterRoleBindings grant them."""
-    src = Source(role("ClusterRole", "urls", {"verbs": ["get"], "nonResourceURLs": urls}),
-                 binding("ClusterRoleBinding", "b", "ClusterRole", "urls", user("alice")))
+    src = Source(
+        role("ClusterRole", "urls", {"verbs": ["get"], "nonResourceURLs": urls}),
+        binding("ClusterRoleBinding", "b", "ClusterRole", "urls", user("alice")),
+    )
     attrs = Attributes("alice", (), "get", path=path, resource_request=False)
     assert authorize(src, attrs).allowed is allowed
     assert not authorize(src, Attributes("alice", (), "post", path=path, resource_request=False)).allowed
@@ -183,8 +218,17 @@ def test_group_and_service_account_subjects() -> None:
 
 def test_service_account_subject_defaults_to_the_binding_namespace() -> None:
     """A RoleBinding's ServiceAccount subject without a namespace means the binding's namespace."""
-    src = Source(PODS_READER, binding("RoleBinding", "rb", "ClusterRole", "pods-reader",
-                                      {"kind": "ServiceAccount", "name": "ci"}, namespace="build"))
+    src = Source(
+        PODS_READER,
+        binding(
+            "RoleBinding",
+            "rb",
+            "ClusterRole",
+            "pods-reader",
+            {"kind": "ServiceAccount", "name": "ci"},
+            namespace="build",
+        ),
+    )
     sa_user = "system:serviceaccount:build:ci"
     assert authorize(src, ask("get", "pods", "build", who=sa_user)).allowed
     assert not authorize(src, ask("get", "pods", "build", who="system:serviceaccount:other:ci")).allowed
@@ -200,9 +244,15 @@ def test_aggregation_rule_collects_labelled_cluster_roles() -> None:
     """A ClusterRole with an aggregationRule carries the rules of the ClusterRoles its selector matches."""
     agg = role("ClusterRole", "gameday-all")
     agg["aggregationRule"] = {"clusterRoleSelectors": [{"matchLabels": {"gameday.dev/aggregate": "true"}}]}
-    part = role("ClusterRole", "agentfaults", rule(["create"], ["gameday.dev"], ["agentfaults"]),
-                labels={"gameday.dev/aggregate": "true"})
+    part = role(
+        "ClusterRole",
+        "agentfaults",
+        rule(["create"], ["gameday.dev"], ["agentfaults"]),
+        labels={"gameday.dev/aggregate": "true"},
+    )
     other = role("ClusterRole", "secrets", rule(["get"], [""], ["secrets"]))
-    src = Source(agg, part, other, binding("ClusterRoleBinding", "b", "ClusterRole", "gameday-all", user("alice")))
+    src = Source(
+        agg, part, other, binding("ClusterRoleBinding", "b", "ClusterRole", "gameday-all", user("alice"))
+    )
     assert authorize(src, ask("create", "agentfaults", group="gameday.dev", name="gpu-1")).allowed
     assert not authorize(src, ask("get", "secrets", "x")).allowed
