@@ -6,7 +6,7 @@ from typing import Literal
 
 from blueprints.campaign import Stage
 from blueprints.record import Approval
-from tasks.runner import Approver, auto_approve
+from tasks.runner_ops import Approver, auto_approve
 from tasks.runner_record import now
 
 
@@ -18,7 +18,7 @@ def pause_approver(stage: Stage) -> Approval:
     from flows.params import ApprovalInput
 
     try:
-        answer = pause_flow_run(
+        answer: ApprovalInput | None = pause_flow_run(
             wait_for_input=ApprovalInput,
             timeout=max(1, int(stage.approval_timeout.total_seconds())),
             poll_interval=1,

@@ -62,7 +62,7 @@ def _probe(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_experiment(
-    experiment: dict[str, Any],
+    experiment: object,
     *,
     target: str = "lab",
     namespaces: list[str] | None = None,

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blueprints.faults import Fault
 from tasks.faults.base import Evidence, FaultContext, Injection
-from tasks.runner import Ops
+from tasks.runner_ops import Ops
 
 _OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 

@@ -131,6 +131,7 @@ class Registry:
             meta.pop("namespace", None)
         table = self.store.table(resource)
         if not meta.get("name"):
+            name = ""
             for _ in range(20):
                 name = meta["generateName"] + "".join(secrets.choice(_ALPHANUM) for _ in range(5))
                 if table.get(namespace, name) is None:

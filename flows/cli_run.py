@@ -1,0 +1,157 @@
+"""``gameday`` commands that act on a target: ``plan``, ``run``, ``reconcile`` and ``search-limit``.
+
+Prefect is imported only by the commands that run flows, after :func:`flows.env.prefect_defaults` has set
+a project-local Prefect home. Registered on the app in ``flows/cli.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli_common import OrchestrationUnavailable, out, user_errors
+from flows.env import prefect_defaults, prefect_server_configured, quiet_console, user_name
+
+
+def _print_plan(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None) -> None:
+    from flows.loading import load_campaign
+    from flows.planview import render_plan
+    from tasks.runner import CampaignRunner
+    from tasks.runner_connect import connect
+    from tasks.runner_record import Recorder
+    from tasks.settings import Settings
+
+    campaign, _ = load_campaign(file, target=target, stages=stages, overrides=overrides)
+    conn = connect(campaign, Settings(), f"{campaign.name}-plan")
+    try:
+        runner = CampaignRunner(campaign, conn.ctx, conn.ops, Recorder(f"{campaign.name}-plan"))
+        out.print(render_plan(campaign, runner.plan_all()), markup=False, highlight=False)
+    finally:
+        conn.close()
+
+
+@user_errors
+def plan(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="only these stages")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="path=value override")] = None,
+) -> None:
+    """Print the plan: resolved targets, what will change and how it is undone. Changes nothing."""
+    _print_plan(file, target, stage or None, set_ or None)
+
+
+@user_errors
+def run(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+    stage: Annotated[list[str] | None, typer.Option(help="only these stages (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="path=value, e.g. stages[0].observe=10s")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="auto-approve approval-required stages")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
+) -> None:
+    """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
+    from flows.loading import load_campaign
+
+    campaign, _ = load_campaign(file, target=target, stages=stage or None, overrides=set_ or None)
+    if dry_run:
+        _print_plan(file, target, stage or None, set_ or None)
+        return
+    prefect_defaults()
+    quiet_console()
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+    from flows.runview import RunView
+
+    params = CampaignParams(
+        blueprint=file,
+        target=target,
+        stages=stage or [],
+        overrides=set_ or [],
+        approval="auto" if yes else "prompt",
+        started_by=user_name(),
+    )
+    with RunView(campaign, out) as view:
+        try:
+            run_campaign(params)
+        except RuntimeError as e:
+            if "Prefect API server" not in str(e):
+                raise
+            raise OrchestrationUnavailable(f"{e} (set PREFECT_API_URL to use a running server)") from None
+        finally:
+            view.close()
+            _where(view, campaign.name)
+    if view.status != "completed":
+        raise typer.Exit(1)
+
+
+def _where(view: Any, name: str) -> None:
+    """Print the run's status and where its report (or at least its record) is."""
+    if not view.run_dir:
+        return
+    report = Path(view.run_dir) / "report" / "report.html"
+    where = report if report.exists() else Path(view.run_dir) / "record.json"
+    out.print(f"{name}: [bold]{view.status}[/bold]; report: {where}", highlight=False)
+
+
+@user_errors
+def reconcile(
+    target: Annotated[str, typer.Option(help="'lab' or a kubeconfig context")] = "lab",
+    release_lease: Annotated[bool, typer.Option(help="also drop a dead run's campaign lock")] = False,
+) -> None:
+    """Revert whatever killed runs left on the target, object by object (exit 1 if a rollback failed)."""
+    from flows.reconcile import reconcile_target
+    from tasks.settings import Settings
+
+    settings = Settings()
+    results = reconcile_target(
+        target,
+        settings,
+        log=lambda m: out.print(m, markup=False, highlight=False),
+        release_lease=release_lease,
+    )
+    if release_lease and prefect_server_configured():
+        from flows.locking import limit_name, release_limit
+
+        if release_limit(target):
+            out.print(f"freed the Prefect concurrency limit {limit_name(target)!r}", highlight=False)
+    failed = [r for r in results if r.outcome != "rolled-back"]
+    out.print(
+        f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
+        f"{len(failed)} failed",
+        highlight=False,
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@user_errors
+def search_limit(
+    file: Annotated[str, typer.Argument(help="blueprint file or stock name")],
+    param: Annotated[str, typer.Option(help="blueprint path to vary, e.g. stages[0].faults[0].rate")],
+    from_: Annotated[float, typer.Option("--from", help="lowest intensity (expected to hold)")],
+    to: Annotated[float, typer.Option(help="highest intensity (expected to break)")],
+    resolution: Annotated[float, typer.Option(help="stop when the interval is this narrow")] = 1.0,
+    target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
+) -> None:
+    """Bisect PARAM between --from and --to (a full guarded run per probe) for where the hypothesis breaks."""
+    from flows.loading import load_campaign
+    from flows.search import bisect_limit, campaign_runner, yaml_number
+
+    load_campaign(file, target=target, overrides=[f"{param}={yaml_number(from_)}"])  # fail fast on a bad path
+    prefect_defaults()
+    quiet_console()
+    result = bisect_limit(
+        campaign_runner(file, param, target, user_name()),
+        from_,
+        to,
+        resolution,
+        on_probe=lambda p: out.print(
+            f"probe {param}={p.value:g}: {p.verdict}", markup=False, highlight=False
+        ),
+    )
+    out.print(result.summary(), markup=False, highlight=False)

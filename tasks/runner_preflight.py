@@ -1,0 +1,52 @@
+"""The runner's first phase: plan every fault (reads only) and check the target is fit to be hurt.
+
+Preflight fails closed: steady state out of tolerance or not evaluable, a fault that does not plan within
+its blast radius, or a guardrail already breached all raise :class:`~tasks.errors.PreflightFailed` before
+anything is injected.
+"""
+
+from __future__ import annotations
+
+from blueprints.campaign import Campaign
+from tasks.errors import GamedayError, PreflightFailed
+from tasks.faults.base import FaultContext, Injection
+from tasks.runner_ops import Ops
+from tasks.runner_record import Recorder
+from tasks.runner_watch import GuardrailWatcher
+
+
+def plan_all(campaign: Campaign, ctx: FaultContext, ops: Ops, run_id: str) -> dict[str, list[Injection]]:
+    """Plan every fault of every stage (reads only); raises BlastRadiusExceeded etc."""
+    plans: dict[str, list[Injection]] = {}
+    for stage in campaign.stages:
+        ids = campaign.fault_ids(stage)
+        plans[stage.name] = [ops.plan(f, ctx, run_id, stage.name, i) for f, i in zip(stage.faults, ids)]
+    return plans
+
+
+def preflight(
+    campaign: Campaign, ctx: FaultContext, ops: Ops, recorder: Recorder
+) -> dict[str, list[Injection]]:
+    """Steady state holds, faults plan within blast radius, guardrails evaluate; else PreflightFailed."""
+    problems: list[str] = []
+    for p in campaign.steady_state:
+        try:
+            v = ops.evaluate(p)
+            if not v.ok:
+                problems.append(f"steady_state {p.name!r} out of tolerance: {v.detail or v.value!r}")
+        except Exception as e:  # noqa: BLE001 - not evaluable is a preflight failure
+            problems.append(f"steady_state {p.name!r} could not be evaluated: {e}")
+    plans: dict[str, list[Injection]] = {}
+    try:
+        plans = plan_all(campaign, ctx, ops, recorder.run_id)
+    except GamedayError as e:
+        problems.append(f"plan: {e}")
+    watcher = GuardrailWatcher(campaign.guardrails, ops.evaluate)
+    for g in campaign.guardrails:
+        reason = watcher.check_once(g)
+        if reason is not None:
+            problems.append(f"guardrail {g.name!r} {reason.reason}")
+    recorder.event("preflight", "ok" if not problems else "; ".join(problems), problems=problems)
+    if problems:
+        raise PreflightFailed("preflight failed, nothing was injected:\n  " + "\n  ".join(problems))
+    return plans
