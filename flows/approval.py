@@ -31,6 +31,9 @@ def pause_approver(stage: Stage) -> Approval:
     return Approval(decision=answer.decision, by=answer.by, comment=answer.comment, at=now())
 
 
+_TERMINAL_ANSWERS: dict[str, Literal["go", "skip", "abort"]] = {"go": "go", "skip": "skip", "abort": "abort"}
+
+
 def prompt_approver(stage: Stage) -> Approval:
     """Ask on the terminal: go, skip or abort (end of input decides abort)."""
     import typer
@@ -44,9 +47,9 @@ def prompt_approver(stage: Stage) -> Approval:
         answer = str(typer.prompt(question, default="abort")).strip().lower()
     except (EOFError, typer.Abort):
         answer = "abort"
-    decision = answer if answer in ("go", "skip", "abort") else "abort"
+    decision = _TERMINAL_ANSWERS.get(answer, "abort")
     comment = "" if decision == answer else f"answered {answer!r}"
-    return Approval(decision=decision, by="terminal", comment=comment, at=now())  # type: ignore[arg-type]
+    return Approval(decision=decision, by="terminal", comment=comment, at=now())
 
 
 def approver(mode: Literal["pause", "auto", "prompt"]) -> Approver:
