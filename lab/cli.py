@@ -29,6 +29,8 @@ def up_cmd(
     eviction_timeout: Annotated[float, typer.Option(help="lab seconds before pods leave an unreachable node")] = 300.0,
     slot: Annotated[int | None, typer.Option(help="address slot 0-7 (default: first free)")] = None,
     training: Annotated[bool, typer.Option(help="also run the CPU training job in network namespaces (root)")] = False,
+    apiserver_memory: Annotated[float, typer.Option(
+        help="API server memory limit (MiB of the modelled heap); expensive LISTs past it OOM-kill it (0: off)")] = 0.0,
 ) -> None:
     """Start API server, runtime, the GPU side (with --gpu-nodes) and Prometheus; return when every node
     is Ready and workloads are up."""
@@ -36,7 +38,7 @@ def up_cmd(
         raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
     try:
         endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout,
-                                 slot, training))
+                                 slot, training, apiserver_memory))
     except LabError as err:
         typer.echo(f"lab up failed: {err}", err=True)
         raise typer.Exit(1) from err

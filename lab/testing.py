@@ -100,12 +100,13 @@ def running_lab(
     eviction_timeout: float = 300.0,
     slot: int | None = None,
     training: bool = False,
+    apiserver_memory_mb: float = 0.0,
 ) -> Iterator[LabHandle]:
     """``lab up`` in state_dir, yield a LabHandle, and always ``lab down``."""
     state_dir = Path(state_dir).resolve()
     try:
         endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot,
-                                 training))
+                                 training, apiserver_memory_mb))
         users = json.loads((state_dir / "users.json").read_text())
         yield LabHandle(state_dir, endpoints, users)
     finally:

@@ -9,6 +9,7 @@ in :mod:`tasks.cluster_ops` (mixed in here) so that each module stays small.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tasks.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _RETRIES_429 = 3
 
 
@@ -90,11 +92,13 @@ class Cluster(ClusterOps):
     """One target cluster, reached through the official client."""
 
     def __init__(self, api_client: k8s.ApiClient, user: str = "", lab: dict[str, Any] | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, outage_retry_s: float = 0.0) -> None:
         self.api_client = api_client
         self.kubeconfig_user = user
         self.lab = lab
         self.timeout = timeout
+        self.outage_retry_s = outage_retry_s
+        self.reached = False
         self.core = k8s.CoreV1Api(api_client)
         self.apps = k8s.AppsV1Api(api_client)
         self.net = k8s.NetworkingV1Api(api_client)
@@ -104,7 +108,7 @@ class Cluster(ClusterOps):
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path | None, context: str | None = None, *, timeout: float = 10.0,
-                        lab: dict[str, Any] | None = None) -> Cluster:
+                        lab: dict[str, Any] | None = None, outage_retry_s: float = 0.0) -> Cluster:
         """A cluster from a kubeconfig file and context (None: the current context)."""
         cfg_path = Path(path).expanduser() if path else Path("~/.kube/config").expanduser()
         try:
@@ -117,7 +121,7 @@ class Cluster(ClusterOps):
             user = str((chosen or {}).get("context", {}).get("user", ""))
         except (OSError, k8s_config.ConfigException, KeyError, ValueError) as e:
             raise TargetError(f"cannot load kubeconfig {cfg_path} (context {context or 'current'}): {e}") from e
-        return cls(k8s.ApiClient(configuration), user=user, lab=lab, timeout=timeout)
+        return cls(k8s.ApiClient(configuration), user=user, lab=lab, timeout=timeout, outage_retry_s=outage_retry_s)
 
     @classmethod
     def for_target(cls, target: Target, settings: Settings) -> Cluster:
@@ -126,27 +130,45 @@ class Cluster(ClusterOps):
             lab = read_lab_endpoints(settings.lab_dir)
             kubeconfig = Path(target.kubeconfig or lab.get("kubeconfig") or settings.lab_dir / "kubeconfig")
             context = settings.kube_context or lab.get("runner_context") or _runner_context(kubeconfig)
-            return cls.from_kubeconfig(kubeconfig, context, timeout=settings.request_timeout_s, lab=lab)
+            return cls.from_kubeconfig(kubeconfig, context, timeout=settings.request_timeout_s, lab=lab,
+                                       outage_retry_s=settings.api_outage_retry_s)
         kubeconfig_path = target.kubeconfig or settings.kubeconfig
-        return cls.from_kubeconfig(kubeconfig_path, target.cluster, timeout=settings.request_timeout_s)
+        return cls.from_kubeconfig(kubeconfig_path, target.cluster, timeout=settings.request_timeout_s,
+                                   outage_retry_s=settings.api_outage_retry_s)
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one API call with a timeout, retrying 429 briefly, mapping failures to typed errors."""
+        """Run one API call with a timeout, retrying 429 briefly, mapping failures to typed errors.
+
+        Once the server has answered, a connection failure (the API server restarting, OOM-killed) is retried
+        for up to ``outage_retry_s`` seconds; a server never reached fails at once.
+        """
         kwargs.setdefault("_request_timeout", self.timeout)
-        for attempt in range(_RETRIES_429):
+        throttled, outage_deadline = 0, None
+        while True:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                self.reached = True
+                return result
             except ApiException as e:
+                self.reached = True
                 err = map_api_error(e, what)
-                if int(e.status or 0) == 429 and attempt + 1 < _RETRIES_429:
+                throttled += 1
+                if int(e.status or 0) == 429 and throttled < _RETRIES_429:
                     time.sleep(min(getattr(err, "delay", 1.0), 2.0))
                     continue
                 raise err from e
             except (urllib3.exceptions.HTTPError, OSError) as e:
+                now = time.monotonic()
+                if outage_deadline is None and self.reached and self.outage_retry_s > 0:
+                    outage_deadline = now + self.outage_retry_s
+                    log.warning("%s: the API server is unreachable (%s); retrying for up to %.0f s",
+                                what, type(e).__name__, self.outage_retry_s)
+                if outage_deadline is not None and now < outage_deadline:
+                    time.sleep(0.5)
+                    continue
                 raise TemporaryError(f"{what}: {type(e).__name__}: {e}", delay=1.0) from e
-        raise TemporaryError(f"{what}: still throttled after {_RETRIES_429} tries")  # pragma: no cover
 
     def to_dict(self, obj: Any) -> dict[str, Any]:
         """A client model as the plain JSON dict the API server sent (camelCase keys)."""

@@ -86,6 +86,13 @@ class ClusterOps:
         return self._gone_ok(f"delete pod {namespace}/{name}", self.core.delete_namespaced_pod, name, namespace,
                              grace_period_seconds=grace_seconds)
 
+    def delete_pods(self, namespace: str, labels: dict[str, str]) -> int:
+        """Delete every pod of a namespace matching labels in one call (deletecollection); how many went."""
+        result = self.call(f"delete pods {label_selector(labels)} in {namespace}",
+                           self.core.delete_collection_namespaced_pod, namespace,
+                           label_selector=label_selector(labels), grace_period_seconds=0)
+        return len(getattr(result, "items", None) or [])
+
     def evict_pod(self, namespace: str, name: str) -> bool:
         """Evict a pod through the eviction API (False if already gone)."""
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}

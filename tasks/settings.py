@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     )
     history_db: Path | None = Field(default=None, description="default: <state_dir>/history.sqlite")
     request_timeout_s: float = Field(default=10.0, gt=0)
+    api_outage_retry_s: float = Field(default=90.0, ge=0)
 
     @property
     def lab_dir(self) -> Path:

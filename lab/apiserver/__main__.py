@@ -19,13 +19,15 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvloop
 from aiohttp import web
 
 from lab.apiserver import tls
-from lab.apiserver.app import build_app
+from lab.apiserver.app import SERVER_KEY, build_app
 from lab.apiserver.config import ApiServerConfig
+from lab.apiserver.server import Server
 from lab.apiserver.users import load_users
 
 FREEZE_INTERVAL = 30.0
@@ -53,6 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--anonymous-metrics", action="store_true", help="serve /metrics without a token")
+    parser.add_argument("--memory-limit-mb", type=float, default=0.0,
+                        help="modelled heap limit (MiB); past it the server is OOM-killed and restarts (0: off)")
+    parser.add_argument("--heap-amplification", type=float, default=8.0, help="heap bytes per listed JSON byte")
+    parser.add_argument("--gc-seconds", type=float, default=1.0, help="time constant of the modelled GC")
+    parser.add_argument("--restart-delay", type=float, default=10.0, help="first restart delay after an OOM kill")
+    parser.add_argument("--restart-delay-max", type=float, default=300.0, help="cap of the doubling restart delay")
+    parser.add_argument("--cache-init-seconds", type=float, default=10.0,
+                        help="watch cache re-initialisation after a restart (reflectors get 429)")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument(
         "--parent-pid", type=int, default=0, help="exit when this process is no longer the parent"
@@ -83,6 +93,36 @@ async def _freeze_periodically() -> None:
         gc.freeze()
 
 
+def _install_oom_kill(
+    server: Server, runner: web.AppRunner, live: list[web.TCPSite], addresses: list[tuple[str, int, Any]]
+) -> None:
+    """On an OOM kill: stop listening, cut every connection, listen again on the same ports after the delay."""
+
+    async def die_and_restart(delay: float) -> None:
+        for site in live:
+            await site.stop()
+        live.clear()
+        handler = runner.server
+        for conn in handler.connections if handler is not None else []:
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(delay)
+        for host, port, ssl_context in addresses:
+            site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True, ssl_context=ssl_context)
+            await site.start()
+            live.append(site)
+        server.restarted()
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_kill(delay: float) -> None:
+        task = asyncio.get_running_loop().create_task(die_and_restart(delay))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    server.on_kill = on_kill
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run the server until SIGTERM/SIGINT."""
     config = ApiServerConfig(
@@ -94,6 +134,12 @@ async def serve(args: argparse.Namespace) -> None:
         bookmark_interval=args.bookmark_interval,
         users_file=args.users,
         sa_secret_file=args.sa_secret_file,
+        memory_limit=int(args.memory_limit_mb * 2**20),
+        heap_amplification=args.heap_amplification,
+        gc_seconds=args.gc_seconds,
+        restart_delay=args.restart_delay,
+        restart_delay_max=args.restart_delay_max,
+        cache_init_seconds=args.cache_init_seconds,
     )
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
@@ -102,21 +148,27 @@ async def serve(args: argparse.Namespace) -> None:
     await site.start()
     ready: dict[str, object] = {"url": f"http://{args.host}:{_port(site)}", "pid": os.getpid()}
     temp_tls: Path | None = None
+    live = [site]
+    addresses: list[tuple[str, int, Any]] = [(str(args.host), _port(site), None)]
     if not args.no_https:
         tls_dir = Path(args.tls_dir) if args.tls_dir else None
         if tls_dir is None:
             tls_dir = temp_tls = Path(tempfile.mkdtemp(prefix="lab-apiserver-tls-"))
         cert, key = tls.ensure_cert(tls_dir)
+        ssl_context = tls.server_context(cert, key)
         secure = web.TCPSite(
             runner,
             args.host,
             args.https_port,
             backlog=1024,
             reuse_address=True,
-            ssl_context=tls.server_context(cert, key),
+            ssl_context=ssl_context,
         )
         await secure.start()
         ready.update(https_url=f"https://{args.host}:{_port(secure)}", ca_file=str(cert))
+        live.append(secure)
+        addresses.append((str(args.host), _port(secure), ssl_context))
+    _install_oom_kill(app[SERVER_KEY], runner, live, addresses)
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.config import ApiServerConfig
 from lab.apiserver.resources import lookup
 from lab.apiserver.server import Server, json_response
+from lab.apiserver.store import Table
 from lab.apiserver.users import UserInfo
 
 log = logging.getLogger(__name__)
@@ -37,18 +39,28 @@ MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 HEALTH = {"/healthz", "/livez", "/readyz"}
 
 
-def work_width(server: Server, info: RequestInfo) -> int:
-    """APF seats a request occupies: LIST ceil(objects/100) clamped to 1..10, everything else 1."""
+def listed(server: Server, info: RequestInfo) -> tuple[int, Table] | None:
+    """How many objects a LIST returns and from which table (None: not a LIST of a known resource)."""
     if info.verb != "list":
-        return 1
+        return None
     resource = lookup(info.api_group, info.api_version, info.resource)
     if resource is None:
-        return 1
-    count = server.store.table(resource).size(info.namespace or None if resource.namespaced else None)
+        return None
+    table = server.store.table(resource)
+    count = table.size(info.namespace or None if resource.namespaced else None)
     limit = info.extra.get("limit", 0)
-    if limit:
-        count = min(count, limit)
-    return max(1, min(10, math.ceil(count / 100)))
+    return (min(count, limit) if limit else count), table
+
+
+def work_width(server: Server, info: RequestInfo) -> int:
+    """APF seats a request occupies: LIST ceil(objects/100) clamped to 1..10, everything else 1."""
+    found = listed(server, info)
+    return 1 if found is None else max(1, min(10, math.ceil(found[0] / 100)))
+
+
+def served_from_cache(info: RequestInfo, query: Any) -> bool:
+    """WATCH, and LIST with a resourceVersion (client-go reflectors send "0"), are served by the watch cache."""
+    return info.verb == "watch" or (info.verb == "list" and bool(query.get("resourceVersion")))
 
 
 async def _route(server: Server, request: web.Request, info: RequestInfo) -> web.StreamResponse:
@@ -80,6 +92,10 @@ def _authenticate(server: Server, request: web.Request) -> UserInfo:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Serve any request: auth, APF, handler, metrics, Status errors."""
     server = request.app[SERVER_KEY]
+    if server.lifecycle.down():  # OOM-killed: nobody answers
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=503)
     started = time.perf_counter()
     verb, resource, code = request.method, "", 500
     kind = "readOnly"
@@ -104,10 +120,22 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         }
         request["apf_ticket"] = ticket
         request["apf_headers"] = pf_headers
+        charge = None
         try:
+            if server.lifecycle.initializing() and served_from_cache(info, request.query):
+                raise errors.too_many_requests("storage is (re)initializing")
+            found = listed(server, info)
+            charge = server.heap.charge(*found) if found is not None else None
+            if server.lifecycle.down():  # this LIST was the one too many
+                if request.transport is not None:
+                    request.transport.abort()
+                code = 499  # the client sees its connection reset, never a status
+                return web.Response(status=503)
             response = await _route(server, request, info)
         finally:
             server.flow.release(ticket)
+            if charge is not None:
+                server.heap.release(charge)
         if not response.prepared:
             response.headers.update(pf_headers)
         code = response.status
@@ -115,9 +143,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except errors.ApiError as exc:
         code = exc.code
         return json_response(exc.status(), exc.code, exc.headers)
-    except (ConnectionResetError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         code = 499  # the client went away mid-response (nginx's convention)
         raise
+    except ConnectionResetError as exc:  # the connection was cut (client gone, or the server OOM-killed)
+        code = 499
+        raise asyncio.CancelledError from exc  # aiohttp treats it as a premature disconnection, quietly
     except Exception as exc:  # the API answers every failure as a Status
         log.exception("internal error serving %s %s", request.method, request.path)
         code = 500

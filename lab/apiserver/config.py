@@ -23,3 +23,9 @@ class ApiServerConfig(BaseModel):
     git_version: str = "v1.32.4-gameday-lab"
     users_file: Path | None = None
     sa_secret_file: Path | None = Field(None, description="secret verifying signed service-account tokens")
+    memory_limit: int = Field(0, ge=0, description="modelled heap limit in bytes; past it the server is OOM-killed (0: off)")
+    heap_amplification: float = Field(8.0, gt=0, description="heap bytes per byte of listed JSON")
+    gc_seconds: float = Field(1.0, gt=0, description="time constant of the modelled garbage collection")
+    restart_delay: float = Field(10.0, ge=0, description="first restart delay after an OOM kill, doubling")
+    restart_delay_max: float = Field(300.0, ge=0, description="cap of the restart delay")
+    cache_init_seconds: float = Field(10.0, ge=0, description="watch cache re-initialisation after a restart")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -10,6 +12,7 @@ from aiohttp import web
 from lab.apiserver import apf_defaults
 from lab.apiserver.apf import FlowControl
 from lab.apiserver.config import ApiServerConfig
+from lab.apiserver.memory import HeapModel, Lifecycle, MemoryCollector
 from lab.apiserver.metrics import Metrics
 from lab.apiserver.registry import Registry
 from lab.apiserver.resources import BY_KEY
@@ -19,6 +22,7 @@ from lab.apiserver.users import UserTable, read_sa_secret
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _encoder = msgspec.json.Encoder()
 JSON = "application/json"
+log = logging.getLogger(__name__)
 
 
 class Server:
@@ -32,7 +36,30 @@ class Server:
         self.registry = Registry(self.store)
         self.metrics = Metrics(self.store)
         self.flow = FlowControl(self.store, self.metrics, config.seats, config.queue_timeout)
+        self.heap = HeapModel(config.memory_limit, config.heap_amplification, config.gc_seconds)
+        self.lifecycle = Lifecycle(config.restart_delay, config.restart_delay_max, config.cache_init_seconds)
+        self.memory_metrics = MemoryCollector(self.heap, self.lifecycle)
+        self.metrics.registry.register(self.memory_metrics)
+        self.heap.on_oom = self.oom_kill
+        self.on_kill: Callable[[float], None] | None = None
         self._bootstrap()
+
+    def oom_kill(self) -> None:
+        """The modelled heap passed the limit: die, cut every watch and connection, restart after a delay."""
+        if self.lifecycle.down():
+            return
+        delay = self.lifecycle.killed()
+        log.warning("OOM-killed (heap %.0f MiB > limit %.0f MiB): restarting in %.1f s",
+                    self.heap.used() / 2**20, self.heap.limit / 2**20, delay)
+        self.heap.reset()
+        self.store.close_watchers()
+        if self.on_kill is not None:
+            self.on_kill(delay)
+
+    def restarted(self) -> None:
+        """Listening again after an OOM kill (the watch cache now re-initialises)."""
+        self.lifecycle.started()
+        self.memory_metrics.restarted()
 
     def _bootstrap(self) -> None:
         namespaces = BY_KEY["namespaces"]

@@ -21,7 +21,7 @@ Usage (pytest)::
 Keyword arguments: ``service_accounts=[(ns, name), ...]`` adds service-account identities,
 ``extra_users={"name": [groups]}`` adds more users, ``queue_timeout``, ``history``,
 ``anonymous_metrics``, ``bookmark_interval`` and ``sa_secret_file`` (signed service-account tokens,
-``lab.apiserver.users.sa_token``) map to the CLI flags. The server's stdout/stderr go to
+``lab.apiserver.users.sa_token``) map to the CLI flags; ``extra_args`` are appended as they are. The server's stdout/stderr go to
 ``tmp_path/apiserver.log``. On exit the process is terminated by its PID (SIGTERM, then SIGKILL
 after 5 s) even when the block raised.
 """
@@ -142,6 +142,7 @@ def running_apiserver(
     anonymous_metrics: bool = False,
     bookmark_interval: float = 5.0,
     sa_secret_file: Path | None = None,
+    extra_args: list[str] | None = None,
 ) -> Iterator[RunningApiServer]:
     """Start ``python -m lab.apiserver`` on a free port, wait for /readyz, yield, then kill it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -180,6 +181,7 @@ def running_apiserver(
         cmd.append("--anonymous-metrics")
     if sa_secret_file is not None:
         cmd += ["--sa-secret-file", str(sa_secret_file)]
+    cmd += extra_args or []
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)

@@ -1,4 +1,7 @@
-"""A client-go-like reflector: LIST then WATCH one collection, keep a store, re-list on 410.
+"""A client-go-like reflector: LIST (``resourceVersion=0``) then WATCH one collection, keep a store, re-list on 410.
+
+Like client-go, the LIST asks for ``resourceVersion=0``: the API server answers it from its watch cache, so
+while that cache re-initialises after an API server restart the LIST gets 429 and the store cannot sync.
 
 The store is never cleared when the API server goes away: the last listed state stays served,
 which is what CoreDNS does (and what hid the 2024-12-11 outage).
@@ -112,7 +115,8 @@ class Informer(Generic[T]):
 
     async def _list(self) -> None:
         timeout = aiohttp.ClientTimeout(total=30)
-        async with self._session.get(self._url + self._path, params=self._params(), timeout=timeout) as resp:
+        params = self._params() | {"resourceVersion": "0"}  # like client-go: served by the watch cache
+        async with self._session.get(self._url + self._path, params=params, timeout=timeout) as resp:
             await self._check(resp)
             body = await resp.json(content_type=None)
         self._reachable(True)

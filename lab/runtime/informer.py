@@ -1,7 +1,11 @@
 """List+watch caches of API collections (informers) shared by every component of the runtime.
 
 One informer per resource serves all kubelets and controllers: a LIST, then a WATCH from its
-resourceVersion, a re-LIST (with a synthetic diff) on 410 Expired or a broken stream.
+resourceVersion, a re-LIST (with a synthetic diff) on 410 Expired, on 429 (the API server's watch cache is
+re-initialising after a restart) or a broken stream. The LISTs are quorum reads (no resourceVersion), which
+the API server serves from storage even while its watch cache initialises: the lab's own kubelets and
+controllers keep working between OOM kills of the API server, where real reflectors (resourceVersion=0)
+would be turned away too.
 """
 
 from __future__ import annotations
@@ -123,13 +127,13 @@ class Informer:
             except WatchExpired:
                 rv = None
             except (TimeoutError, ApiStatusError, OSError, ValueError) as err:
-                log.info("watch %s broke (%s); retrying", self.path, err)
+                log.info("watch %s broke (%s); re-listing", self.path, err)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                if isinstance(err, ApiStatusError) and err.code == 410:
-                    rv = None
+                backoff = min(backoff * 2, 2.0)
+                if isinstance(err, ApiStatusError) and err.code in (410, 429):
+                    rv = None  # expired, or the watch cache is re-initialising: a quorum LIST still works
             except Exception as err:  # noqa: BLE001  # aiohttp raises a family of client errors; keep watching
                 log.info("watch %s failed (%r); re-listing", self.path, err)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
                 rv = None

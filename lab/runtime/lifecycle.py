@@ -53,6 +53,7 @@ class UpOptions:
     eviction_timeout: float = 300.0
     slot: int | None = None
     training: bool = False
+    apiserver_memory_mb: float = 0.0
 
 
 def _pids_file(state: Path) -> Path:
@@ -98,6 +99,17 @@ def write_kubeconfig(path: Path, url: str, runner_token: str, admin_token: str, 
     return path
 
 
+def _memory_args(opts: UpOptions) -> list[str]:
+    """The API server's memory model: off unless a limit is given; restart delays follow the time scale
+    (kubelet's CrashLoopBackOff of 10 s doubling, capped at 20 lab-s so replays end); the watch cache takes
+    10 real seconds to re-initialise after each restart."""
+    if not opts.apiserver_memory_mb:
+        return []
+    scale = opts.time_scale
+    return ["--memory-limit-mb", str(opts.apiserver_memory_mb), "--restart-delay", f"{10 / scale:.3f}",
+            "--restart-delay-max", f"{20 / scale:.3f}", "--cache-init-seconds", "10"]
+
+
 def _start_apiserver(opts: UpOptions, users_file: Path, sa_secret: Path) -> dict[str, Any]:
     state = opts.state_dir
     ready = state / "apiserver-ready.json"
@@ -106,6 +118,7 @@ def _start_apiserver(opts: UpOptions, users_file: Path, sa_secret: Path) -> dict
         sys.executable, "-m", "lab.apiserver", "--host", "127.0.0.1", "--port", "0",
         "--users", str(users_file), "--seats", str(opts.seats), "--ready-file", str(ready),
         "--tls-dir", str(state / "tls"), "--sa-secret-file", str(sa_secret),
+        *_memory_args(opts),
     ], state / "apiserver.log")
     _record(state, "apiserver", proc.pid)
     try:

@@ -60,3 +60,5 @@ class ListStormSettings(_Env):
     watch_churn: bool = Field(False, alias="WATCH_CHURN")
     request_timeout: float = Field(60.0, alias="REQUEST_TIMEOUT", gt=0)
     max_retry_after: float = Field(30.0, alias="MAX_RETRY_AFTER", gt=0)
+    backoff_initial: float = Field(0.8, alias="BACKOFF_INITIAL", gt=0)
+    backoff_max: float = Field(30.0, alias="BACKOFF_MAX", gt=0)

@@ -3,13 +3,16 @@
 A loop of cluster-wide LISTs without ``resourceVersion`` (quorum reads that skip the watch
 cache), ``RATE`` per second shared by ``CONCURRENCY`` workers, against ``ctx.api_url`` with the
 pod's token. Like client-go it honours ``429`` + ``Retry-After`` (capped by ``MAX_RETRY_AFTER``):
-the worker that got it waits that long before its next request. ``WATCH_CHURN=1`` also opens a
+the worker that got it waits that long before its next request; when the server cannot be reached it
+backs off like a client-go reflector (``BACKOFF_INITIAL`` 0.8 s doubling up to ``BACKOFF_MAX`` 30 s, with
+up to 100 % jitter), and a success resets the back-off. ``WATCH_CHURN=1`` also opens a
 watch after every LIST and drops it as soon as the server answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import aiohttp
@@ -76,6 +79,7 @@ class ListStormProgram:
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
         self.retry_waits: list[float] = []
+        self._backoff = 0.0
 
     async def start(self, ctx: PodContext) -> None:
         """Start the workers; returns at once."""
@@ -112,13 +116,20 @@ class ListStormProgram:
             async with self._session.get(self._url, timeout=timeout) as resp:
                 await resp.read()
                 code, wait = str(resp.status), retry_after_of(resp, self._settings.max_retry_after)
+            self._backoff = 0.0
         except TimeoutError:
             code, wait = "timeout", None
         except aiohttp.ClientError:
-            code, wait = "error", 1.0
+            code, wait = "error", self._next_backoff()
         metrics.STORM_REQUESTS.labels(self._pod, code).inc()
         metrics.STORM_DURATION.labels(self._pod).observe(time.perf_counter() - started)
         return wait
+
+    def _next_backoff(self) -> float:
+        """client-go's reflector back-off: 0.8 s doubling to 30 s, jittered by up to 100 %."""
+        s = self._settings
+        self._backoff = min(s.backoff_max, self._backoff * 2) if self._backoff else s.backoff_initial
+        return self._backoff * (1.0 + random.random())
 
     async def _churn(self) -> None:
         assert self._session is not None

@@ -184,13 +184,17 @@ class ControlPlaneOverloadFault:
                         details={"pods": len(pods), "nodes": nodes, "desired": desired, "runner_call": runner})
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
-        """Stop the storm first, then close break-glass; everything tolerated if already gone."""
+        """Stop the storm first (the DaemonSet and its pods), then close break-glass; tolerant of what is gone."""
         u, c = injection.undo, ctx.cluster
         if u["mode"] == "client-storm":
             stopped = stop_storm(u["tag"], ctx.extra.pop(f"storm:{injection.fault_id}", None))
             ctx.log(f"control-plane-overload {injection.fault_id}: stopped storm pid(s) {stopped or 'none'}")
         else:
             c.delete_daemonset(u["namespace"], u["daemonset"])
+            # Its pods go at once too, in one call: waiting for the garbage collector means one DELETE per
+            # pod through an API server the storm may still be overwhelming.
+            gone = c.delete_pods(u["namespace"], {"app": u["daemonset"]})
+            ctx.log(f"control-plane-overload {injection.fault_id}: deleted {gone} storm pod(s)")
             if u.get("created_namespace"):
                 c.delete_namespace(u["namespace"])
         if u["breakglass"]:

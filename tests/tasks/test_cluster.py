@@ -92,3 +92,62 @@ def test_not_found_and_conflict_through_the_api(api: Any) -> None:
         assert cluster.delete_configmap("dup", "never-existed") is False
     finally:
         cluster.close()
+
+
+def test_a_never_reached_server_fails_at_once_even_with_outage_retries() -> None:
+    """The outage retry only rides out a server that answered before: a wrong address still fails at once."""
+    import time
+
+    from kubernetes import client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = client.Configuration()
+    cfg.host = f"http://127.0.0.1:{port}"
+    cfg.retries = 0
+    cluster = Cluster(client.ApiClient(cfg), timeout=2.0, outage_retry_s=60.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TemporaryError):
+            cluster.list_nodes()
+        assert time.monotonic() - started < 30, "a never-reached server was retried as an outage"
+    finally:
+        cluster.close()
+
+
+def test_calls_ride_out_an_api_server_oom_kill_and_restart(tmp_path: Path) -> None:
+    """Once reached, a call made while the API server is OOM-killed waits for its restart; without the retry it fails."""
+    import urllib.error
+    import urllib.request
+
+    from lab.apiserver.testing import running_apiserver
+
+    args = ["--memory-limit-mb", "0.5", "--restart-delay", "3", "--gc-seconds", "5", "--cache-init-seconds", "0"]
+    with running_apiserver(tmp_path, extra_args=args) as api:
+        patient = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin", outage_retry_s=30.0)
+        hasty = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin", outage_retry_s=30.0)
+        hasty.outage_retry_s = 0.0
+        try:
+            for i in range(200):
+                patient.call("create configmap", patient.core.create_namespaced_config_map, "default",
+                             {"metadata": {"name": f"cm-{i:03d}"}, "data": {"k": "x" * 200}})
+            assert hasty.call("list namespaces", hasty.core.list_namespace).items
+            assert patient.reached and hasty.reached
+            killed = False
+            for _ in range(20):  # back-to-back quorum LISTs of 200 configmaps pass the 0.5 MiB heap
+                req = urllib.request.Request(api.url + "/api/v1/configmaps",
+                                             headers={"Authorization": f"Bearer {api.admin_token}"})
+                try:
+                    urllib.request.urlopen(req, timeout=5).close()
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    killed = True
+                    break
+            assert killed, "the burst never OOM-killed the API server"
+            with pytest.raises(TemporaryError):
+                hasty.call("list namespaces", hasty.core.list_namespace)
+            names = [n.metadata.name for n in patient.call("list namespaces", patient.core.list_namespace).items]
+            assert "default" in names
+        finally:
+            patient.close()
+            hasty.close()
