@@ -87,6 +87,7 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=500)
     ap.add_argument("--time-scale", type=float, default=3.0)
     ap.add_argument("--seats", type=int, default=600, help="API server APF seats (the real 400 + 200)")
+    ap.add_argument("--apiserver-memory", type=float, default=128.0, help="API server memory limit (MiB, modelled)")
     args = ap.parse_args()
     if args.run_dir:
         report(args.run_dir, [])
@@ -99,7 +100,8 @@ def main() -> int:
     try:
         t = time.monotonic()
         subprocess.run([py, "-m", "lab", "up", "--nodes", str(args.nodes), "--gpu-nodes", "0", "--time-scale",
-                        str(args.time_scale), "--seats", str(args.seats), "--state-dir", str(lab_dir), "--timeout", "300"],
+                        str(args.time_scale), "--seats", str(args.seats), "--apiserver-memory", str(args.apiserver_memory),
+                        "--state-dir", str(lab_dir), "--timeout", "300"],
                        cwd=ROOT, env=env, check=True, capture_output=True, timeout=400)
         lab_up = time.monotonic() - t
         t = time.monotonic()
