@@ -13,9 +13,9 @@ Prometheus metrics on ``/metrics``. Durations are reported in lab seconds (real 
 - ``gpu_monitor_gpu_pods_running{node}``: Running pods that use GPUs, per node (refreshed every 2 s).
 - ``gpu_monitor_last_detection_seconds{node}``, ``gpu_monitor_last_remediation_seconds{node,action}``: the
   latest XID's times, as gauges (easier to chart and to write expectations on than sparse histograms).
-- ``gpu_monitor_actions_total{node,action}``, ``gpu_monitor_pods_restarted_total``,
-  ``gpu_monitor_pods_evicted_total``, ``gpu_monitor_remediation_failures_total{action}``,
-  ``gpu_monitor_node_gpu_healthy{node}``.
+- ``gpu_monitor_actions_total{node,action,code}`` (code: the XID that asked for the action),
+  ``gpu_monitor_pods_restarted_total``, ``gpu_monitor_pods_evicted_total``,
+  ``gpu_monitor_remediation_failures_total{action}``, ``gpu_monitor_node_gpu_healthy{node}``.
 The same XID (node, code, PCI) within ``dedup_window_s`` lab seconds is counted but acted on once.
 """
 
@@ -110,7 +110,7 @@ class GpuHealthMonitor:
         remediation = max(0.0, self.lab_seconds(time.time() - event.logged_at))
         m.remediation.labels(action=action).observe(remediation)
         m.last_remediation.labels(node=event.node, action=action).set(remediation)
-        m.actions.labels(node=event.node, action=action).inc()
+        m.actions.labels(node=event.node, action=action, code=str(event.code)).inc()
         m.restarted.inc(len(done["restarted"]))
         m.evicted.inc(len(done["evicted"]))
         m.healthy.labels(node=event.node).set(1 if action in ("restart-app", "report") else 0)

@@ -28,7 +28,12 @@ class MonitorMetrics:
         self.cordoned = Gauge(
             "gpu_monitor_nodes_cordoned", "Nodes cordoned by the monitor, still cordoned", registry=r
         )
-        self.actions = Counter("gpu_monitor_actions", "Actions taken", ["node", "action"], registry=r)
+        self.actions = Counter(
+            "gpu_monitor_actions",
+            "Actions taken, by the XID code that asked for them",
+            ["node", "action", "code"],
+            registry=r,
+        )
         self.restarted = Counter("gpu_monitor_pods_restarted", "GPU pods deleted for restart", registry=r)
         self.evicted = Counter("gpu_monitor_pods_evicted", "Pods evicted by drains", registry=r)
         self.failures = Counter(

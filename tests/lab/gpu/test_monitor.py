@@ -72,7 +72,7 @@ def test_repeated_xid_is_counted_but_acted_on_once(cluster: Cluster, monitor: Mo
     for _ in range(3):
         append_xid(monitor.kmsg[NODE], 94)
     wait_for(lambda: _detected(monitor, 94) == 3, 15, "three detections")
-    assert monitor.value(f'gpu_monitor_actions_total{{action="restart-app",node="{NODE}"}}') == 1
+    assert monitor.value(f'gpu_monitor_actions_total{{action="restart-app",code="94",node="{NODE}"}}') == 1
 
 
 def test_running_gpu_pods_gauge_follows_the_cluster(cluster: Cluster, monitor: MonitorProcess) -> None:
