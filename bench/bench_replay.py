@@ -87,7 +87,7 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=500)
     ap.add_argument("--time-scale", type=float, default=3.0)
     ap.add_argument("--seats", type=int, default=600, help="API server APF seats (the real 400 + 200)")
-    ap.add_argument("--apiserver-memory", type=float, default=128.0, help="API server memory limit (MiB, modelled)")
+    ap.add_argument("--apiserver-memory", type=float, default=48.0, help="API server memory limit (MiB, modelled)")
     args = ap.parse_args()
     if args.run_dir:
         report(args.run_dir, [])

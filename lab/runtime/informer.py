@@ -11,12 +11,21 @@ would be turned away too.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable
 
 from lab.runtime.client import ApiClient, Obj
 from lab.runtime.errors import ApiStatusError, WatchExpired
+
+REFUSED_RETRY_S = 0.2
+
+
+def _refused(err: BaseException) -> bool:
+    """The connection was refused: nothing listens (the API server is restarting)."""
+    return isinstance(err, OSError) and (
+        err.errno == errno.ECONNREFUSED or isinstance(getattr(err, "os_error", None), ConnectionRefusedError))
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +125,11 @@ class Informer:
         backoff = 0.2
         rv: str | None = None
         while True:
+            listed = False
             try:
                 if rv is None:
                     rv = await self._relist()
+                    listed = True
                 async for etype, obj in self.client.watch(self.path, rv, self.params):
                     rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                     if etype in ("ADDED", "MODIFIED", "DELETED"):
@@ -128,12 +139,17 @@ class Informer:
                 rv = None
             except (TimeoutError, ApiStatusError, OSError, ValueError) as err:
                 log.info("watch %s broke (%s); re-listing", self.path, err)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
                 if isinstance(err, ApiStatusError) and err.code in (410, 429):
                     rv = None  # expired, or the watch cache is re-initialising: a quorum LIST still works
+                    if err.code == 429 and not listed:
+                        continue  # the server is up right now (perhaps briefly, between OOM kills): list at once
+                if _refused(err):
+                    await asyncio.sleep(REFUSED_RETRY_S)  # nothing listens (restarting): be first back in
+                    continue
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
             except Exception as err:  # noqa: BLE001  # aiohttp raises a family of client errors; keep watching
                 log.info("watch %s failed (%r); re-listing", self.path, err)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, 1.0)
                 rv = None
