@@ -59,16 +59,15 @@ def gpu_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuLab]:
 
     state = tmp_path_factory.mktemp("gpu-blueprints")
     training = os.geteuid() == 0
-    lab = GpuLab(None, state, {}, training)
-    try:
-        lab.stack.enter_context(prefect_test_harness(server_startup_timeout=120))
-        lab.env = lab_env(state, str(PREFECT_API_URL.value()))
-        lab.handle = lab.stack.enter_context(
-            running_lab(state / "lab", nodes=3, gpu_nodes=2, time_scale=TIME_SCALE, training=training)
-        )
-        yield lab
-    finally:
-        lab.stop()
+    with prefect_test_harness(server_startup_timeout=120):
+        lab = GpuLab(None, state, lab_env(state, str(PREFECT_API_URL.value())), training)
+        try:
+            lab.handle = lab.stack.enter_context(
+                running_lab(state / "lab", nodes=3, gpu_nodes=2, time_scale=TIME_SCALE, training=training)
+            )
+            yield lab
+        finally:
+            lab.stop()
 
 
 def _core(lab: GpuLab) -> Any:
@@ -139,12 +138,21 @@ def test_monitor_reaction_follows_the_catalogue(gpu_lab: GpuLab, xid_run: Run) -
     node79 = next(iter(xid_run.fault(S79)["evidence"]["nodes"]))
     injected = datetime.fromisoformat(xid_run.fault(S79)["injected_at"])
     before = prometheus_at(gpu_lab, f'gpu_monitor_gpu_pods_running{{node="{node79}"}}', injected)
-    assert before and before[0][1] >= 1, f"no trainer pod on {node79} when XID 79 landed: {before}"
+    assert before, f"no gpu_monitor_gpu_pods_running sample for {node79} when XID 79 landed"
     pods = _core(gpu_lab).list_namespaced_pod("gpu-training").items
     running = [p for p in pods if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
     assert len(running) == 2, [(p.metadata.name, p.spec.node_name, p.status.phase) for p in pods]
     assert all(p.spec.node_name != node79 for p in running), [p.spec.node_name for p in running]
-    assert any(p.metadata.creation_timestamp >= injected.replace(microsecond=0) for p in running)
+    moved = [p for p in running if p.metadata.creation_timestamp >= injected.replace(microsecond=0)]
+    # The lab's scheduler (fewest pods, ties by name) may have put both trainers on one node before stage 79, and
+    # the fault picks a GPU node at random: then there was nothing to reschedule, and no new pod is expected.
+    assert len(moved) >= before[0][1], (
+        before,
+        [(p.spec.node_name, p.metadata.creation_timestamp) for p in running],
+    )
+    print(
+        f"\nXID 79 on {node79}: {before[0][1]:g} trainer pod(s) there at injection, {len(moved)} recreated elsewhere"
+    )
 
 
 def test_xid_ladder_rollback_is_complete(gpu_lab: GpuLab, xid_run: Run) -> None:
