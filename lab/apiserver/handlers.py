@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from lab.apiserver import errors, reviews, routing, selectors, subresources, tables, watch
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.patch import APPLY, apply_patch
 from lab.apiserver.resources import REVIEWS, Resource, lookup
-from lab.apiserver.server import Server, json_response
+from lab.apiserver.server import Server, decode_object, json_response
 from lab.apiserver.store import Obj
 
 
@@ -28,17 +27,9 @@ def resolve(info: RequestInfo) -> Resource:
 async def read_body(request: web.Request) -> Obj:
     """The decoded JSON (or YAML) request body; 400 if malformed."""
     raw = await request.read()
-    if not raw:
-        return {}
-    if "protobuf" in request.headers.get("Content-Type", ""):
+    if raw and "protobuf" in request.headers.get("Content-Type", ""):
         raise errors.ApiError(415, "the lab API server accepts JSON bodies only", "UnsupportedMediaType")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
-    if not isinstance(body, dict):
-        raise errors.bad_request("the object provided is unrecognized (must be a JSON object)")
-    return body
+    return decode_object(raw)
 
 
 def _int(query: Any, name: str) -> int:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from lab.apiserver import errors, protowire, rbac
 from lab.apiserver.apf_match import RequestInfo
 from lab.apiserver.resources import Resource
-from lab.apiserver.server import Server, json_response
+from lab.apiserver.server import Server, decode_object, json_response
 from lab.apiserver.store import Obj
 from lab.apiserver.users import UserInfo
 
@@ -105,15 +104,7 @@ def _decode(request_type: str, raw: bytes, plural: str) -> Obj:
         if plural == "tokenreviews":
             raise errors.ApiError(415, "the lab API server accepts JSON only", "UnsupportedMediaType")
         return protowire.decode_review(raw) if plural in ACCESS_REVIEWS else {}
-    if not raw:
-        return {}
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
-    if not isinstance(body, dict):
-        raise errors.bad_request("the object provided is unrecognized (must be a JSON object)")
-    return body
+    return decode_object(raw)
 
 
 async def handle(server: Server, request: web.Request, info: RequestInfo, resource: Resource) -> web.Response:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from lab.apiserver import apf_defaults
+from lab.apiserver import apf_defaults, errors
 from lab.apiserver.apf import FlowControl
 from lab.apiserver.config import ApiServerConfig
 from lab.apiserver.memory import HeapModel, Lifecycle, MemoryCollector
@@ -83,3 +83,16 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
 def encode(obj: Obj | list[Any]) -> bytes:
     """Encode a JSON value."""
     return _encoder.encode(obj)
+
+
+def decode_object(raw: bytes) -> Obj:
+    """A JSON request body as an object ({} when empty); 400 when malformed or not an object."""
+    if not raw:
+        return {}
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise errors.bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
+    if not isinstance(body, dict):
+        raise errors.bad_request("the object provided is unrecognized (must be a JSON object)")
+    return body
