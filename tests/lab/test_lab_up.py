@@ -17,6 +17,7 @@ import pytest
 import requests
 from kubernetes import client
 
+from lab.apiserver.users import read_sa_secret, sa_token
 from lab.gpu.nodes import ENDPOINT_ANNOTATION
 from lab.prometheus import find_binary
 from lab.runtime.procs import pid_alive
@@ -127,7 +128,7 @@ def test_gpu_nodes_have_agents_that_accept_the_runner_and_feed_prometheus(
     lab_up: tuple[Path, dict[str, Any]],
 ) -> None:
     """Each GPU Node names its agent, which answers /healthz, takes a gpu-xid from gameday-runner (not from
-    admin), and the XID reaches Prometheus through the exporter and the monitor; the trainer runs."""
+    a service account without an RBAC grant), and the XID reaches Prometheus through the exporter and the monitor; the trainer runs."""
     state, endpoints = lab_up
     admin, runner = _token(state, "admin"), _token(state, "gameday-runner")
     cfg = client.Configuration()
@@ -142,8 +143,11 @@ def test_gpu_nodes_have_agents_that_accept_the_runner_and_feed_prometheus(
     agent = endpoints["gpu_agents"][GPU_NODES[0]]
     fault = {"fault_id": "lab-up-xid", "run_id": "lab-up-test", "ttl_seconds": 60,
              "params": {"kind": "gpu-xid", "code": 43, "gpu_index": 1}}
-    refused = requests.post(f"{agent}/v1/faults", json=fault, headers={"Authorization": f"Bearer {admin}"}, timeout=10)
-    assert refused.status_code == 403
+    stranger = sa_token(read_sa_secret(state / "sa-secret"), "default", "not-the-runner")
+    refused = requests.post(f"{agent}/v1/faults", json=fault, headers={"Authorization": f"Bearer {stranger}"},
+                            timeout=10)
+    assert refused.status_code == 403, refused.text
+    assert "system:serviceaccount:default:not-the-runner" in refused.text
     resp = requests.post(f"{agent}/v1/faults", json=fault, headers={"Authorization": f"Bearer {runner}"}, timeout=10)
     assert resp.status_code == 201, resp.text
     try:
