@@ -89,13 +89,18 @@ def _authenticate(server: Server, request: web.Request) -> UserInfo:
     raise errors.unauthorized()
 
 
+def _cut(request: web.Request) -> web.Response:
+    """Reset the client's connection, as a dead server does (the response is never sent)."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=503)
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Serve any request: auth, APF, handler, metrics, Status errors."""
     server = request.app[SERVER_KEY]
     if server.lifecycle.down():  # OOM-killed: nobody answers
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=503)
+        return _cut(request)
     started = time.perf_counter()
     verb, resource, code = request.method, "", 500
     kind = "readOnly"
@@ -127,10 +132,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             found = listed(server, info)
             charge = server.heap.charge(*found) if found is not None else None
             if server.lifecycle.down():  # this LIST was the one too many
-                if request.transport is not None:
-                    request.transport.abort()
                 code = 499  # the client sees its connection reset, never a status
-                return web.Response(status=503)
+                return _cut(request)
             response = await _route(server, request, info)
         finally:
             server.flow.release(ticket)

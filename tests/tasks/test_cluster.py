@@ -63,8 +63,8 @@ def test_lab_target_resolves_the_runner_context(api: Any, tmp_path: Path) -> Non
         cluster.close()
 
 
-def test_unreachable_server_is_temporary() -> None:
-    """A server that refuses connections gives TemporaryError (worth retrying), not a crash."""
+def _nobody_listening(outage_retry_s: float = 0.0) -> Cluster:
+    """A cluster facade pointed at a loopback port nothing listens on."""
     from kubernetes import client
 
     with socket.socket() as s:
@@ -73,7 +73,12 @@ def test_unreachable_server_is_temporary() -> None:
     cfg = client.Configuration()
     cfg.host = f"http://127.0.0.1:{port}"
     cfg.retries = 0
-    cluster = Cluster(client.ApiClient(cfg), timeout=2.0)
+    return Cluster(client.ApiClient(cfg), timeout=2.0, outage_retry_s=outage_retry_s)
+
+
+def test_unreachable_server_is_temporary() -> None:
+    """A server that refuses connections gives TemporaryError (worth retrying), not a crash."""
+    cluster = _nobody_listening()
     try:
         with pytest.raises(TemporaryError):
             cluster.list_nodes()
@@ -98,15 +103,7 @@ def test_a_never_reached_server_fails_at_once_even_with_outage_retries() -> None
     """The outage retry only rides out a server that answered before: a wrong address still fails at once."""
     import time
 
-    from kubernetes import client
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = client.Configuration()
-    cfg.host = f"http://127.0.0.1:{port}"
-    cfg.retries = 0
-    cluster = Cluster(client.ApiClient(cfg), timeout=2.0, outage_retry_s=60.0)
+    cluster = _nobody_listening(outage_retry_s=60.0)
     started = time.monotonic()
     try:
         with pytest.raises(TemporaryError):
