@@ -149,6 +149,7 @@ class Registry:
         if "spec" in body:
             meta["generation"] = 1
         validation.apply_defaults(resource, body, self._allocate_ip)
+        validation.omit_empty(resource, body)
         if dry_run:
             return body
         table.put(namespace if resource.namespaced else "", name, body)
@@ -213,6 +214,7 @@ class Registry:
             if "spec" in new and new.get("spec") != current.get("spec"):
                 meta["generation"] = int(cur_meta.get("generation", 0)) + 1
         new["metadata"]["resourceVersion"] = cur_meta["resourceVersion"]
+        validation.omit_empty(resource, new)
         if new == current or dry_run:
             return new
         rv = self.store.next_rv()

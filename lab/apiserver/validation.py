@@ -114,6 +114,22 @@ def apply_defaults(resource: Resource, obj: Obj, allocate_ip: Any) -> None:
         obj.setdefault("status", {})
 
 
+# Fields the real server's Go types mark ``omitempty``: a false / empty value is not serialized, so a client
+# reads the same object after ``kubectl uncordon`` as before ``kubectl cordon`` (no ``unschedulable: false``,
+# no ``taints: []``). Only the fields the lab's controllers and faults toggle are listed.
+OMIT_EMPTY: dict[str, tuple[tuple[str, str], ...]] = {
+    "nodes": (("spec", "taints"), ("spec", "unschedulable")),
+}
+
+
+def omit_empty(resource: Resource, obj: Obj) -> None:
+    """Drop the ``omitempty`` fields of ``OMIT_EMPTY`` that hold false or an empty list / map."""
+    for parent, key in OMIT_EMPTY.get(resource.plural, ()):
+        holder = obj.get(parent)
+        if isinstance(holder, dict) and key in holder and holder[key] in (False, [], {}, None, ""):
+            del holder[key]
+
+
 def require_name(resource: Resource, meta: Obj) -> None:
     """422 if neither name nor generateName is given."""
     if not meta.get("name") and not meta.get("generateName"):

@@ -47,7 +47,7 @@ class GatewayProgram:
         """Listen on ``pod_ip:PORT``; returns once listening."""
         self._settings = s = GatewaySettings.from_env(ctx.env)
         self._pod = ctx.name
-        self._resolver = CachingResolver(s.dns_address, s.dns_timeout, s.client_ttl_cap)
+        self._resolver = CachingResolver(s.dns_address, s.dns_timeout, s.client_ttl_cap, attempts=s.dns_attempts)
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         app = web.Application()
         app.router.add_post("/v1/infer", self._infer)

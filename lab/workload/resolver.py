@@ -2,6 +2,8 @@
 
 Answers are kept for their TTL (optionally capped); failures are never cached and never fall
 back to an expired entry, so when DNS breaks, clients fail as soon as their entries expire.
+Like glibc (resolv.conf ``options timeout:N attempts:M``), an unanswered query is sent again, up to
+``attempts`` tries of ``timeout`` seconds each; a SERVFAIL or NXDOMAIN answer is final.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ class CachingResolver:
         timeout: float = 2.0,
         ttl_cap: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        attempts: int = 2,
     ) -> None:
         self._resolver = dns.asyncresolver.Resolver(configure=False)
         self._resolver.nameservers = [server[0]]
         self._resolver.port = server[1]
         self._resolver.timeout = timeout
-        self._resolver.lifetime = timeout
+        self._resolver.lifetime = timeout * max(attempts, 1)
         self._ttl_cap = ttl_cap
         self._clock = clock
         self._cache: dict[str, tuple[list[str], float]] = {}

@@ -33,6 +33,7 @@ class GatewaySettings(_Env):
     model_port: int = Field(8080, alias="MODEL_PORT", ge=1, le=65535)
     upstream_timeout: float = Field(2.0, alias="UPSTREAM_TIMEOUT", gt=0)
     dns_timeout: float = Field(2.0, alias="DNS_TIMEOUT", gt=0)
+    dns_attempts: int = Field(2, alias="DNS_ATTEMPTS", ge=1, le=5)
     client_ttl_cap: float | None = Field(None, alias="CLIENT_TTL_CAP", ge=0)
 
     @property

@@ -79,7 +79,7 @@ def apps(ops: Ops) -> Any:
 
 def first_node(ops: Ops) -> str:
     """The lab's first node by name."""
-    return str(sorted(n.metadata.name for n in core(ops).list_node().items)[0])
+    return str(min(n.metadata.name for n in core(ops).list_node().items))
 
 
 def run_dir(ops: Ops, campaign: str) -> Path:
@@ -234,7 +234,12 @@ def test_crashed_worker_leaves_faults_that_the_reconcile_deployment_reverts(ops:
         json={"parameters": {"params": {"target": "lab", "release_lease": True}}},
     )
     ops.wait_state(str(r.json()["id"]), {"COMPLETED"}, 180)
-    assert core(ops).read_node(node).spec.to_dict() == node_before
+    # uncordon clears spec.unschedulable; the node lifecycle controller removes its taint a moment later
+    wait_until(
+        lambda: core(ops).read_node(node).spec.to_dict() == node_before,
+        60,
+        f"node {node} to be as before the run",
+    )
     wait_until(
         lambda: apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == dns_before,
         30,

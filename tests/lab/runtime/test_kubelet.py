@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 from typing import Any
 
-from tests.lab.runtime.ips import in_a_slot_pod_range
 from lab.runtime.testing import wait_for
+from tests.lab.runtime.ips import in_a_slot_pod_range
 
 
 def _pod(name: str, node: str, image: str = "lab/pause") -> dict[str, Any]:

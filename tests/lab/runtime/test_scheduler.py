@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from lab.runtime.controllers.scheduler import node_fits, pick_node
-from tests.lab.runtime.ips import in_a_slot_pod_range
 from lab.runtime.testing import wait_for
+from tests.lab.runtime.ips import in_a_slot_pod_range
 
 
 def _node(name: str, ready: bool = True, gpus: int = 0, **spec: Any) -> dict[str, Any]:
