@@ -72,8 +72,17 @@ def test_flow_guardrail_breach_aborts_and_rolls_back(
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
 
-    timer = threading.Timer(1.0, lambda: setattr(health, "healthy", False))
-    timer.start()
+    done = threading.Event()
+
+    def break_once_injected() -> None:
+        # Mid-stage means after both faults are applied (not after a fixed delay, which a slow preflight outlasts).
+        while not done.wait(0.05):
+            if ledger_states(state) == ["applied", "applied"]:
+                health.healthy = False
+                return
+
+    watcher = threading.Thread(target=break_once_injected, daemon=True)
+    watcher.start()
     try:
         run_dir = Path(
             run_campaign(
@@ -81,7 +90,8 @@ def test_flow_guardrail_breach_aborts_and_rolls_back(
             )
         )
     finally:
-        timer.cancel()
+        done.set()
+        watcher.join()
     record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
     assert record.status == "aborted"
     assert record.stages[0].status == "aborted"

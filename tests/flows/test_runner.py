@@ -73,7 +73,7 @@ def test_success_rolls_back_every_fault_in_reverse_order(tmp_path: Path, health:
 
 def test_ledger_is_written_before_inject(tmp_path: Path, health: Health) -> None:
     """Each fault's ledger entry precedes its inject event."""
-    runner, ledger = make_runner(tmp_path, health)
+    runner, _ = make_runner(tmp_path, health)
     runner.run()
     kinds = [(e.kind, e.fault) for e in runner.recorder.events if e.kind in ("ledger", "inject")]
     assert kinds[:4] == [("ledger", "a"), ("inject", "a"), ("ledger", "b"), ("inject", "b")]
@@ -82,13 +82,23 @@ def test_ledger_is_written_before_inject(tmp_path: Path, health: Health) -> None
 def test_guardrail_breach_aborts_stage_and_rolls_back(tmp_path: Path, health: Health) -> None:
     """A guardrail that goes bad mid-stage aborts it at once, skips later stages, and rolls back."""
     runner, _ = make_runner(tmp_path, health, observe="30s")
-    flipper = threading.Timer(0.5, lambda: setattr(health, "healthy", False))
+    done = threading.Event()
+
+    def break_once_injected() -> None:
+        # Mid-stage means after both faults are injected (not after a fixed delay, which a slow preflight outlasts).
+        while not done.wait(0.05):
+            if [e.fault for e in list(runner.recorder.events) if e.kind == "inject"] == ["a", "b"]:
+                health.healthy = False
+                return
+
+    flipper = threading.Thread(target=break_once_injected, daemon=True)
     flipper.start()
     t0 = time.monotonic()
     try:
         status = runner.run()
     finally:
-        flipper.cancel()
+        done.set()
+        flipper.join()
     assert status == "aborted"
     assert time.monotonic() - t0 < 25, "the 30 s observe window was cut short"
     assert markers(tmp_path) == []
