@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,25 @@ class Health:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @contextmanager
+    def breaks_when(self, condition: Callable[[], bool]) -> Iterator[None]:
+        """Answer 500 from the moment ``condition()`` holds (polled every 50 ms) while the block runs."""
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.05):
+                if condition():
+                    self.healthy = False
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
 
     def close(self) -> None:
         """Stop serving and release the port."""
@@ -135,8 +155,11 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
         admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
         try:
-            admin.call("create node", admin.core.create_node,
-                       {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}})
+            admin.call(
+                "create node",
+                admin.core.create_node,
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}},
+            )
         finally:
             admin.close()
         yield api

@@ -72,26 +72,13 @@ def test_flow_guardrail_breach_aborts_and_rolls_back(
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
 
-    done = threading.Event()
-
-    def break_once_injected() -> None:
-        # Mid-stage means after both faults are applied (not after a fixed delay, which a slow preflight outlasts).
-        while not done.wait(0.05):
-            if ledger_states(state) == ["applied", "applied"]:
-                health.healthy = False
-                return
-
-    watcher = threading.Thread(target=break_once_injected, daemon=True)
-    watcher.start()
-    try:
+    # Mid-stage: once both faults are applied (a fixed delay can end before a slow preflight does).
+    with health.breaks_when(lambda: ledger_states(state) == ["applied", "applied"]):
         run_dir = Path(
             run_campaign(
                 CampaignParams(blueprint=blueprint(tmp_path, health, observe="60s"), approval="auto")
             )
         )
-    finally:
-        done.set()
-        watcher.join()
     record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
     assert record.status == "aborted"
     assert record.stages[0].status == "aborted"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,23 +81,12 @@ def test_ledger_is_written_before_inject(tmp_path: Path, health: Health) -> None
 def test_guardrail_breach_aborts_stage_and_rolls_back(tmp_path: Path, health: Health) -> None:
     """A guardrail that goes bad mid-stage aborts it at once, skips later stages, and rolls back."""
     runner, _ = make_runner(tmp_path, health, observe="30s")
-    done = threading.Event()
-
-    def break_once_injected() -> None:
-        # Mid-stage means after both faults are injected (not after a fixed delay, which a slow preflight outlasts).
-        while not done.wait(0.05):
-            if [e.fault for e in list(runner.recorder.events) if e.kind == "inject"] == ["a", "b"]:
-                health.healthy = False
-                return
-
-    flipper = threading.Thread(target=break_once_injected, daemon=True)
-    flipper.start()
     t0 = time.monotonic()
-    try:
+    # Mid-stage: once both faults are injected (a fixed delay can end before a slow preflight does).
+    with health.breaks_when(
+        lambda: [e.fault for e in list(runner.recorder.events) if e.kind == "inject"] == ["a", "b"]
+    ):
         status = runner.run()
-    finally:
-        done.set()
-        flipper.join()
     assert status == "aborted"
     assert time.monotonic() - t0 < 25, "the 30 s observe window was cut short"
     assert markers(tmp_path) == []
