@@ -11,6 +11,7 @@ from blueprints.common import Duration, Model
 from blueprints.faults import Fault
 from blueprints.hypothesis import Hypothesis
 from blueprints.probes import Guardrail, Probe
+from blueprints.promql import query_shape
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -107,6 +108,22 @@ class Campaign(Model):
     def fault_ids(self, stage: Stage) -> list[str]:
         """Stable ids of a stage's faults: their name, or '<kind>-<index>'."""
         return [f.name or f"{f.kind}-{i}" for i, f in enumerate(stage.faults)]
+
+    def guardrail_refutes(self, g: Guardrail) -> bool:
+        """Whether a breach of ``g`` refutes the belief: as declared, else whether it reads a metric that an
+        observable named by the hypothesis reads."""
+        if g.refutes is not None:
+            return g.refutes
+        query = getattr(g.probe, "query", None)
+        if not isinstance(query, str):
+            return False
+        named = {e.observable for e in self.hypothesis.expectations}
+        try:
+            mine = set(query_shape(query).metrics)
+            theirs = {m for o in self.observables if o.name in named for m in query_shape(o.query).metrics}
+        except ValueError:
+            return False
+        return bool(mine & theirs)
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name``."""

@@ -7,10 +7,20 @@ An expectation is written as one line, e.g.::
     mean(gateway_errors) <= 0.5 during fault in stage dns-block
 
 Grammar: ``[STAT(]OBSERVABLE[)] OP THRESHOLD WINDOW [in stage NAME]`` where STAT is one of
-mean, min, max, median, p50, p90, p95, p99, last (without one, *every* sample must satisfy it),
+mean, min, max, median, p50, p90, p95, p99, last (without one, *every* sample must satisfy it), or:
+
+- ``delta(x)``: how much a cumulative counter grew inside the window (resets counted as from 0; a series
+  first seen inside a window after the baseline counts from 0), summed over series; ``rate(x)`` is that
+  delta per second of the window. What happened before the window never counts.
+- ``p99_amplification(x)``: p99 over the window / p99 over the baseline.
+- ``slo_violations_per_min(x)``: instants at which a series of x violates the observable's ``slo``, per
+  minute of the window (the observable must declare an ``slo``).
+
+
 OP one of <=, <, >=, >, ==, THRESHOLD a number or ``K * baseline`` (K times the same statistic
-over the baseline window), and WINDOW ``during fault|baseline|recovery`` or ``within DURATION
-after rollback`` (every sample from rollback + DURATION to the end of the recovery window).
+over the baseline window), and WINDOW ``during fault|baseline|recovery|fault-and-recovery`` (the last: from
+the stage's fault window's start to its recovery window's end, for what may land in either) or ``within
+DURATION after rollback`` (every sample from rollback + DURATION to the end of the recovery window).
 Verdicts are computed in ``reports/``.
 """
 
@@ -24,14 +34,19 @@ from pydantic import Field, model_validator
 
 from blueprints.common import Duration, Model, parse_duration
 
-Statistic = Literal["all", "mean", "min", "max", "median", "p50", "p90", "p95", "p99", "last"]
+Statistic = Literal[
+    "all", "mean", "min", "max", "median", "p50", "p90", "p95", "p99", "last", "delta", "rate",
+    "p99_amplification", "slo_violations_per_min",
+]
+RELATIVE_STATS = frozenset({"p99_amplification"})
+"""Statistics that are already relative to the baseline."""
 Comparator = Literal["<=", "<", ">=", ">", "=="]
 
 _EXPR = re.compile(
-    r"""^\s*(?:(?P<stat>mean|min|max|median|p50|p90|p95|p99|last)\(\s*(?P<obs1>[A-Za-z_][\w]*)\s*\)|(?P<obs2>[A-Za-z_][\w]*))
+    r"""^\s*(?:(?P<stat>p99_amplification|slo_violations_per_min|mean|min|max|median|p50|p90|p95|p99|last|delta|rate)\(\s*(?P<obs1>[A-Za-z_][\w]*)\s*\)|(?P<obs2>[A-Za-z_][\w]*))
         \s*(?P<op><=|>=|==|<|>)\s*
         (?:(?P<k>\d+(?:\.\d+)?)\s*\*\s*baseline|(?P<num>-?\d+(?:\.\d+)?(?:e-?\d+)?))
-        \s+(?:during\s+(?P<during>fault|baseline|recovery)|within\s+(?P<within>\S+)\s+after\s+rollback)
+        \s+(?:during\s+(?P<during>fault-and-recovery|fault|baseline|recovery)|within\s+(?P<within>\S+)\s+after\s+rollback)
         (?:\s+in\s+stage\s+(?P<stage>[\w.-]+))?\s*$""",
     re.VERBOSE,
 )
@@ -46,7 +61,7 @@ class Expectation(Model):
     op: Comparator
     threshold: float
     relative_to_baseline: bool = False
-    window: Literal["fault", "baseline", "recovery", "after-rollback"]
+    window: Literal["fault", "baseline", "recovery", "after-rollback", "fault-and-recovery"]
     within: Duration | None = None
     stage: str | None = None
 
@@ -63,6 +78,9 @@ class Expectation(Model):
             raise ValueError("'within' goes with the after-rollback window, and only with it")
         if self.relative_to_baseline and self.window == "baseline":
             raise ValueError("an expectation over the baseline cannot be relative to the baseline")
+        if self.statistic in RELATIVE_STATS and (self.relative_to_baseline or self.window == "baseline"):
+            raise ValueError(f"{self.statistic} is already relative to the baseline: compare it with a number, "
+                             "over a fault, recovery or after-rollback window")
         return self
 
     def describe(self) -> str:

@@ -57,6 +57,12 @@ def _semantic_problems(c: Campaign) -> list[str]:
                 f"hypothesis.expectations[{i}].observable: {e.observable!r} is not a declared observable "
                 f"({sorted(names) or 'none declared'})"
             )
+        obs = next((o for o in c.observables if o.name == e.observable), None)
+        if e.statistic == "slo_violations_per_min" and obs is not None and obs.slo is None:
+            problems.append(
+                f"hypothesis.expectations[{i}].statistic: slo_violations_per_min needs observable "
+                f"{e.observable!r} to declare an slo (e.g. slo: ['>=', 0.99])"
+            )
         if e.stage and e.stage not in stages:
             problems.append(f"hypothesis.expectations[{i}].stage: no stage named {e.stage!r}")
     allowed = set(c.target.namespaces)

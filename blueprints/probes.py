@@ -132,3 +132,8 @@ class Guardrail(Model):
     name: str = Field(min_length=1)
     probe: Probe
     every: Duration = timedelta(seconds=2)
+    refutes: bool | None = Field(
+        default=None,
+        description="whether a breach refutes the belief (true) or only makes the run inconclusive (false); "
+        "default: true when the guardrail reads a metric that an observable named by the hypothesis reads",
+    )

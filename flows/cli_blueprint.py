@@ -17,20 +17,38 @@ from flows.cli_common import err, out, user_errors
 
 
 @user_errors
-def validate(files: Annotated[list[Path], typer.Argument(help="blueprint YAML files")]) -> None:
-    """Check blueprints; print every problem with its path (exit 2 if any)."""
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="blueprint YAML files")],
+    strict: Annotated[bool, typer.Option("--strict", help="treat refutability warnings as errors")] = False,
+) -> None:
+    """Check blueprints; print every problem with its path (exit 2 if any) and every expectation that could
+    not be refuted as a warning (an error with --strict)."""
     from blueprints import load
+    from blueprints.refutability import weak_expectations
 
     failed = 0
     for f in files:
         try:
             c = load(f)
-            out.print(f"[green]ok[/green] {f}: {c.name} ({len(c.stages)} stage(s))", highlight=False)
         except BlueprintError as e:
             failed += 1
             err.print(f"[red]invalid[/red] {f}: {len(e.problems)} problem(s)", highlight=False)
             for p in e.problems:
                 err.print(f"  {p}", markup=False, highlight=False)
+            continue
+        warnings = weak_expectations(c)
+        if warnings and strict:
+            failed += 1
+            err.print(f"[red]invalid[/red] {f}: {len(warnings)} expectation(s) that could not be refuted (--strict)",
+                      highlight=False)
+        elif warnings:
+            out.print(f"[yellow]ok with {len(warnings)} warning(s)[/yellow] {f}: {c.name} ({len(c.stages)} stage(s))",
+                      highlight=False)
+        else:
+            out.print(f"[green]ok[/green] {f}: {c.name} ({len(c.stages)} stage(s))", highlight=False)
+        for w in warnings:
+            (err if strict else out).print(f"  {'error' if strict else 'warning'}: {w}", markup=False,
+                                           highlight=False)
     if failed:
         raise typer.Exit(2)
 
@@ -52,8 +70,13 @@ def import_ctk(
     output: Annotated[Path, typer.Option("-o", "--output", help="blueprint file to write")],
     target: Annotated[str, typer.Option(help="target cluster of the blueprint")] = "lab",
     namespace: Annotated[list[str] | None, typer.Option(help="target namespaces (default: default)")] = None,
+    observable: Annotated[list[str] | None, typer.Option(
+        help="NAME=PROMQL: an observable for --expect (repeatable)")] = None,
+    expect: Annotated[list[str] | None, typer.Option(
+        help="an expectation line, e.g. 'mean(ok_ratio) >= 0.99 during fault' (repeatable)")] = None,
 ) -> None:
-    """Convert a Chaos Toolkit experiment into a one-stage blueprint of chaostoolkit faults."""
+    """Convert a Chaos Toolkit experiment into a one-stage blueprint of chaostoolkit faults; its Prometheus
+    steady-state probes become expectations, and --observable/--expect add the ones it cannot express."""
     import yaml
 
     from flows.ctk import ConversionError, import_experiment
@@ -64,8 +87,14 @@ def import_ctk(
         raise ConversionError(f"cannot read {experiment}: {e}") from None
     from blueprints.schema import SCHEMA_PATH
 
+    pairs = [o.partition("=") for o in observable or []]
+    bad = [o for o, (name, eq, query) in zip(observable or [], pairs, strict=True) if not (name and eq and query)]
+    if bad:
+        raise ConversionError(f"--observable takes NAME=PROMQL; got {bad}")
     ref = os.path.relpath(SCHEMA_PATH, output.resolve().parent)
-    output.write_text(import_experiment(data, target=target, namespaces=namespace or None, schema_ref=ref))
+    text = import_experiment(data, target=target, namespaces=namespace or None, schema_ref=ref,
+                             observables={n: q for n, _, q in pairs}, expectations=list(expect or []))
+    output.write_text(text)
     out.print(f"wrote {output}", highlight=False)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_common import OrchestrationUnavailable, out, user_errors
+from flows.cli_common import OrchestrationUnavailable, err, out, user_errors
 from flows.env import prefect_defaults, prefect_server_configured, quiet_console, user_name
 
 
@@ -53,11 +53,18 @@ def run(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="auto-approve approval-required stages")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="refuse expectations that could not be refuted")] = False,
 ) -> None:
     """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
+    from blueprints.refutability import weak_expectations
     from flows.loading import load_campaign
 
     campaign, _ = load_campaign(file, target=target, stages=stage or None, overrides=set_ or None)
+    for w in weak_expectations(campaign):
+        (err if strict else out).print(f"{'error' if strict else 'warning'}: {w}", markup=False, highlight=False)
+    if strict and weak_expectations(campaign):
+        err.print("refused (--strict): nothing was injected", highlight=False)
+        raise typer.Exit(2)
     if dry_run:
         _print_plan(file, target, stage or None, set_ or None)
         return
@@ -96,6 +103,14 @@ def _where(view: Any, name: str) -> None:
     report = Path(view.run_dir) / "report" / "report.html"
     where = report if report.exists() else Path(view.run_dir) / "record.json"
     out.print(f"{name}: [bold]{view.status}[/bold]; report: {where}", highlight=False)
+    results = Path(view.run_dir) / "report" / "results.json"
+    if results.exists():
+        import json
+
+        overall = json.loads(results.read_text()).get("overall", {})
+        icon = {"confirmed": "✅", "refuted": "❌", "inconclusive": "⚠️"}.get(overall.get("verdict"), "?")
+        out.print(f"verdict: {icon} {overall.get('verdict')}: {overall.get('reason', '')}", markup=False,
+                  highlight=False)
 
 
 @user_errors

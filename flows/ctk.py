@@ -3,6 +3,10 @@
 Import: title → name, steady-state-hypothesis probes → ``steady_state`` (chaostoolkit probes), method
 actions → one stage of ``chaostoolkit`` faults (a method probe right after an action becomes that action's
 ``verify``), rollbacks attached to the actions in order, configuration/secrets copied onto every fault.
+The hypothesis is what the experiment's steady state says, observed during the fault: each Prometheus probe
+(``chaosprometheus.probes.query``) becomes an observable and its tolerance expectations on every sample; other
+probes cannot be observed as series, so the user names the observables and expectations (``--observable``,
+``--expect``); an experiment with neither is refused rather than given a hypothesis nothing could refute.
 Export: the reverse, for single-stage campaigns whose faults and steady-state probes are all Chaos Toolkit.
 """
 
@@ -61,6 +65,39 @@ def _probe(p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _tolerance_bounds(tolerance: Any) -> tuple[float | None, float | None] | None:
+    """(low, high) for a numeric CTK tolerance: a number, [low, high], or {type: range, range: [low, high]}."""
+    if isinstance(tolerance, bool):
+        return None
+    if isinstance(tolerance, int | float):
+        return float(tolerance), float(tolerance)
+    if isinstance(tolerance, dict) and tolerance.get("type") == "range":
+        tolerance = tolerance.get("range")
+    if isinstance(tolerance, list) and len(tolerance) == 2 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in tolerance):
+        return float(tolerance[0]), float(tolerance[1])
+    return None
+
+
+def _prometheus_expectations(probe: dict[str, Any]) -> tuple[dict[str, str], list[str]] | None:
+    """An observable and its expectations for a chaosprometheus query probe with a numeric tolerance."""
+    provider = probe.get("provider") or {}
+    args = provider.get("arguments") or {}
+    if not (provider.get("type") == "python" and str(provider.get("module", "")).startswith("chaosprometheus")
+            and isinstance(args.get("query"), str)):
+        return None
+    bounds = _tolerance_bounds(probe.get("tolerance"))
+    if bounds is None:
+        return None
+    name = re.sub(r"\W+", "_", str(probe.get("name") or "probe")).strip("_") or "probe"
+    name = name if re.match(r"^[A-Za-z_]", name) else f"p_{name}"
+    low, high = bounds
+    if low == high:
+        return {"name": name, "query": args["query"]}, [f"{name} == {low:g} during fault"]
+    return {"name": name, "query": args["query"]}, [f"{name} >= {low:g} during fault",
+                                                    f"{name} <= {high:g} during fault"]
+
+
 def import_experiment(
     experiment: object,
     *,
@@ -68,6 +105,8 @@ def import_experiment(
     namespaces: list[str] | None = None,
     owner: str = "imported",
     schema_ref: str = "../schema.json",
+    observables: dict[str, str] | None = None,
+    expectations: list[str] | None = None,
 ) -> str:
     """Blueprint YAML text for a Chaos Toolkit experiment (validated before it is returned)."""
     if not isinstance(experiment, dict) or "method" not in experiment:
@@ -106,7 +145,25 @@ def import_experiment(
         )
     for f, r in zip(faults, rollbacks):
         f["rollback"] = r
-    probes = [_probe(p) for p in ssh.get("probes") or [] if isinstance(p, dict) and "provider" in p]
+    raw_probes = [p for p in ssh.get("probes") or [] if isinstance(p, dict) and "provider" in p]
+    probes = [_probe(p) for p in raw_probes]
+    observed: list[dict[str, str]] = [{"name": n, "query": q} for n, q in (observables or {}).items()]
+    expected = list(expectations or [])
+    unobservable: list[str] = []
+    for p in raw_probes:
+        got = _prometheus_expectations(p)
+        if got is None:
+            unobservable.append(f"{p.get('name') or 'probe'!r} ({(p.get('provider') or {}).get('type', '?')})")
+            continue
+        observed.append(got[0])
+        expected += got[1]
+    if not expected:
+        kept = f"; its probes {', '.join(unobservable)} stay steady-state checks" if unobservable else ""
+        raise ConversionError(
+            "the experiment's steady-state hypothesis has no probe gameday can observe during the fault "
+            f"(only chaosprometheus query probes with a numeric tolerance become expectations){kept}. "
+            "Say what would refute it: --observable NAME=PROMQL --expect 'mean(NAME) >= 0.99 during fault'"
+        )
     blueprint: dict[str, Any] = {
         "apiVersion": "gameday/v1",
         "name": slug(title),
@@ -117,20 +174,14 @@ def import_experiment(
         "tags": [str(t) for t in experiment.get("tags") or []] + ["chaostoolkit"],
         "hypothesis": {
             "belief": str(ssh.get("title") or f"the system keeps its steady state during {title}"),
-            "expectations": ["scrape_targets_up >= 1 during fault"],
+            "expectations": expected,
         },
         "target": {
             "cluster": target,
             "namespaces": namespaces or ["default"],
             "blast_radius": {"max_pods": 1},
         },
-        "observables": [
-            {
-                "name": "scrape_targets_up",
-                "query": "count(up == 1)",
-                "description": "added on import: replace with the metrics your hypothesis is about",
-            }
-        ],
+        "observables": observed,
         "steady_state": probes,
         "baseline": "5s",
         "stages": [

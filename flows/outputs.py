@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from blueprints.promql import presence_queries
 from blueprints.record import CampaignRecord, TimelineEvent
 
 EVENT_NAMES: dict[str, str] = {
@@ -79,13 +80,15 @@ def write_frames(
     end: datetime,
     fetch: Callable[..., Any],
 ) -> tuple[str | None, str | None]:
-    """Fetch every observable for the whole run into frames.parquet; (file name, error)."""
+    """Fetch every observable, and when each metric they read had series, for the whole run into
+    frames.parquet; (file name, error)."""
     if not observables:
         return None, None
     if not prom_url:
         return None, "no Prometheus URL: no metric frames"
     try:
         queries = {o.name: o.query for o in observables}
+        queries.update(presence_queries(list(queries.values())))
         frames = fetch(prom_url, queries, start, end, frame_step(start, end))
         frames.to_parquet(run_dir / "frames.parquet", index=False)
         return "frames.parquet", None

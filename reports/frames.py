@@ -1,6 +1,7 @@
 """Loading a run directory (record + metric frames) and slicing samples by time window.
 
-Frames are long-form (observable, series, timestamp, value). Non-finite values are dropped at load time
+Frames are long-form (observable, series, timestamp, value); rows whose observable is ``presence:<metric>``
+count the series of one metric an observable reads (``Run.presence``). Non-finite values are dropped at load time
 (Prometheus answers NaN for 0/0; it carries no measurement). Windows are half-open: ``start <= t < end``.
 All times are int64 nanoseconds since the epoch (UTC) inside this package.
 """
@@ -17,6 +18,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from blueprints.campaign import Campaign, Observable
+from blueprints.promql import PRESENCE_PREFIX
 from blueprints.record import CampaignRecord, TimelineEvent, Window
 from reports.errors import ReportError
 
@@ -52,6 +54,9 @@ class Run:
     record: CampaignRecord
     campaign: Campaign | None
     series: dict[str, list[Series]] = field(default_factory=dict)
+    presence: dict[str, Series] = field(default_factory=dict)
+    """Per metric an observable reads: how many series it had at each frame instant (rows ``presence:<m>``;
+    empty for runs recorded before presence was fetched)."""
 
     def windows(self, kind: str, stage: str | None = None) -> list[Window]:
         """The record's windows of one kind (and stage, when given)."""
@@ -150,4 +155,7 @@ def load_run(run_dir: Path) -> Run:
     series: dict[str, list[Series]] = {}
     if record.frames_file:
         series = split_series(read_frames(rec_path.parent / record.frames_file))
-    return Run(rec_path.parent, record, campaign, series)
+    presence = {name.removeprefix(PRESENCE_PREFIX): parts[0] for name, parts in series.items()
+                if name.startswith(PRESENCE_PREFIX) and parts}
+    series = {name: parts for name, parts in series.items() if not name.startswith(PRESENCE_PREFIX)}
+    return Run(rec_path.parent, record, campaign, series, presence)

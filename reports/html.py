@@ -87,9 +87,16 @@ def _header(run: Run, res: RunResults) -> str:
                            "have landed:</b> that stage's expectations are inconclusive (see its evidence below).</div>")
     if rec.error:
         out.append(f'<div class="abort"><b>Run error:</b> {escape(rec.error)}</div>')
+    for w in res.warnings:
+        out.append(f'<div class="flag"><b>Could not refute:</b> {escape(w)}</div>')
+    if res.no_effect:
+        out.append(f'<div class="flag"><b>No measurable effect</b> on {escape(", ".join(res.no_effect))}: its fault '
+                   "windows are statistically indistinguishable from the baseline (autocorrelation-corrected "
+                   "Mann–Whitney p ≥ 0.05 and negligible Cliff's delta).</div>")
     if res.low_information:
         out.append('<div class="flag"><b>Low-information run:</b> every expectation was already confirmed on the last '
-                   "runs on this topology; raise the intensity or try another blueprint.</div>")
+                   "runs on this topology, or the fault had no measurable effect; raise the intensity or try "
+                   "another blueprint.</div>")
     if res.drift:
         out.append('<div class="flag"><b>Topology drift:</b> the target changed since an expectation was last '
                    "confirmed; this run re-establishes it.</div>")
@@ -125,16 +132,19 @@ def _compare(results: list[RunResults]) -> str:
 
 def stats_table(s: ObservableStats) -> str:
     """The statistics table of one observable."""
-    cols = ("window", "n", "p50", "p95", "p99", "mean", "amplification ×", "Mann–Whitney p", "Cliff's δ",
-            "outside mean±3σ", "SLO violations/min", "time to recover")
+    cols = ("window", "n (effective)", "p50", "p95", "p99", "mean", "amplification ×", "p99 amplification ×",
+            "Mann–Whitney p (raw / autocorrelation-corrected)", "Cliff's δ", "outside baseline band",
+            "SLO violations/min", "time to recover")
     rows = ["<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"]
     for w in s.windows:
         ttr = "—" if w.recovered is None else f"{w.time_to_recover_s:.1f} s" if w.recovered else "not recovered"
         share = "—" if w.anomaly_share is None else f"{100 * w.anomaly_share:.1f}%"
         cells = [fmt(w.summary.p50), fmt(w.summary.p95), fmt(w.summary.p99), fmt(w.summary.mean),
-                 fmt(w.amplification, 3), fmt(w.mwu_p, 2), fmt(w.cliffs_delta, 2), share,
+                 fmt(w.amplification, 3), fmt(w.p99_amplification, 3),
+                 f"{fmt(w.mwu_p, 2)} / {fmt(w.mwu_p_adjusted, 2)}", fmt(w.cliffs_delta, 2), share,
                  fmt(w.slo_violations_per_min, 3), ttr]
-        rows.append(f"<tr><td>{escape(w.window)} {escape(w.stage or '')}</td><td class=n>{w.summary.n}</td>"
+        n_eff = "" if w.n_eff is None else f" ({w.n_eff:.0f})"
+        rows.append(f"<tr><td>{escape(w.window)} {escape(w.stage or '')}</td><td class=n>{w.summary.n}{n_eff}</td>"
                     + "".join(f"<td class=n>{c}</td>" for c in cells) + "</tr>")
     return "\n".join(rows) + "</table>"
 

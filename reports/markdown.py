@@ -27,8 +27,14 @@ def summary_markdown(res: RunResults, report_path: Path | None = None) -> str:
         out.append(f"\n> **🛑 Rollback problem:** {p}")
     for stage, why in res.aborted.items():
         out.append(f"\n> **Stage {stage} aborted:** {why or 'no reason given'}")
+    for w in res.warnings:
+        out.append(f"\n> **Could not refute:** {w}")
+    if res.no_effect:
+        out.append(f"\n> **No measurable effect** on {', '.join(res.no_effect)} (fault windows indistinguishable "
+                   "from the baseline).")
     if res.low_information:
-        out.append("\n> **Low-information run:** every expectation was already confirmed on recent runs on this topology.")
+        out.append("\n> **Low-information run:** every expectation was already confirmed on recent runs on this "
+                   "topology, or the fault had no measurable effect.")
     if res.drift:
         out.append("\n> **Topology drift** since an expectation was last confirmed.")
     out += ["", "| # | expectation | measured / threshold | verdict | why |", "|---|---|---|---|---|"]

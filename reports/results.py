@@ -6,9 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from blueprints.refutability import weak_expectations
 from reports.frames import Run
 from reports.history import Flags, HistoryEntry, HistoryStore, flags
-from reports.stats import DEFAULT_RECOVER_SAMPLES, ObservableStats, observable_stats
+from reports.stats import DEFAULT_RECOVER_SAMPLES, ObservableStats, no_measurable_effect, observable_stats
 from reports.verdicts import ExpectationResult, Overall, evaluate_all, overall
 
 
@@ -34,6 +35,10 @@ class RunResults(_Out):
     status: str
     overall: Overall
     low_information: bool = False
+    no_effect: list[str] = []
+    """Observables named by the hypothesis whose fault windows were indistinguishable from the baseline."""
+    warnings: list[str] = []
+    """Refutability warnings about the hypothesis (blueprints/refutability.py)."""
     drift: bool = False
     aborted: dict[str, str] = {}
     rollback_problems: list[str] = []
@@ -67,11 +72,21 @@ def analyse(run: Run, history: HistoryStore | None = None,
                                            exclude_run=run.record.run_id) if history else []
         reports.append(ExpectationReport(result=r, history=past, flags=flags(past, fp)))
     obs = run.observables()
+    stats = [observable_stats(run, o, recover_samples) for o in obs]
+    named = {r.observable for r in results}
+    judged = [o for o in stats if o.observable in named and any(w.window == "fault" for w in o.windows)]
+    no_effect = [o.observable for o in judged if no_measurable_effect(o.windows)]
+    if judged and len(no_effect) == len(judged) and verdict.verdict == "confirmed":
+        verdict = verdict.model_copy(update={"reason": f"{verdict.reason}; the fault had no measurable effect on "
+                                             f"{', '.join(no_effect)}: a low-information confirmation"})
     return RunResults(
         run_id=run.record.run_id, campaign=run.record.campaign, fingerprint=fp, started_at=run.record.started_at,
         status=run.record.status, overall=verdict,
-        low_information=bool(reports) and all(e.flags.low_information for e in reports),
+        low_information=bool(reports) and (all(e.flags.low_information for e in reports)
+                                           or (bool(judged) and len(no_effect) == len(judged))),
+        no_effect=no_effect,
+        warnings=weak_expectations(run.campaign) if run.campaign is not None else [],
         drift=any(e.flags.drift for e in reports),
         aborted={s.name: s.reason for s in run.record.stages if s.status == "aborted"},
         rollback_problems=rollback_problems(run), expectations=reports,
-        observables=[observable_stats(run, o, recover_samples) for o in obs])
+        observables=stats)

@@ -2,12 +2,14 @@
 
 Preflight fails closed: steady state out of tolerance or not evaluable, a fault that does not plan within
 its blast radius, or a guardrail already breached all raise :class:`~tasks.errors.PreflightFailed` before
-anything is injected.
+anything is injected. Expectations that could not be refuted (blueprints/refutability.py) are recorded as
+warnings; they do not block the run.
 """
 
 from __future__ import annotations
 
 from blueprints.campaign import Campaign
+from blueprints.refutability import weak_expectations
 from tasks.errors import GamedayError, PreflightFailed
 from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import Ops
@@ -46,7 +48,11 @@ def preflight(
         reason = watcher.check_once(g)
         if reason is not None:
             problems.append(f"guardrail {g.name!r} {reason.reason}")
-    recorder.event("preflight", "ok" if not problems else "; ".join(problems), problems=problems)
+    warnings = weak_expectations(campaign)
+    for w in warnings:
+        recorder.event("note", f"refutability warning: {w}")
+    recorder.event("preflight", "ok" if not problems else "; ".join(problems), problems=problems,
+                   refutability_warnings=warnings)
     if problems:
         raise PreflightFailed("preflight failed, nothing was injected:\n  " + "\n  ".join(problems))
     return plans

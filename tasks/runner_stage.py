@@ -103,7 +103,8 @@ def run_stage(runner: CampaignRunner, stage: Stage) -> StageOutcome:
 
         def breach(r: AbortReason) -> None:
             recorder.event(
-                "guardrail-breach", r.reason, stage=stage.name, guardrail=r.guardrail, evaluable=r.evaluable
+                "guardrail-breach", r.reason, stage=stage.name, guardrail=r.guardrail, evaluable=r.evaluable,
+                value=r.value,
             )
 
         renew = runner.renew_all if any(i.injection.kind in LEASED for i in mine) else None

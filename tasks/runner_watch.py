@@ -36,6 +36,8 @@ class AbortReason:
     guardrail: str
     reason: str
     evaluable: bool = True
+    value: float | str | None = None
+    """What the probe measured (a number where it was one), for the record and the verdict."""
 
 
 @dataclass
@@ -92,7 +94,9 @@ class GuardrailWatcher:
                 raise
             return AbortReason(g.name, f"could not be evaluated: {type(e).__name__}: {e}", evaluable=False)
         if not verdict.ok:
-            return AbortReason(g.name, verdict.detail or f"value {verdict.value!r} out of tolerance")
+            value = verdict.value if isinstance(verdict.value, int | float) and not isinstance(verdict.value, bool) \
+                else (None if verdict.value is None else str(verdict.value))
+            return AbortReason(g.name, verdict.detail or f"value {verdict.value!r} out of tolerance", value=value)
         return None
 
     def _loop(self) -> None:

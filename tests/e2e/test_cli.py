@@ -168,7 +168,9 @@ def test_imported_ctk_experiment_runs_as_a_stage(e2e: E2E, tmp_path: Path) -> No
     exp = tmp_path / "experiment.json"
     exp.write_text(json.dumps(experiment(e2e)))
     bp = tmp_path / "imported.yaml"
-    imported = e2e.gameday("import-ctk", str(exp), "-o", str(bp), "--namespace", "inference", timeout=60)
+    imported = e2e.gameday("import-ctk", str(exp), "-o", str(bp), "--namespace", "inference",
+                           "--observable", "apiserver_up=max(up{job=\"apiserver\"})",
+                           "--expect", "min(apiserver_up) >= 1 during fault", timeout=60)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     data = yaml.safe_load(bp.read_text())
     assert data["stages"][0]["faults"][0]["rollback"]["name"] == "scale-model-server-up"

@@ -37,7 +37,7 @@ from blueprints.record import (
 )
 
 EXPECTED = {"confirmed": "confirmed", "refuted": "refuted", "unverified": "inconclusive",
-            "aborted": "confirmed", "nodata": "inconclusive"}
+            "aborted": "refuted", "nodata": "inconclusive"}
 T0 = datetime(2026, 11, 20, 14, 0, 0, tzinfo=UTC)
 
 
@@ -61,6 +61,10 @@ def blueprint(observe_s: int, recovery_s: int, baseline_s: int, extra: int = 0) 
                                         "inference_rps >= 50 during fault in stage scale-to-zero"]},
         "target": {"cluster": "lab", "namespaces": ["kube-system", "inference"], "blast_radius": {"max_pods": 4}},
         "observables": obs, "baseline": f"{baseline_s}s",
+        "guardrails": [{"name": "dns-floor", "probe": {
+            "name": "dns-floor", "type": "prometheus", "tolerance": {"range": [0.5, 1.0]},
+            "query": "sum(rate(coredns_dns_responses_total{rcode=\"NOERROR\"}[30s])) / "
+                     "sum(rate(coredns_dns_responses_total[30s]))"}}],
         "stages": [
             {"name": "scale-to-zero", "faults": [fault], "observe": f"{observe_s}s", "recovery": f"{recovery_s}s"},
             {"name": "corefile-servfail", "approval": "required", "observe": f"{observe_s}s",
@@ -126,7 +130,8 @@ def make_run(out: Path, scenario: str = "confirmed", *, baseline_s: int = 120, o
                    TimelineEvent(at=s(inject + 2), kind="verified" if verified else "verify-failed", stage=name,
                                  fault=fid, message="" if verified else "CoreDNS still answering after 2 s")]
         if status == "aborted":
-            events += [TimelineEvent(at=s(inject + observe), kind="guardrail-breach", stage=name, message=reason),
+            events += [TimelineEvent(at=s(inject + observe), kind="guardrail-breach", stage=name, message=reason,
+                                     data={"guardrail": "dns-floor", "evaluable": True, "value": 0.41}),
                        TimelineEvent(at=s(inject + observe + 0.1), kind="abort", stage=name, message=reason)]
         events.append(TimelineEvent(at=s(rollback), kind="rollback" if ok else "rollback-failed", stage=name,
                                     fault=fid, message="" if ok else "configmap coredns: 409 conflict"))

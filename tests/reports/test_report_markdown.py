@@ -10,10 +10,12 @@ from reports.results import analyse
 
 
 def test_summary_has_verdict_expectations_and_problems(synthetic: dict[str, Path]) -> None:
-    """The aborted run's summary shows its verdict, a rollback problem, the abort and every expectation."""
+    """The aborted run's summary shows its verdict, the guardrail that fired, a rollback problem, the abort and
+    every expectation."""
     res = analyse(load_run(synthetic["aborted"]))
     md = summary_markdown(res, Path("/runs/x/report.html"))
-    assert md.startswith(f"# {res.campaign}: ✅ confirmed")
+    assert md.startswith(f"# {res.campaign}: ❌ refuted")
+    assert "**Why:** guardrail 'dns-floor' fired at " in md and "with value 0.41" in md
     assert "Rollback problem" in md and "corefile-servfail aborted" in md
     assert "`/runs/x/report.html`" in md
     for e in res.expectations:

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from blueprints.hypothesis import Expectation
 from reports.frames import load_run
-from reports.verdicts import combine, evaluate, evaluate_all, overall
+from reports.verdicts import combine, evaluate, evaluate_all, firings, overall
 from tests.reports.helpers import raw_samples
 from tests.reports.make_fixture import EXPECTED
 
@@ -128,4 +128,5 @@ def test_verdicts_are_consistent(any_run: Path) -> None:
         for s in r.stages:
             if s.verdict == "confirmed":
                 assert s.n > 0 and s.measured is not None and np.isfinite(s.measured)
-    assert overall(run, results).verdict == combine([r.verdict for r in results])
+    fired = ["refuted" if f.refutes else "inconclusive" for f in firings(run)]
+    assert overall(run, results).verdict == combine([r.verdict for r in results] + fired)  # type: ignore[arg-type]

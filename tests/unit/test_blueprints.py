@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,24 @@ def test_validate_cli_unreadable_yaml(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "line" in proc.stderr
+
+
+def test_validate_cli_warns_and_strict_refuses(tmp_path: Path) -> None:
+    """`gameday validate` prints each weak expectation with its path and exits 0; with --strict it exits 2."""
+    weak = tmp_path / "weak.yaml"
+    data = yaml.safe_load((LIBRARY / "coredns-outage.yaml").read_text())
+    data["hypothesis"]["expectations"] = ["max(gateway_success_ratio) >= 0.95 during fault",
+                                          "gateway_success_ratio <= 1 during fault"]
+    weak.write_text(yaml.safe_dump(data))
+    run = [sys.executable, "-m", "flows.cli", "validate"]
+    env = {**os.environ, "COLUMNS": "400"}
+    lenient = subprocess.run([*run, str(weak)], capture_output=True, text=True, cwd=ROOT, timeout=60, env=env,
+                             check=False)
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    assert "warning: hypothesis.expectations[0]: " in lenient.stdout and "one sample" in lenient.stdout
+    assert "warning: hypothesis.expectations[1]: " in lenient.stdout and "never above 1" in lenient.stdout
+    strict = subprocess.run([*run, "--strict", str(weak), str(LIBRARY / "coredns-outage.yaml")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60, env=env, check=False)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "error: hypothesis.expectations[0]: " in strict.stderr
+    assert f"ok {LIBRARY / 'coredns-outage.yaml'}" in strict.stdout

@@ -104,7 +104,8 @@ def test_xid_79_drains_reschedules_reboots_and_uncordons(lab: RuntimeLab) -> Non
     cond: Any = wait_for(lambda: (x := c.condition(victim, "GpuHealthy")) and x["status"] == "True" and x, 30,
                          "the reboot to finish")  # fmt: skip
     assert cond["reason"] == "Xid79"
-    assert not c.node(victim)["spec"].get("unschedulable")
+    # finish_reboot marks the GPUs healthy first, then uncordons: await the second write, do not race it
+    wait_for(lambda: not c.node(victim)["spec"].get("unschedulable"), 15, "the uncordon after the reboot")
     recovery = m.value(f'gpu_monitor_last_recovery_seconds{{node="{victim}"}}')
     detection = m.value("gpu_monitor_detection_seconds_sum")
     drain = m.value('gpu_monitor_remediation_seconds_sum{action="reboot"}')
