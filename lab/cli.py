@@ -1,4 +1,4 @@
-"""``python -m lab up|status|down``: the lab's lifecycle commands (typer).
+"""``python -m lab up|status|down|build``: the lab's lifecycle commands and its component build (typer).
 
 The ``gameday lab`` command forwards here by subprocess (the gameday package never imports lab).
 """
@@ -6,11 +6,13 @@ The ``gameday lab`` command forwards here by subprocess (the gameday package nev
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from lab.build import RichProgress, default_cache_dir, ensure_built
 from lab.runtime.errors import LabError
 from lab.runtime.lifecycle import UpOptions, down, status, up
 
@@ -65,3 +67,23 @@ def down_cmd(
     """Stop everything the lab started (idempotent)."""
     stopped = down(state_dir.resolve(), grace)
     typer.echo(json.dumps({"stopped": stopped}))
+
+
+@app.command("build")
+def build_cmd(
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="cache root; binaries go to <root>/<key>/bin (default: ~/.cache/gameday/lab, or $XDG_CACHE_HOME/...)",
+    )] = None,
+    only: Annotated[list[str] | None, typer.Option(help="build only this component (repeatable)")] = None,
+    force: Annotated[bool, typer.Option(help="rebuild even what is cached or on PATH at the pin")] = False,
+) -> None:
+    """Build the lab's pinned components (kube-apiserver, etcd, CoreDNS, kwok, ...) that are missing; print
+    {component: binary} as JSON."""
+    root = cache_dir or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home())
+    try:
+        with RichProgress() as progress:
+            binaries = ensure_built(root.resolve(), only, force=force, observer=progress)
+    except LabError as err:
+        typer.echo(f"lab build failed: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(json.dumps({name: str(path) for name, path in binaries.items()}, indent=1))
