@@ -118,7 +118,7 @@ def _evidence(node: Any) -> Evidence | None:
     if isinstance(node, pp.VectorSelector):
         return [frozenset({_metric(node)})]
     if isinstance(node, pp.MatrixSelector):
-        return _evidence(node.vector_selector) if hasattr(node, "vector_selector") else _first_selector(node)
+        return _evidence(node.vector_selector)
     if isinstance(node, pp.BinaryExpr):
         op = str(node.op)
         lhs, rhs = _evidence(node.lhs), _evidence(node.rhs)
@@ -141,14 +141,6 @@ def _evidence(node: Any) -> Evidence | None:
         if inner is not None:
             return _evidence(inner)
     return None
-
-
-def _first_selector(node: Any) -> Evidence | None:
-    import promql_parser as pp
-
-    found: list[Any] = []
-    pp.walk(node, lambda n: found.append(n) if isinstance(n, pp.VectorSelector) else None)
-    return [frozenset({_metric(found[0])})] if found else None
 
 
 def _strip(node: Any) -> Any:

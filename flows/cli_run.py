@@ -60,9 +60,10 @@ def run(
     from flows.loading import load_campaign
 
     campaign, _ = load_campaign(file, target=target, stages=stage or None, overrides=set_ or None)
-    for w in weak_expectations(campaign):
+    warnings = weak_expectations(campaign)
+    for w in warnings:
         (err if strict else out).print(f"{'error' if strict else 'warning'}: {w}", markup=False, highlight=False)
-    if strict and weak_expectations(campaign):
+    if strict and warnings:
         err.print("refused (--strict): nothing was injected", highlight=False)
         raise typer.Exit(2)
     if dry_run:

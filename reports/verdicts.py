@@ -129,7 +129,7 @@ class _Evidence:
     """When an observable's samples are evidence: its query's metric alternatives and their presence."""
 
     alternatives: Evidence | None
-    presence: dict[str, set[int]]
+    presence: dict[str, I64]
     """metric → instants (ms) with at least one series; only metrics whose presence was recorded."""
 
     @property
@@ -145,7 +145,7 @@ class _Evidence:
         for alt in self.alternatives:
             ok = np.ones(t.shape, dtype=bool)
             for m in alt:
-                ok &= np.isin(ms, np.fromiter(self.presence[m], dtype=np.int64, count=len(self.presence[m])))
+                ok &= np.isin(ms, self.presence[m])
             out |= ok
         return out
 
@@ -155,7 +155,7 @@ class _Evidence:
             return []
         lo, hi = start // 1_000_000, end // 1_000_000
         return sorted(m for alt in self.alternatives or [] for m in alt
-                      if not any(lo <= x < hi for x in self.presence[m]))
+                      if not np.any((self.presence[m] >= lo) & (self.presence[m] < hi)))
 
 
 def _evidence(run: Run, observable: str) -> _Evidence:
@@ -164,7 +164,7 @@ def _evidence(run: Run, observable: str) -> _Evidence:
         alternatives = query_shape(obs.query).evidence if obs is not None else None
     except ValueError:
         alternatives = None
-    presence = {m: {int(x) for x in (s.t[s.v > 0] // 1_000_000)} for m, s in run.presence.items()}
+    presence = {m: s.t[s.v > 0] // 1_000_000 for m, s in run.presence.items()}
     return _Evidence(alternatives, presence)
 
 
@@ -287,14 +287,13 @@ def firings(run: Run) -> list[GuardrailFiring]:
     return out
 
 
-def _one(run: Run, e: Expectation, stage: str | None) -> StageVerdict:
+def _one(run: Run, e: Expectation, stage: str | None, ev: _Evidence) -> StageVerdict:
     window = e.window
     span = _span(run, e, stage)
     where = f"stage {stage}" if stage else "baseline"
     if span is None or span[1] <= span[0]:
         return StageVerdict(stage=stage, window=window, n=0, verdict="inconclusive",
                             reason=f"no {window} window in {where}" if span is None else f"{window} window is empty")
-    ev = _evidence(run, e.observable)
     threshold, why = _threshold(run, e, ev)
     got = _measure(run, e, span, ev)
     missing = ev.missing(*span)
@@ -356,7 +355,8 @@ def evaluate(run: Run, e: Expectation, index: int) -> ExpectationResult:
     else:
         kind = {"after-rollback": "recovery", "fault-and-recovery": "fault"}.get(e.window, e.window)
         stages = [w.stage for w in run.windows(kind)] or [None]
-    parts = [_one(run, e, s) for s in stages]
+    ev = _evidence(run, e.observable)
+    parts = [_one(run, e, s, ev) for s in stages]
     verdict = combine([p.verdict for p in parts])
     decisive = [p for p in parts if p.verdict == verdict] or parts
     reason = "; ".join(f"{p.stage or p.window}: {p.reason}" for p in decisive)
