@@ -13,17 +13,24 @@ from typing import Annotated
 import typer
 
 from lab.build import RichProgress, default_cache_dir, ensure_built
+from lab.control import plane
+from lab.control.components import ControlPlaneOptions
 from lab.runtime.errors import LabError
 from lab.runtime.lifecycle import UpOptions, down, status, up
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local emulated Kubernetes lab.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local Kubernetes lab.")
 DEFAULT_STATE = Path(".gameday/lab")
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    return (cache_dir or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home())).resolve()
 
 
 @app.command("up")
 def up_cmd(
-    nodes: Annotated[int, typer.Option(help="virtual nodes (GPU nodes included)")] = 3,
-    gpu_nodes: Annotated[int, typer.Option(help="of which GPU nodes (8 x nvidia.com/gpu each)")] = 1,
+    nodes: Annotated[int, typer.Option(help="virtual nodes (GPU nodes included); kwok's nodes with the real plane")] = 3,
+    gpu_nodes: Annotated[int | None, typer.Option(
+        help="of which GPU nodes (8 x nvidia.com/gpu each; default 1, 0 with the real plane)")] = None,
     time_scale: Annotated[float, typer.Option(help="lab seconds per real second (intervals are divided by it)")] = 1.0,
     state_dir: Annotated[Path, typer.Option(help="where pids, logs, kubeconfig and endpoints go")] = DEFAULT_STATE,
     seats: Annotated[int, typer.Option(help="API server APF seats")] = 60,
@@ -32,10 +39,40 @@ def up_cmd(
     slot: Annotated[int | None, typer.Option(help="address slot 0-7 (default: first free)")] = None,
     training: Annotated[bool, typer.Option(help="also run the CPU training job in network namespaces (root)")] = False,
     apiserver_memory: Annotated[float, typer.Option(
-        help="API server memory limit (MiB of the modelled heap); expensive LISTs past it OOM-kill it (0: off)")] = 0.0,
+        help="API server memory limit in MiB (emulated: of the modelled heap; real: its memory cgroup, so the kernel "
+             "OOM-kills it past the limit); 0: off")] = 0.0,
+    restart_backoff: Annotated[float, typer.Option(
+        help="real: seconds before the API server is restarted after it exits, doubling up to --restart-backoff-max")
+    ] = 10.0,
+    restart_backoff_max: Annotated[float, typer.Option(help="real: the longest restart delay (s)")] = 300.0,
+    control_plane: Annotated[str, typer.Option(
+        help="emulated (lab/apiserver and lab/runtime) or real (etcd, kube-apiserver, kube-controller-manager, "
+             "kube-scheduler and kwok, built by `lab build` on first use)")] = "emulated",
+    max_requests_inflight: Annotated[int, typer.Option(help="real: kube-apiserver --max-requests-inflight")] = 400,
+    max_mutating_requests_inflight: Annotated[int, typer.Option(
+        help="real: kube-apiserver --max-mutating-requests-inflight")] = 200,
+    node_lease_seconds: Annotated[int, typer.Option(help="real: the node Lease duration kwok writes")] = 40,
+    node_monitor_grace: Annotated[int, typer.Option(
+        help="real: kube-controller-manager --node-monitor-grace-period (s)")] = 40,
+    not_ready_toleration: Annotated[int, typer.Option(
+        help="real: seconds pods tolerate a NotReady/unreachable node before eviction")] = 300,
+    cache_dir: Annotated[Path | None, typer.Option(help="real: the component build cache root")] = None,
 ) -> None:
-    """Start API server, runtime, the GPU side (with --gpu-nodes) and Prometheus; return when every node
-    is Ready and workloads are up."""
+    """Start the lab and return when every node is Ready and workloads are up: emulated (API server, runtime,
+    the GPU side with --gpu-nodes, Prometheus) or --control-plane real (the real components, kwok's nodes,
+    Prometheus)."""
+    if control_plane not in ("emulated", "real"):
+        raise typer.BadParameter("--control-plane must be emulated or real")
+    if control_plane == "real":
+        _up_real(ControlPlaneOptions(
+            state_dir.resolve(), nodes=nodes, timeout=timeout, max_requests_inflight=max_requests_inflight,
+            max_mutating_requests_inflight=max_mutating_requests_inflight, node_lease_seconds=node_lease_seconds,
+            node_monitor_grace_seconds=node_monitor_grace, not_ready_toleration_seconds=not_ready_toleration,
+            unreachable_toleration_seconds=not_ready_toleration, apiserver_memory_mib=apiserver_memory,
+            restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max),
+            gpu_nodes or 0, training, _cache_root(cache_dir))
+        return
+    gpu_nodes = 1 if gpu_nodes is None else gpu_nodes
     if gpu_nodes > nodes:
         raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
     try:
@@ -47,12 +84,29 @@ def up_cmd(
     typer.echo(json.dumps(endpoints, indent=1))
 
 
+def _up_real(opts: ControlPlaneOptions, gpu_nodes: int, training: bool, cache_root: Path) -> None:
+    """lab up on the real control plane (kwok nodes only so far: GPU nodes and training are refused)."""
+    if gpu_nodes or training:
+        typer.echo("lab up failed: --gpu-nodes and --training need the lab's real nodes, which the real control "
+                   "plane does not run yet (use --control-plane emulated)", err=True)
+        raise typer.Exit(2)
+    try:
+        with RichProgress() as progress:
+            binaries = ensure_built(cache_root, plane.BINARIES, observer=progress)
+        endpoints = plane.up(opts, binaries)
+    except LabError as err:
+        typer.echo(f"lab up failed: {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(json.dumps(endpoints, indent=1))
+
+
 @app.command("status")
 def status_cmd(
     state_dir: Annotated[Path, typer.Option(help="the lab's state dir")] = DEFAULT_STATE,
 ) -> None:
     """Print components, PIDs alive, node and pod counts (exit 1 when a component is down)."""
-    result = status(state_dir.resolve())
+    state = state_dir.resolve()
+    result = plane.status(state) if plane.is_real(state) else status(state)
     typer.echo(json.dumps(result, indent=1))
     comps = result["components"]
     if not comps or not all(c["alive"] for c in comps.values()):
@@ -65,7 +119,8 @@ def down_cmd(
     grace: Annotated[float, typer.Option(help="seconds between SIGTERM and SIGKILL")] = 10.0,
 ) -> None:
     """Stop everything the lab started (idempotent)."""
-    stopped = down(state_dir.resolve(), grace)
+    state = state_dir.resolve()
+    stopped = plane.down(state, grace) if plane.is_real(state) else down(state, grace)
     typer.echo(json.dumps({"stopped": stopped}))
 
 
@@ -79,10 +134,9 @@ def build_cmd(
 ) -> None:
     """Build the lab's pinned components (kube-apiserver, etcd, CoreDNS, kwok, ...) that are missing; print
     {component: binary} as JSON."""
-    root = cache_dir or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home())
     try:
         with RichProgress() as progress:
-            binaries = ensure_built(root.resolve(), only, force=force, observer=progress)
+            binaries = ensure_built(_cache_root(cache_dir), only, force=force, observer=progress)
     except LabError as err:
         typer.echo(f"lab build failed: {err}", err=True)
         raise typer.Exit(1) from err

@@ -43,10 +43,27 @@ def _target(url: str) -> tuple[str, str]:
     return parsed.scheme or "http", parsed.netloc
 
 
-def _extra_job(name: str, url: str) -> dict[str, Any]:
+def scrape_job(name: str, url: str, token_file: Path | None = None, ca_file: Path | None = None) -> dict[str, Any]:
+    """A scrape config for one target's metrics URL, with a bearer token file and a CA to verify it by."""
     parsed = urlparse(url)
-    return {"job_name": name, "scheme": parsed.scheme or "http", "metrics_path": parsed.path or "/metrics",
-            "static_configs": [{"targets": [parsed.netloc]}]}
+    job: dict[str, Any] = {"job_name": name, "scheme": parsed.scheme or "http",
+                           "metrics_path": parsed.path or "/metrics", "static_configs": [{"targets": [parsed.netloc]}]}
+    if token_file is not None:
+        job["authorization"] = {"type": "Bearer", "credentials_file": str(token_file)}
+    if ca_file is not None:
+        job["tls_config"] = {"ca_file": str(ca_file)}
+    return job
+
+
+def write_jobs_config(state_dir: Path, port: int, jobs: list[dict[str, Any]]) -> Path:
+    """Write prometheus.yml scraping every job and Prometheus itself (job ``prometheus``) each second."""
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [*jobs, {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}],
+    }
+    path = state_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def write_config(
@@ -59,23 +76,14 @@ def write_config(
     token_file.chmod(0o600)
     api_scheme, api_host = _target(apiserver_url)
     rt_scheme, rt_host = _target(runtime_url)
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "apiserver",
-                "scheme": api_scheme,
-                "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-                "static_configs": [{"targets": [api_host]}],
-            },
-            {"job_name": "lab-runtime", "scheme": rt_scheme, "static_configs": [{"targets": [rt_host]}]},
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
-            *(_extra_job(name, url) for name, url in (extra_jobs or {}).items()),
-        ],
-    }
-    path = state_dir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    jobs: list[dict[str, Any]] = [
+        {"job_name": "apiserver", "scheme": api_scheme,
+         "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+         "static_configs": [{"targets": [api_host]}]},
+        {"job_name": "lab-runtime", "scheme": rt_scheme, "static_configs": [{"targets": [rt_host]}]},
+        *(scrape_job(name, url) for name, url in (extra_jobs or {}).items()),
+    ]
+    return write_jobs_config(state_dir, port, jobs)
 
 
 def up_jobs(url: str) -> set[str]:
@@ -109,12 +117,19 @@ def start(
     state_dir: Path, apiserver_url: str, runtime_url: str, admin_token: str, port: int | None = None,
     timeout: float = 60.0, extra_jobs: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Prometheus and wait until every job has data; returns (process, URL)."""
+    """Start Prometheus for the emulated lab and wait until every job has data; returns (process, URL)."""
+    port = port or free_port()
+    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token, extra_jobs)
+    return launch(state_dir, config, port, (*JOBS, *(extra_jobs or {})), timeout)
+
+
+def launch(state_dir: Path, config: Path, port: int, jobs: tuple[str, ...], timeout: float = 60.0,
+           ) -> tuple[subprocess.Popen[bytes], str]:
+    """Run Prometheus on a written config (TSDB in the state dir); returns (process, URL) once every job has an
+    ``up`` sample."""
     binary = find_binary()
     if binary is None:
         raise LabStartError("prometheus is not installed: apt-get install -y prometheus")
-    port = port or free_port()
-    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token, extra_jobs)
     tsdb = state_dir / "prometheus-data"
     tsdb.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "prometheus.log"
@@ -125,7 +140,7 @@ def start(
     ], log_path, cwd=state_dir)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc, log_path, timeout, (*JOBS, *(extra_jobs or {})))
+        wait_ready(url, proc, log_path, timeout, jobs)
     except BaseException:
         stop_pid(proc.pid)
         raise

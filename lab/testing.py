@@ -19,6 +19,13 @@ Usage::
     handle.control("node-1", "pause")   # pause|resume|kill|revive a node's kubelet
     handle.client()        # kubernetes.client.ApiClient (admin unless token= is given)
 
+On the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok; the
+components are built first when the cache lacks them)::
+
+    with running_control_plane(tmp_path, nodes=3, node_monitor_grace_seconds=8) as handle:
+        handle.kubectl("create", "namespace", "demo")          # the lab's own kubectl v1.37.2, context "lab"
+        handle.kubectl("auth", "can-i", "*", "*", context="lab-admin")
+
 ``running_lab`` runs the same code as ``python -m lab up`` (API server, runtime, the GPU side when
 ``gpu_nodes > 0`` (``training=True`` adds the training job; root) and Prometheus as background
 processes, logs in ``state_dir``) and always runs ``down`` on exit, even when ``up`` or
@@ -29,6 +36,8 @@ the block failed, so no process outlives it. Time-scaled labs (``time_scale=10``
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.apiserver.users import ADMIN, RUNNER, read_sa_secret, sa_token, token_for
+from lab.build import default_cache_dir, ensure_built
+from lab.control import plane
+from lab.control.components import ControlPlaneOptions
 from lab.runtime.lifecycle import UpOptions, down, up
 
 
@@ -86,7 +98,16 @@ class LabHandle:
         cfg = client.Configuration()
         cfg.host = self.endpoints["apiserver"]
         cfg.api_key = {"authorization": f"Bearer {token or self.admin_token}"}
+        if self.endpoints.get("ca_file"):
+            cfg.ssl_ca_cert = self.endpoints["ca_file"]
         return client.ApiClient(cfg)
+
+    def kubectl(self, *args: str, context: str = "lab", stdin: str | None = None,
+                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run kubectl (the lab's own build when it has one) with the lab's kubeconfig; never raises on exit codes."""
+        binary = self.endpoints.get("kubectl") or "kubectl"
+        return subprocess.run([binary, "--kubeconfig", str(self.kubeconfig), "--context", context, *args],
+                              input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @contextmanager
@@ -111,3 +132,19 @@ def running_lab(
         yield LabHandle(state_dir, endpoints, users)
     finally:
         down(state_dir)
+
+
+@contextmanager
+def running_control_plane(state_dir: Path, nodes: int = 3, cache_dir: Path | None = None,
+                          **knobs: Any) -> Iterator[LabHandle]:
+    """``lab up --control-plane real`` in state_dir (building missing components first), yield a LabHandle,
+    and always ``lab down``; knobs are ``ControlPlaneOptions`` fields."""
+    state_dir = Path(state_dir).resolve()
+    root = cache_dir or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home())
+    binaries = ensure_built(root, plane.BINARIES)
+    try:
+        endpoints = plane.up(ControlPlaneOptions(state_dir, nodes=nodes, **knobs), binaries)
+        users = json.loads((state_dir / "users.json").read_text())
+        yield LabHandle(state_dir, endpoints, users)
+    finally:
+        plane.down(state_dir)

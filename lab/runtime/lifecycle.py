@@ -35,7 +35,17 @@ from lab.runtime.apply import (
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.errors import LabError, LabStartError
 from lab.runtime.identities import lab_users
-from lab.runtime.procs import log_tail, pid_alive, spawn, start_runtime, stop_pid, wait_ready_file
+from lab.runtime.procs import (
+    forget_pids,
+    log_tail,
+    pid_alive,
+    read_pids,
+    record_pid,
+    spawn,
+    start_runtime,
+    stop_pid,
+    wait_ready_file,
+)
 
 COMPONENTS = ("gpu", "prometheus", "runtime", "apiserver")  # stop order: the GPU side needs the API server
 
@@ -54,24 +64,6 @@ class UpOptions:
     slot: int | None = None
     training: bool = False
     apiserver_memory_mb: float = 0.0
-
-
-def _pids_file(state: Path) -> Path:
-    return state / "pids.json"
-
-
-def read_pids(state: Path) -> dict[str, int]:
-    """The recorded component PIDs ({} when none)."""
-    try:
-        return {k: int(v) for k, v in json.loads(_pids_file(state).read_text()).items()}
-    except (OSError, ValueError):
-        return {}
-
-
-def _record(state: Path, name: str, pid: int) -> None:
-    pids = read_pids(state)
-    pids[name] = pid
-    _pids_file(state).write_text(json.dumps(pids))
 
 
 def write_kubeconfig(path: Path, url: str, runner_token: str, admin_token: str, ca_file: str | None = None) -> Path:
@@ -120,7 +112,7 @@ def _start_apiserver(opts: UpOptions, users_file: Path, sa_secret: Path) -> dict
         "--tls-dir", str(state / "tls"), "--sa-secret-file", str(sa_secret),
         *_memory_args(opts),
     ], state / "apiserver.log")
-    _record(state, "apiserver", proc.pid)
+    record_pid(state, "apiserver", proc.pid)
     try:
         info = wait_ready_file(ready, proc, 60, "apiserver")
     except LabStartError as err:
@@ -150,10 +142,10 @@ def _start_gpu(opts: UpOptions, cfg: RuntimeConfig, rest: Rest, api_url: str, ru
     nodes = [n for n in cfg.node_names() if cfg.is_gpu(n)]
     proc = launch.spawn_stack(opts.state_dir, api_url, runtime_url, nodes, opts.time_scale, opts.training,
                               token_for(users, launch.AGENT_USER), token_for(users, launch.MONITOR_USER))
-    _record(opts.state_dir, "gpu", proc.pid)
+    record_pid(opts.state_dir, "gpu", proc.pid)
     info = launch.wait_stack(opts.state_dir, proc, timeout)
     for node, pid in (info.get("agent_pids") or {}).items():
-        _record(opts.state_dir, f"gpu-agent-{node}", int(pid))
+        record_pid(opts.state_dir, f"gpu-agent-{node}", int(pid))
     for doc in load_documents([launch.MANIFEST]):
         apply(rest, doc)
     return info
@@ -170,7 +162,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
     alive = {k: p for k, p in read_pids(state).items() if pid_alive(p)}
     if alive:
         raise LabError(f"a lab is already running from {state} ({alive}); run `python -m lab down` first")
-    _pids_file(state).unlink(missing_ok=True)
+    forget_pids(state)
     slot = slots.claim(state, opts.slot)
     deadline = time.monotonic() + opts.timeout
     cfg = RuntimeConfig(api_url="", users_file="", nodes=opts.nodes, gpu_nodes=opts.gpu_nodes)
@@ -193,7 +185,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
         proc, info = start_runtime(state, url, users_file, opts.nodes, opts.gpu_nodes, opts.time_scale,
                                    eviction_timeout=opts.eviction_timeout, timeout=max(deadline - time.monotonic(), 10),
                                    slot=slot, sa_secret_file=sa_secret)
-        _record(state, "runtime", proc.pid)
+        record_pid(state, "runtime", proc.pid)
         for doc in [d for d in docs if d.get("kind") != "Namespace"]:
             apply(rest, doc)
         if opts.gpu_nodes > 0:
@@ -201,7 +193,7 @@ def up(opts: UpOptions) -> dict[str, Any]:
         prom, prom_url = prometheus.start(state, url, info["url"], admin,
                                           timeout=max(deadline - time.monotonic(), 10),
                                           extra_jobs=launch.scrape_jobs(gpu) if gpu else None)
-        _record(state, "prometheus", prom.pid)
+        record_pid(state, "prometheus", prom.pid)
         _wait(lambda: _nodes_waiting(rest, opts.nodes), max(deadline - time.monotonic(), 1), "nodes Ready")
         _wait(lambda: deployments_available(rest), max(deadline - time.monotonic(), 1), "Deployments available")
         rest.close()
@@ -226,16 +218,17 @@ def up(opts: UpOptions) -> dict[str, Any]:
 
 
 def down(state: Path, grace: float = 10.0) -> dict[str, int]:
-    """Stop every recorded component by PID (SIGTERM, SIGKILL after grace); idempotent."""
+    """Stop every recorded component by PID (SIGTERM, SIGKILL after grace), known ones in dependency order and
+    the rest in reverse start order; idempotent."""
     pids = read_pids(state)
     order = ["gpu", *sorted(n for n in pids if n.startswith("gpu-agent-")), *COMPONENTS[1:]]
     for name in order:
         if name in pids:
             stop_pid(pids[name], grace)
-    for name, pid in pids.items():
+    for name, pid in reversed(pids.items()):  # the rest (the real control plane's) in reverse start order
         if name not in order:
             stop_pid(pid, grace)
-    _pids_file(state).unlink(missing_ok=True)
+    forget_pids(state)
     slots.release(state)
     for extra in ("endpoints.json", "apiserver-ready.json", "runtime-ready.json", "gpu-ready.json"):
         (state / extra).unlink(missing_ok=True)

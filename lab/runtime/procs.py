@@ -37,14 +37,32 @@ def wait_ready_file(path: Path, proc: subprocess.Popen[bytes], timeout: float, w
 
 
 def _signal(pid: int, sig: int) -> None:
-    """Signal a session leader's whole group, or just the process when it leads none."""
+    """Signal a session leader's whole group (even when the leader itself is gone: what it started may still
+    hold its group), or just the process when it leads none; ProcessLookupError when nothing is left."""
     try:
-        if os.getpgid(pid) == pid:
+        leader = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        leader = True
+    except PermissionError:
+        leader = False
+    if leader:
+        try:
             os.killpg(pid, sig)
             return
-    except (ProcessLookupError, PermissionError):
-        pass
+        except ProcessLookupError:
+            pass
     os.kill(pid, sig)
+
+
+def _group_alive(pid: int) -> bool:
+    """Whether any process is left in the process group led (once) by pid."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reap(pid: int) -> bool:
@@ -65,9 +83,13 @@ def stop_pid(pid: int, grace: float = 10.0) -> None:
     except ProcessLookupError:
         _reap(pid)
         return
+
+    def gone() -> bool:
+        return _reap(pid) and not _group_alive(pid)
+
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if _reap(pid):
+        if gone():
             return
         time.sleep(0.05)
     try:
@@ -75,7 +97,7 @@ def stop_pid(pid: int, grace: float = 10.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not _reap(pid):
+    while time.monotonic() < deadline and not gone():
         time.sleep(0.05)
 
 
@@ -92,6 +114,30 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _pids_file(state: Path) -> Path:
+    return state / "pids.json"
+
+
+def read_pids(state: Path) -> dict[str, int]:
+    """The component PIDs recorded in a lab's state dir, in start order ({} when none)."""
+    try:
+        return {k: int(v) for k, v in json.loads(_pids_file(state).read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_pid(state: Path, name: str, pid: int) -> None:
+    """Record a component's PID as soon as it starts, so ``down`` can always stop it."""
+    pids = read_pids(state)
+    pids[name] = pid
+    _pids_file(state).write_text(json.dumps(pids))
+
+
+def forget_pids(state: Path) -> None:
+    """Remove the PID record (after everything in it was stopped)."""
+    _pids_file(state).unlink(missing_ok=True)
 
 
 def spawn(cmd: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:

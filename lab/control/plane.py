@@ -1,0 +1,333 @@
+"""``lab up --control-plane real``: start, inspect and stop the real Kubernetes control plane of a lab.
+
+``up`` writes the lab's PKI, identities and kubeconfigs into the state dir, then starts etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok (each recorded in ``pids.json`` as soon as it starts, so
+``down`` can always stop it), registers the kwok nodes and starts Prometheus on every component's metrics. It
+returns once every component is healthy, every node is Ready and Prometheus has data; otherwise it stops
+everything it started and raises ``LabStartError`` with the failing component's log tail.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from lab import prometheus
+from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
+from lab.control import components, kwok, pki
+from lab.control.components import ORDER, ControlPlaneOptions, Layout, Ports
+from lab.runtime.errors import LabError, LabStartError
+from lab.runtime.procs import forget_pids, log_tail, pid_alive, read_pids, record_pid, spawn, stop_pid
+
+MANIFESTS = Path(__file__).resolve().parent / "manifests"
+KWOK_USER = "kwok-controller"
+MONITOR_USER = "prometheus"
+CONTROL_PLANE_USERS: dict[str, list[str]] = {
+    "system:kube-controller-manager": [],
+    "system:kube-scheduler": [],
+    KWOK_USER: ["system:nodes"],
+    MONITOR_USER: ["system:monitoring"],
+}
+"""Identities beyond admin (system:masters) and gameday-runner, with their groups."""
+COMPONENT_IDENTITY = {"kube-controller-manager": "system:kube-controller-manager",
+                      "kube-scheduler": "system:kube-scheduler", "kwok": KWOK_USER}
+BINARIES = (*ORDER, "kubectl")
+
+
+def _free_ports() -> Ports:
+    return Ports(*(prometheus.free_port() for _ in range(6)))
+
+
+def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[str, Any]]:
+    """PKI, tokens and every kubeconfig; returns the users mapping (token -> identity)."""
+    ca = pki.new_ca(layout.pki)
+    service_ip = _first_service_ip(opts.service_cidr)
+    pki.serving_cert(ca, layout.pki, "kube-apiserver", [
+        "127.0.0.1", "localhost", service_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local"])
+    for name in ("kube-controller-manager", "kube-scheduler"):
+        pki.serving_cert(ca, layout.pki, name, ["127.0.0.1", "localhost"])
+    pki.service_account_keys(layout.pki)
+    users = make_users([], [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
+    write_users(layout.state_dir / "users.json", users)
+    layout.tokens_csv.write_text(components.tokens_csv(users))
+    layout.tokens_csv.chmod(0o600)
+    url = layout.apiserver_url
+    components.write_kubeconfig(layout.state_dir / "kubeconfig", components.kubeconfig(
+        url, ca.cert, {"lab": token_for(users, RUNNER), "lab-admin": token_for(users, ADMIN)}))
+    for component, identity in COMPONENT_IDENTITY.items():
+        components.write_kubeconfig(layout.kubeconfig(component),
+                                    components.kubeconfig(url, ca.cert, {component: token_for(users, identity)}))
+    token_file = layout.pki / "prometheus-token"
+    token_file.write_text(token_for(users, MONITOR_USER))
+    token_file.chmod(0o600)
+    return users
+
+
+def _first_service_ip(cidr: str) -> str:
+    return str(next(ipaddress.ip_network(cidr).hosts()))
+
+
+def _healthy(url: str, ca: Path, token: str | None = None) -> bool:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return requests.get(url, verify=str(ca), headers=headers, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _await(check: Callable[[], str | None], deadline: float, what: str,
+           proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll check (None = done, else what is still awaited) until the deadline; fail at once if proc dies."""
+    last: str | None = what
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LabStartError(f"{what}: exited with code {proc.returncode}\n{log_tail(log) if log else ''}")
+        last = check()
+        if last is None:
+            return
+        time.sleep(0.2)
+    raise LabStartError(f"timed out waiting for {what}: {last}\n{log_tail(log) if log else ''}")
+
+
+SUPERVISED = ("kube-apiserver",)
+"""Components run under ``lab.control.supervisor`` (restarted with back-off, optionally in a memory cgroup)."""
+
+
+def supervisor_status(layout: Layout, name: str) -> dict[str, Any] | None:
+    """A supervised component's status file (None until the supervisor wrote it)."""
+    try:
+        status: dict[str, Any] = json.loads(layout.supervisor_status(name).read_text())
+    except (OSError, ValueError):
+        return None
+    return status
+
+
+def _start(layout: Layout, opts: ControlPlaneOptions, name: str, deadline: float) -> None:
+    layout.supervisor_status(name).unlink(missing_ok=True)
+    proc = spawn(components.argv(name, layout, opts), layout.log(name), cwd=layout.state_dir)
+    record_pid(layout.state_dir, name, proc.pid)
+    url = layout.health_url(name)
+
+    def check() -> str | None:
+        if name in SUPERVISED:
+            status = supervisor_status(layout, name)
+            if status is None:
+                return "its supervisor has not started it yet"
+            if status["last_exit"]:
+                raise LabStartError(f"{name} healthy: exited ({status['last_exit']}) before it was ready\n"
+                                    f"{log_tail(layout.log(name))}")
+        return None if _healthy(url, layout.ca.cert) else f"{url} not answering 200"
+
+    _await(check, deadline, f"{name} healthy", proc, layout.log(name))
+
+
+def kubectl(layout: Layout, *args: str, stdin: str | None = None, context: str = "lab-admin",
+            timeout: float = 60.0) -> str:
+    """Run the lab's kubectl against it (admin unless another context is named); LabError on failure."""
+    cmd = [str(layout.binaries.get("kubectl", "kubectl")), "--kubeconfig", str(layout.state_dir / "kubeconfig"),
+           "--context", context, *args]
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise LabError(f"kubectl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def _api(layout: Layout, token: str, path: str) -> dict[str, Any]:
+    resp = requests.get(layout.apiserver_url + path, verify=str(layout.ca.cert),
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    resp.raise_for_status()
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+def node_readiness(layout: Layout, token: str) -> tuple[int, int]:
+    """(nodes, Ready nodes) as the API server reports them."""
+    items = _api(layout, token, "/api/v1/nodes")["items"]
+    return len(items), sum(1 for n in items if _ready(n))
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+
+def _nodes_waiting(layout: Layout, token: str, want: int) -> str | None:
+    try:
+        total, ready = node_readiness(layout, token)
+    except requests.RequestException as err:
+        return f"API error {err}"
+    return None if total == ready == want else f"{ready}/{total} of {want} nodes Ready"
+
+
+def _service_account_waiting(layout: Layout, token: str) -> str | None:
+    try:
+        _api(layout, token, "/api/v1/namespaces/default/serviceaccounts/default")
+    except requests.RequestException:
+        return "the default service account (kube-controller-manager's) does not exist yet"
+    return None
+
+
+def _scrape_jobs(layout: Layout) -> list[dict[str, Any]]:
+    token, ca = layout.pki / "prometheus-token", layout.ca.cert
+    return [
+        prometheus.scrape_job("apiserver", layout.metrics_url("kube-apiserver"), token, ca),
+        prometheus.scrape_job("etcd", layout.metrics_url("etcd")),
+        prometheus.scrape_job("kube-controller-manager", layout.metrics_url("kube-controller-manager"), None, ca),
+        prometheus.scrape_job("kube-scheduler", layout.metrics_url("kube-scheduler"), None, ca),
+        prometheus.scrape_job("kwok", layout.metrics_url("kwok")),
+        *(prometheus.scrape_job(f"{name}-supervisor", str(status["metrics"])) for name in SUPERVISED
+          if (status := supervisor_status(layout, name))),
+    ]
+
+
+def check_binaries(binaries: dict[str, Path]) -> None:
+    """LabError naming every control-plane binary that is missing (before anything starts)."""
+    missing = [name for name in BINARIES if name not in binaries or not Path(binaries[name]).exists()]
+    if missing:
+        raise LabError(f"missing lab components {missing}: run `python -m lab build`")
+
+
+def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
+    """Start the real control plane with kwok's nodes and Prometheus; returns the endpoints once all is Ready."""
+    problems = opts.problems()
+    if problems:
+        raise LabError("the control plane's knobs cannot work:\n  " + "\n  ".join(problems))
+    check_binaries(binaries)
+    state = opts.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    alive = {k: p for k, p in read_pids(state).items() if pid_alive(p)}
+    if alive:
+        raise LabError(f"a lab is already running from {state} ({alive}); run `python -m lab down` first")
+    forget_pids(state)
+    for stale in ("etcd-data", "prometheus-data", "pki", "kubeconfigs"):
+        shutil.rmtree(state / stale, ignore_errors=True)
+    layout = Layout(state, _free_ports(), dict(binaries))
+    users = _write_secrets(layout, opts)
+    admin = token_for(users, ADMIN)
+    kwok.write_config(layout.kwok_config)
+    deadline = time.monotonic() + opts.timeout
+    try:
+        for name in ORDER[:2]:
+            _start(layout, opts, name, deadline)
+        kubectl(layout, "apply", "-f", str(MANIFESTS))
+        for name in ORDER[2:]:
+            _start(layout, opts, name, deadline)
+        nodes = [kwok.node(n, kwok.node_ip(i)) for i, n in enumerate(kwok.node_names(opts.nodes))]
+        kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
+        _await(lambda: _nodes_waiting(layout, admin, opts.nodes), deadline, "kwok's nodes Ready", log=layout.log("kwok"))
+        _await(lambda: _service_account_waiting(layout, admin), deadline, "service accounts",
+               log=layout.log("kube-controller-manager"))
+        jobs = _scrape_jobs(layout)
+        port = prometheus.free_port()
+        config = prometheus.write_jobs_config(state, port, jobs)
+        prom, prom_url = prometheus.launch(state, config, port, (*(j["job_name"] for j in jobs), "prometheus"),
+                                           max(deadline - time.monotonic(), 10))
+        record_pid(state, "prometheus", prom.pid)
+    except BaseException:
+        down(state)
+        raise
+    endpoints = {
+        "control_plane": "real",
+        "apiserver": layout.apiserver_url, "apiserver_https": layout.apiserver_url, "ca_file": str(layout.ca.cert),
+        "etcd": layout.etcd_url, "prometheus": prom_url,
+        "metrics": {name: layout.metrics_url(name) for name in ORDER},
+        "supervisors": {name: str(layout.supervisor_status(name)) for name in SUPERVISED},
+        "kubeconfig": str(state / "kubeconfig"), "users": str(state / "users.json"),
+        "kubectl": str(binaries["kubectl"]), "nodes": opts.nodes, "gpu_nodes": 0,
+        "kwok_nodes": kwok.node_names(opts.nodes), "pids": read_pids(state),
+        "knobs": {k: v for k, v in vars(opts).items() if k not in ("state_dir", "timeout")},
+    }
+    (state / "endpoints.json").write_text(json.dumps(endpoints, indent=1))
+    return endpoints
+
+
+def down(state: Path, grace: float = 10.0) -> dict[str, int]:
+    """Stop Prometheus, then the components in reverse start order (SIGTERM, SIGKILL after grace); idempotent."""
+    pids = read_pids(state)
+    for name in ("prometheus", *reversed(ORDER)):
+        if name in pids:
+            stop_pid(pids[name], grace)
+    for name, pid in reversed(pids.items()):
+        if name != "prometheus" and name not in ORDER:
+            stop_pid(pid, grace)
+    _remove_cgroups(state)
+    forget_pids(state)
+    (state / "endpoints.json").unlink(missing_ok=True)
+    return pids
+
+
+def _remove_cgroups(state: Path, timeout: float = 10.0) -> None:
+    """Remove a memory cgroup a supervisor left behind (it removes its own unless it was SIGKILLed)."""
+    for path in state.glob("*.supervisor.json"):
+        try:
+            cgroup = json.loads(path.read_text()).get("cgroup")
+        except (OSError, ValueError):
+            continue
+        if not cgroup or not Path(cgroup).exists():
+            continue
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                Path(cgroup).rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as err:  # still holds a process that is exiting
+                if time.monotonic() > deadline:
+                    raise LabError(f"cannot remove the memory cgroup {cgroup}: {err}") from err
+                time.sleep(0.1)
+
+
+def status(state: Path) -> dict[str, Any]:
+    """Components with PIDs and liveness, plus node and pod counts when the API server answers."""
+    pids = read_pids(state)
+    result: dict[str, Any] = {
+        "state_dir": str(state), "control_plane": "real",
+        "components": {name: {"pid": pid, "alive": pid_alive(pid)} for name, pid in pids.items()},
+    }
+    try:
+        endpoints = json.loads((state / "endpoints.json").read_text())
+        users = json.loads((state / "users.json").read_text())
+    except (OSError, ValueError):
+        return result
+    result["endpoints"] = endpoints
+    for name, path in (endpoints.get("supervisors") or {}).items():
+        try:
+            result["components"][name]["supervisor"] = json.loads(Path(path).read_text())
+        except (OSError, ValueError, KeyError):
+            pass
+    headers = {"Authorization": f"Bearer {token_for(users, ADMIN)}"}
+    try:
+        def get(path: str) -> list[dict[str, Any]]:
+            resp = requests.get(endpoints["apiserver"] + path, headers=headers, verify=endpoints["ca_file"], timeout=5)
+            resp.raise_for_status()
+            items: list[dict[str, Any]] = resp.json()["items"]
+            return items
+
+        nodes = get("/api/v1/nodes")
+        result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if _ready(n))}
+        phases: dict[str, int] = {}
+        for pod in get("/api/v1/pods"):
+            phase = pod.get("status", {}).get("phase", "Unknown")
+            phases[phase] = phases.get(phase, 0) + 1
+        result["pods"] = phases
+    except (requests.RequestException, KeyError, ValueError) as err:
+        result["api_error"] = repr(err)
+    return result
+
+
+def is_real(state: Path) -> bool:
+    """Whether the lab recorded in state runs (or ran) the real control plane."""
+    try:
+        return bool(json.loads((state / "endpoints.json").read_text()).get("control_plane") == "real")
+    except (OSError, ValueError):
+        return "kube-apiserver" in read_pids(state)
