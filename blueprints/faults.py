@@ -42,6 +42,17 @@ class ControlPlaneOverload(_Fault):
     per_pod_rate: float = Field(default=1, gt=0, le=1000, description="daemonset-storm: LIST/s per pod")
     node_selector: dict[str, str] = Field(default_factory=dict)
     break_glass: bool = Field(default=True, description="give the runner reserved API seats first")
+    ballast: int = Field(default=0, ge=0, le=20_000, description=(
+        "ConfigMaps created in `namespace` before the storm and deleted after it, so that every cluster-wide "
+        "LIST of configmaps is as expensive as in a big cluster (resource must be configmaps)"))
+    ballast_bytes: int = Field(default=1024, ge=0, le=65_536, description="the data in each ballast ConfigMap")
+
+    @model_validator(mode="after")
+    def _ballast_is_listed(self) -> ControlPlaneOverload:
+        if self.ballast and self.resource != "configmaps":
+            raise ValueError(f"ballast makes LISTs of configmaps expensive; this storm lists {self.resource} "
+                             "(set resource: configmaps, or drop ballast)")
+        return self
 
 
 class CorefileEdit(Model):

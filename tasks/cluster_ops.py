@@ -153,6 +153,13 @@ class ClusterOps:
         return list(self.call(f"list configmaps in {namespace}", self.core.list_namespaced_config_map, namespace,
                               label_selector=label_selector(labels)).items)
 
+    def delete_configmaps(self, namespace: str, labels: dict[str, str]) -> int:
+        """Delete every ConfigMap of a namespace matching labels in one call (deletecollection); how many went."""
+        result = self.call(f"delete configmaps {label_selector(labels)} in {namespace}",
+                           self.core.delete_collection_namespaced_config_map, namespace,
+                           label_selector=label_selector(labels))
+        return len(getattr(result, "items", None) or [])
+
     def delete_configmap(self, namespace: str, name: str) -> bool:
         """Delete a ConfigMap (False if already gone)."""
         return self._gone_ok(f"delete configmap {namespace}/{name}", self.core.delete_namespaced_config_map,

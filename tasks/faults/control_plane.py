@@ -8,6 +8,10 @@ Blast radius: the whole control plane (every client of the API server slows down
   real cluster ``GAMEDAY_STORM_TOKEN``, else the runner's own token (then break-glass protects the storm
   too, and the evidence says so).
 - ``daemonset-storm``: rollback deletes the DaemonSet, and the namespace only if this fault created it.
+- ``ballast`` (either mode): that many ConfigMaps labelled ``gameday.dev/ballast=<run>-<fault>`` are created in
+  the storm's namespace before the storm, so each cluster-wide LIST of configmaps is expensive (APF charges it
+  more seats and the server more work, as in a big cluster); rollback deletes them by that label in one call,
+  after the storm stops, and the namespace only if this fault created it.
 - break-glass (``breakglass.py``) is opened before either storm and closed after the storm is stopped.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +33,21 @@ from tasks.faults.storm_process import read_stats, start_storm, stop_storm
 from tasks.settings import Settings
 
 STORM_USER = "system:serviceaccount:telemetry:telemetry"
+BALLAST_LABEL = "gameday.dev/ballast"
+
+
+def ballast_configmap(name: str, index: int, label: str, size: int) -> dict[str, Any]:
+    """One ballast ConfigMap: ``size`` bytes of data, labelled for deletion by its fault."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-{index:05d}", "labels": {**MANAGED_BY, BALLAST_LABEL: label}},
+            "data": {"ballast": "x" * size}}
+
+
+def create_ballast(cluster: Any, namespace: str, label: str, count: int, size: int) -> None:
+    """Create the ballast ConfigMaps, eight at a time."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: cluster.create_configmap(namespace, ballast_configmap(label, i, label, size)),
+                      range(count)))
 
 
 def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, str]:
@@ -91,6 +111,13 @@ class ControlPlaneOverloadFault:
             changes.append(Change(action="create", object=f"{bg} (PriorityLevelConfiguration + FlowSchema)",
                                   detail=f"reserved seats for {runner}", undo="delete both after the storm stops"))
         targets: list[str] = []
+        if spec.ballast:
+            label = k8s_name("ballast", run_id, fault_id)
+            undo.update(ballast=label, namespace=spec.namespace,
+                        created_namespace=not c.namespace_exists(spec.namespace))
+            changes.append(Change(action="create", object=f"{spec.ballast} ConfigMaps in {spec.namespace}",
+                                  detail=f"{spec.ballast_bytes} B each, labelled {BALLAST_LABEL}={label}",
+                                  undo="delete them by label (and the namespace if created)"))
         if spec.mode == "client-storm":
             settings: Settings = ctx.extra.get("settings") or Settings()
             stats_dir = settings.state_dir / "storm"
@@ -118,6 +145,10 @@ class ControlPlaneOverloadFault:
         u, c = dict(injection.undo), ctx.cluster
         if u["breakglass"]:
             open_breakglass(c, u["breakglass"], u["runner_user"])
+        if u.get("ballast"):
+            created = c.ensure_namespace(u["namespace"], dict(MANAGED_BY))
+            u["created_namespace"] = u["created_namespace"] or created
+            create_ballast(c, u["namespace"], u["ballast"], spec.ballast, spec.ballast_bytes)
         if u["mode"] == "client-storm":
             settings: Settings = ctx.extra.get("settings") or Settings()
             token, user, note = storm_identity(c, settings)
@@ -195,8 +226,11 @@ class ControlPlaneOverloadFault:
             # pod through an API server the storm may still be overwhelming.
             gone = c.delete_pods(u["namespace"], {"app": u["daemonset"]})
             ctx.log(f"control-plane-overload {injection.fault_id}: deleted {gone} storm pod(s)")
-            if u.get("created_namespace"):
-                c.delete_namespace(u["namespace"])
+        if u.get("ballast"):
+            gone = c.delete_configmaps(u["namespace"], {BALLAST_LABEL: u["ballast"]})
+            ctx.log(f"control-plane-overload {injection.fault_id}: deleted {gone} ballast ConfigMap(s)")
+        if u.get("created_namespace"):
+            c.delete_namespace(u["namespace"])
         if u["breakglass"]:
             close_breakglass(c, u["breakglass"])
 

@@ -98,6 +98,34 @@ def test_client_storm_half_applied_breakglass_only(runner: tuple[Cluster, FaultC
     assert _apf(cluster) == before
 
 
+def test_ballast_is_created_before_the_storm_and_removed_by_label(runner: tuple[Cluster, FaultContext]) -> None:
+    """ballast: N labelled ConfigMaps exist in the storm's namespace while the storm runs; rollback (even from a
+    fresh context, as reconcile after a killed runner) deletes them all and the namespace it created, twice over."""
+    cluster, ctx = runner
+    spec = ControlPlaneOverload(mode="client-storm", resource="configmaps", rate=5, concurrency=2, ballast=120,
+                                ballast_bytes=64, namespace="ballast-test", break_glass=False)
+    assert not cluster.namespace_exists("ballast-test")
+    inj = FAULT.plan(spec, ctx, run_id="cp4", stage="s", fault_id="storm")
+    assert any("120 ConfigMaps in ballast-test" in ch.object for ch in inj.changes)
+    inj = FAULT.inject(inj, ctx)
+    try:
+        made = cluster.list_configmaps("ballast-test", {"gameday.dev/ballast": inj.undo["ballast"]})
+        assert len(made) == 120 and {len(cm.data["ballast"]) for cm in made} == {64}
+    finally:
+        fresh = FaultContext(cluster=cluster, run_id="cp4", log=lambda m: None, extra=dict(ctx.extra))
+        fresh.extra.pop("storm:storm", None)
+        FAULT.rollback(inj, fresh)
+    assert find_storms(inj.undo["tag"]) == []
+    poll(lambda: not cluster.namespace_exists("ballast-test"), timeout=30)
+    FAULT.rollback(inj, ctx)  # a second rollback is harmless
+
+
+def test_ballast_needs_a_storm_that_lists_configmaps() -> None:
+    """A ballast under a storm of another resource is refused with a sentence naming both fields."""
+    with pytest.raises(ValueError, match="ballast makes LISTs of configmaps expensive; this storm lists pods"):
+        ControlPlaneOverload(resource="pods", ballast=10)
+
+
 def test_daemonset_storm_puts_a_pod_on_every_node_and_rollback_removes_it(
         lab_cluster: Cluster, lab_ctx: FaultContext) -> None:
     """daemonset-storm creates its namespace and one storm pod per node; rollback deletes both."""
