@@ -25,8 +25,10 @@ from lab.testing import LabHandle, running_control_plane
 from tests.conftest import poll, require
 
 FAST: dict[str, Any] = {"node_lease_seconds": 4, "node_monitor_grace_seconds": 6, "node_monitor_period_seconds": 1,
-        "not_ready_toleration_seconds": 5, "unreachable_toleration_seconds": 5}
-"""Knobs that make a missed lease visible within seconds: renewal every 1 s, NotReady after 6 s, eviction 5 s later."""
+        "not_ready_toleration_seconds": 20, "unreachable_toleration_seconds": 20}
+"""Knobs that make a missed lease visible within seconds: renewal every 1 s, NotReady after 6 s; pods tolerate a
+NotReady node 20 s, longer than the nodes' lease expiries can be spread apart under load (with 5 s, the first node
+to expire had its pods evicted before the last one expired and the zone counted as fully disrupted)."""
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,8 @@ def test_every_component_is_scraped(lab: LabHandle) -> None:
 
 def test_frozen_kubelets_make_every_node_not_ready_without_evictions(lab: LabHandle) -> None:
     """With kwok frozen (SIGSTOP) no lease is renewed: kube-controller-manager marks every node NotReady
-    (Unknown) and taints it unreachable, but as all nodes of the zone are down it evicts none of their pods (full
-    disruption, as when the control plane itself is the fault); thawed, every node is Ready again."""
+    (Unknown) and judges the zone fully disrupted, so it evicts none of their pods even after their toleration
+    (as when the control plane itself is the fault); thawed, every node is Ready again."""
     assert lab.kubectl("create", "namespace", "frozen", context="lab-admin").returncode == 0
     created = lab.kubectl("-n", "frozen", "create", "deployment", "app", "--image=nginx", "--replicas=6")
     assert created.returncode == 0, created.stderr
@@ -102,15 +104,12 @@ def test_frozen_kubelets_make_every_node_not_ready_without_evictions(lab: LabHan
     os.kill(kwok_pid, signal.SIGSTOP)
     try:
         poll(lambda: all(_ready(lab, n) == "Unknown" for n in nodes), 30, "every node NotReady (Unknown)")
-        unreachable = poll(lambda: [n for n in nodes if "node.kubernetes.io/unreachable" in {
-            t["key"] for t in _get(lab, f"/api/v1/nodes/{n}")["spec"].get("taints", [])}] or None, 30,
-            "an unreachable taint")
-        assert unreachable
-        held = time.monotonic() + 10  # the pods' 5 s toleration passes twice over while every node is down
+        poll(lambda: _query(lab, "max(node_collector_zone_health) == 0"), 30,
+             "the controller's zone health at 0 % (full disruption)")
+        held = time.monotonic() + 1.5 * FAST["unreachable_toleration_seconds"]  # every toleration runs out
         while time.monotonic() < held:
             assert pods() == before
             time.sleep(0.5)
-        assert _query(lab, "max(node_collector_zone_health)")[0]["value"][1] == "0"
     finally:
         os.kill(kwok_pid, signal.SIGCONT)
     poll(lambda: all(_ready(lab, n) == "True" for n in nodes), 30, "every node Ready again")
