@@ -12,7 +12,7 @@ from typing import Any
 
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
-from lab.runtime.controllers.deployment import BURST, HASH_LABEL, slow_start
+from lab.runtime.controllers.deployment import BURST, HASH_LABEL, owner_still_there, slow_start
 from lab.runtime.informer import Key, key_of
 from lab.runtime.objects import (
     controller_uid,
@@ -131,13 +131,13 @@ class DaemonSetController:
         for pods in by_node.values():
             await self._delete(ns, pods)
 
-        def alive() -> bool:  # a deleted DaemonSet stops creation mid-rollout
-            return self.exists(key, uid)
+        async def alive() -> bool:  # a deleted DaemonSet stops creation mid-rollout
+            return self.exists(key, uid) and await owner_still_there(self.cluster, "daemonsets", key, uid)
 
         await slow_start(missing[:BURST], lambda node: self._create(ns, ds, node, thash), proceed=alive)
         if len(missing) > BURST:
             self.queue.add(key)
-        if not alive():
+        if not await alive():
             return
         status = {
             "desiredNumberScheduled": desired,

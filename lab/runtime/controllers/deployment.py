@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
+from lab.runtime.errors import ApiStatusError
 from lab.runtime.informer import Key, key_of
 from lab.runtime.objects import controller_uid, is_active_pod, now_time, owner_ref, pod_ready, template_hash
 from lab.runtime.workqueue import WorkQueue
@@ -33,7 +34,7 @@ def _int_or_percent(value: object, total: int, round_up: bool) -> int:
 
 async def slow_start(
     items: list[T], action: Callable[[T], Awaitable[None]], limit: int = 64,
-    proceed: Callable[[], bool] | None = None,
+    proceed: Callable[[], Awaitable[bool]] | None = None,
 ) -> int:
     """Run action over items in batches of 1, 2, 4... (up to limit) concurrently, stopping at the first
     failing batch (the real ReplicaSet controller's slow start), then raise the first error.
@@ -42,7 +43,7 @@ async def slow_start(
     the rest is skipped. Returns how many items were acted on."""
     done, batch = 0, 1
     while done < len(items):
-        if proceed is not None and not proceed():
+        if proceed is not None and not await proceed():
             return done
         chunk = items[done : done + batch]
         results = await asyncio.gather(*(action(item) for item in chunk), return_exceptions=True)
@@ -52,6 +53,18 @@ async def slow_start(
         done += len(chunk)
         batch = min(batch * 2, limit)
     return done
+
+
+async def owner_still_there(cluster: Cluster, resource: str, key: Key, uid: str) -> bool:
+    """Whether the apps/v1 owner at key still has this uid, by a live GET: the informers can lag its deletion
+    by seconds under load, and pods created meanwhile would outlive the API server's cascade."""
+    try:
+        live = await cluster.api.get(api_path("apps", "v1", resource, key[0], key[1]))
+    except ApiStatusError as err:
+        if err.code == 404:
+            return False
+        raise
+    return str(live["metadata"].get("uid", "")) == uid
 
 
 def _deletion_rank(pod: Obj) -> tuple[bool, bool, str]:
@@ -167,11 +180,11 @@ class DeploymentController:
         create, delete = plan(replicas, spec.get("strategy") or {}, new, old)
         await slow_start(delete[:BURST], lambda pod: self._delete(ns, pod))
 
-        def alive() -> bool:  # a deleted owner stops creation mid-burst
-            return self.exists(key, uid)
+        async def alive() -> bool:  # a deleted owner stops creation mid-burst
+            return self.exists(key, uid) and await owner_still_there(self.cluster, "deployments", key, uid)
 
         await slow_start([None] * min(create, BURST), lambda _: self._create(ns, dep, thash), proceed=alive)
-        if not alive():
+        if not await alive():
             return
         await self._post_status(dep, replicas, thash)
         if create > BURST or len(delete) > BURST:
