@@ -14,6 +14,7 @@ from blueprints.probes import Guardrail, Probe
 from blueprints.promql import query_shape
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+SETUP = "setup"  # the stage name under which the setup's changes are ledgered and recorded
 
 
 class BlastRadius(Model):
@@ -89,6 +90,12 @@ class Campaign(Model):
     observables: list[Observable] = Field(default_factory=list)
     steady_state: list[Probe] = Field(default_factory=list)
     guardrails: list[Guardrail] = Field(default_factory=list)
+    setup: list[Fault] = Field(
+        default_factory=list,
+        description="changes that hold for the whole run (the fix a campaign proves, say): applied after the "
+        "steady-state check and before the baseline, each in the ledger first and verified like a fault, "
+        "undone in reverse order after the final recovery (or when the run ends any other way)",
+    )
     baseline: Duration = timedelta(seconds=30)
     stages: list[Stage] = Field(min_length=1)
     cooldown: Duration = timedelta(seconds=0)
@@ -100,10 +107,19 @@ class Campaign(Model):
     def _unique_stages(cls, v: list[Stage]) -> list[Stage]:
         seen: set[str] = set()
         for s in v:
+            if s.name == SETUP:
+                raise ValueError(f"stage name {SETUP!r} is reserved for the campaign's setup")
             if s.name in seen:
                 raise ValueError(f"stage name {s.name!r} is used twice")
             seen.add(s.name)
         return v
+
+    def setup_stage(self) -> Stage | None:
+        """The setup as a stage named 'setup' (how it is planned, ledgered and recorded); None without one."""
+        if not self.setup:
+            return None
+        return Stage(name=SETUP, description="changes held for the whole run", faults=self.setup,
+                     observe=timedelta(0), recovery=timedelta(0))
 
     def fault_ids(self, stage: Stage) -> list[str]:
         """Stable ids of a stage's faults: their name, or '<kind>-<index>'."""

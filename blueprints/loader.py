@@ -67,27 +67,27 @@ def _semantic_problems(c: Campaign) -> list[str]:
             problems.append(f"hypothesis.expectations[{i}].stage: no stage named {e.stage!r}")
     allowed = set(c.target.namespaces)
     radius = c.target.blast_radius
-    for si, stage in enumerate(c.stages):
-        for fi, f in enumerate(stage.faults):
-            path = f"stages[{si}].faults[{fi}]"
-            if isinstance(f, PodKill):
-                bad = [n for n in f.selector.namespaces if n not in allowed]
-                if bad:
-                    problems.append(f"{path}.selector.namespaces: {bad} not in target.namespaces {sorted(allowed)}")
-                if f.selector.mode == "fixed" and radius.max_pods is not None and (f.selector.value or 0) > radius.max_pods:
-                    problems.append(
-                        f"{path}.selector.value: {int(f.selector.value or 0)} pods exceeds "
-                        f"target.blast_radius.max_pods {radius.max_pods}"
-                    )
-            if isinstance(f, NodeCordon) and f.selector.mode == "fixed" and radius.max_nodes is not None:
-                if (f.selector.value or 0) > radius.max_nodes:
-                    problems.append(
-                        f"{path}.selector.value: {int(f.selector.value or 0)} nodes exceeds "
-                        f"target.blast_radius.max_nodes {radius.max_nodes}"
-                    )
-            ns = getattr(f, "namespace", None)
-            if f.kind in ("coredns-outage", "control-plane-overload") and ns not in allowed:
-                problems.append(f"{path}.namespace: {ns!r} not in target.namespaces {sorted(allowed)}")
+    located = [(f"setup[{fi}]", f) for fi, f in enumerate(c.setup)]
+    located += [(f"stages[{si}].faults[{fi}]", f) for si, stage in enumerate(c.stages) for fi, f in enumerate(stage.faults)]
+    for path, f in located:
+        if isinstance(f, PodKill):
+            bad = [n for n in f.selector.namespaces if n not in allowed]
+            if bad:
+                problems.append(f"{path}.selector.namespaces: {bad} not in target.namespaces {sorted(allowed)}")
+            if f.selector.mode == "fixed" and radius.max_pods is not None and (f.selector.value or 0) > radius.max_pods:
+                problems.append(
+                    f"{path}.selector.value: {int(f.selector.value or 0)} pods exceeds "
+                    f"target.blast_radius.max_pods {radius.max_pods}"
+                )
+        if isinstance(f, NodeCordon) and f.selector.mode == "fixed" and radius.max_nodes is not None:
+            if (f.selector.value or 0) > radius.max_nodes:
+                problems.append(
+                    f"{path}.selector.value: {int(f.selector.value or 0)} nodes exceeds "
+                    f"target.blast_radius.max_nodes {radius.max_nodes}"
+                )
+        ns = getattr(f, "namespace", None)
+        if f.kind in ("coredns-outage", "control-plane-overload") and ns not in allowed:
+            problems.append(f"{path}.namespace: {ns!r} not in target.namespaces {sorted(allowed)}")
     queries: list[tuple[str, str]] = [(f"observables[{i}].query", o.query) for i, o in enumerate(c.observables)]
     queries += [(f"steady_state[{i}].query", p.query) for i, p in enumerate(c.steady_state) if p.type == "prometheus"]
     queries += [

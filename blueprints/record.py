@@ -108,6 +108,7 @@ class CampaignRecord(_Rec):
     blueprint_text: str = ""
     windows: list[Window] = Field(default_factory=list)
     stages: list[StageOutcome] = Field(default_factory=list)
+    setup: list[FaultOutcome] = Field(default_factory=list, description="the campaign's setup: changes held for the whole run")
     events: list[TimelineEvent] = Field(default_factory=list)
     rollback_problems: list[str] = Field(default_factory=list)
     frames_file: str | None = Field(default=None, description="frames file, relative to the record's folder")

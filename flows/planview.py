@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blueprints.campaign import Campaign
+from blueprints.campaign import SETUP, Campaign
 from blueprints.common import format_duration
 from tasks.faults.base import Injection
 
@@ -17,6 +17,9 @@ def render_plan(campaign: Campaign, plans: dict[str, list[Injection]]) -> str:
         f"  baseline {format_duration(campaign.baseline)}, {len(campaign.stages)} stage(s), "
         f"final recovery {format_duration(campaign.final_recovery)}",
     ]
+    if campaign.setup:
+        out += ["", "setup (before the baseline, held for the whole run, undone after the final recovery):"]
+        out += _injections(plans.get(SETUP, []), "change")
     for stage in campaign.stages:
         out.append("")
         approval = " [approval required]" if stage.approval == "required" else ""
@@ -24,14 +27,21 @@ def render_plan(campaign: Campaign, plans: dict[str, list[Injection]]) -> str:
             f"stage {stage.name}: observe {format_duration(stage.observe)}, "
             f"recovery {format_duration(stage.recovery)}{approval}"
         )
-        for inj in plans.get(stage.name, []):
-            out.append(f"  fault {inj.fault_id} ({inj.kind}): {inj.summary}")
-            if inj.targets:
-                out.append(f"    targets: {', '.join(inj.targets)}")
-            for ch in inj.changes:
-                detail = f" ({ch.detail})" if ch.detail else ""
-                out.append(f"    {ch.action} {ch.object}{detail}")
-                out.append(f"      undo: {ch.undo}")
+        out += _injections(plans.get(stage.name, []), "fault")
     out.append("")
     out.append("nothing was changed (plan only)")
     return "\n".join(out)
+
+
+def _injections(plans: list[Injection], noun: str) -> list[str]:
+    """Each planned injection's lines: summary, targets, every change and its undo."""
+    out: list[str] = []
+    for inj in plans:
+        out.append(f"  {noun} {inj.fault_id} ({inj.kind}): {inj.summary}")
+        if inj.targets:
+            out.append(f"    targets: {', '.join(inj.targets)}")
+        for ch in inj.changes:
+            detail = f" ({ch.detail})" if ch.detail else ""
+            out.append(f"    {ch.action} {ch.object}{detail}")
+            out.append(f"      undo: {ch.undo}")
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from plotly.offline import get_plotlyjs
 
+from blueprints.record import FaultOutcome
 from reports.figures import Fig
 from reports.frames import Run
 from reports.results import RunResults
@@ -80,6 +81,10 @@ def _header(run: Run, res: RunResults) -> str:
         f"<code>{escape(rec.target.fingerprint or '?')}</code></p>")
     for stage, why in res.aborted.items():
         out.append(f'<div class="abort"><b>Stage {escape(stage)} aborted:</b> {escape(why or "no reason given")}</div>')
+    for f in rec.setup:
+        if not f.verified:
+            out.append(f'<div class="abort"><b>Setup change {escape(f.id)} was not in place:</b> no stage ran, '
+                       "so nothing was proven.</div>")
     for st in rec.stages:
         for f in st.faults:
             if f.injected_at is not None and not f.verified:
@@ -151,22 +156,29 @@ def stats_table(s: ObservableStats) -> str:
 
 def _faults(run: Run) -> str:
     out = []
+    if run.record.setup:
+        out.append("<h3>Setup — held from before the baseline to after the final recovery</h3>")
+        out += [_fault(f) for f in run.record.setup]
     for s in run.record.stages:
         appr = f" · approval: {escape(s.approval.decision)} by {escape(s.approval.by or '?')}" if s.approval else ""
         out.append(f"<h3>Stage {escape(s.name)} — {escape(s.status)}{appr}</h3>")
         if s.reason:
             out.append(f"<p>{escape(s.reason)}</p>")
-        for f in s.faults:
-            landed = "✔ verified" if f.verified else '<b class="bad">✘ NOT verified: its expectations are inconclusive</b>'
-            rb = ("—" if f.rollback_ok is None else "ok" if f.rollback_ok else
-                  f'<b class="bad">FAILED: {escape(f.rollback_error or "")}</b>')
-            out.append(f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): {landed}; injected "
-                       f"{f.injected_at:%H:%M:%S} · rollback {rb}</p>" if f.injected_at else
-                       f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): not injected</p>")
-            out.append(f"<details open><summary>evidence of landing</summary><pre>{escape(json.dumps(f.evidence, indent=1, default=str))}"
-                       f"</pre></details><details><summary>plan</summary><pre>"
-                       f"{escape(json.dumps(f.plan, indent=1, default=str))}</pre></details>")
+        out += [_fault(f) for f in s.faults]
     return "\n".join(out)
+
+
+def _fault(f: FaultOutcome) -> str:
+    """One fault's (or setup change's) landing, rollback, evidence and plan."""
+    landed = "✔ verified" if f.verified else '<b class="bad">✘ NOT verified: its expectations are inconclusive</b>'
+    rb = ("—" if f.rollback_ok is None else "ok" if f.rollback_ok else
+          f'<b class="bad">FAILED: {escape(f.rollback_error or "")}</b>')
+    head = (f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): {landed}; injected "
+            f"{f.injected_at:%H:%M:%S} · rollback {rb}</p>" if f.injected_at else
+            f"<p><b>{escape(f.id)}</b> ({escape(f.kind)}): not injected</p>")
+    return (head + f"<details open><summary>evidence of landing</summary><pre>{escape(json.dumps(f.evidence, indent=1, default=str))}"
+            f"</pre></details><details><summary>plan</summary><pre>"
+            f"{escape(json.dumps(f.plan, indent=1, default=str))}</pre></details>")
 
 
 def _events(run: Run) -> str:

@@ -49,14 +49,14 @@ class RunResults(_Out):
 def rollback_problems(run: Run) -> list[str]:
     """The record's rollback problems plus every fault whose rollback failed or never happened."""
     out = list(run.record.rollback_problems)
-    for s in run.record.stages:
-        for f in s.faults:
-            if f.rollback_ok is False:
-                msg = f"{s.name}/{f.id}: rollback failed" + (f": {f.rollback_error}" if f.rollback_error else "")
-                if not any(f.id in p for p in out):
-                    out.append(msg)
-            elif f.injected_at is not None and f.rolled_back_at is None and f.rollback_ok is None:
-                out.append(f"{s.name}/{f.id}: injected but no rollback recorded")
+    located = [("setup", f) for f in run.record.setup] + [(s.name, f) for s in run.record.stages for f in s.faults]
+    for where, f in located:
+        if f.rollback_ok is False:
+            msg = f"{where}/{f.id}: rollback failed" + (f": {f.rollback_error}" if f.rollback_error else "")
+            if not any(f.id in p for p in out):
+                out.append(msg)
+        elif f.injected_at is not None and f.rolled_back_at is None and f.rollback_ok is None:
+            out.append(f"{where}/{f.id}: injected but no rollback recorded")
     return out
 
 

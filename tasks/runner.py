@@ -16,14 +16,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from blueprints.campaign import Campaign, Stage
-from blueprints.record import StageOutcome
+from blueprints.campaign import SETUP, Campaign, Stage
+from blueprints.record import FaultOutcome, StageOutcome
 from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import Approver, Ops, StageStatus, auto_approve
 from tasks.runner_preflight import plan_all, preflight
 from tasks.runner_record import Recorder
 from tasks.runner_rollback import Active, rollback
-from tasks.runner_stage import run_stage
+from tasks.runner_stage import inject_stage, run_stage
 from tasks.runner_windows import quiet_window
 
 __all__ = ["Approver", "CampaignRunner", "Ops", "StageStatus", "auto_approve"]
@@ -79,14 +79,50 @@ class CampaignRunner:
         """Approval → plan/ledger/inject/verify each fault → observe under guardrails → rollback → recovery."""
         return run_stage(self, stage)
 
+    def apply_setup(self, setup: Stage, held: list[Active]) -> bool:
+        """Apply the campaign's setup (each change in the ledger first, then verified); False, with the run
+        failed, when a change raised or did not land: a fix that is not in place proves nothing."""
+        faults: list[FaultOutcome] = []
+        self.recorder.event("note", f"setup: applying {len(setup.faults)} change(s) held for the whole run", stage=SETUP)
+        problem = ""
+        try:
+            inject_stage(self, setup, faults, held)
+            problem = ", ".join(f"{f.id!r} did not land" for f in faults if not f.verified)
+        except Exception as e:  # noqa: BLE001 - recorded; the run fails and what was applied is undone
+            problem = f"{type(e).__name__}: {e}"
+        finally:
+            self.recorder.setup_outcome(faults)
+        if problem:
+            self.status = "failed"
+            self.recorder.event("error", f"setup failed, no stage ran: {problem}", stage=SETUP)
+            return False
+        return True
+
     def run(self) -> str:
-        """Preflight, baseline, every stage, final recovery; returns completed | aborted | failed | cancelled."""
+        """Preflight, setup, baseline, every stage, final recovery, setup undone; returns completed | aborted |
+        failed | cancelled."""
         c = self.campaign
         self.recorder.event(
             "campaign-start", c.description, campaign=c.name, stages=[s.name for s in c.stages]
         )
         self.preflight()
-        self.window("baseline", c.baseline.total_seconds())
+        setup = c.setup_stage()
+        held: list[Active] = []
+        try:
+            if setup is not None and not self.apply_setup(setup, held):
+                return self.status
+            self.window("baseline", c.baseline.total_seconds())
+            self.run_stages()
+            self.window("final-recovery", c.final_recovery.total_seconds())
+        finally:
+            if held:
+                self.rollback_items(held, SETUP)
+        return self.status
+
+    def run_stages(self) -> None:
+        """Every stage in order, with cooldowns between; stops at a failure, an abort (unless the blueprint goes
+        on after one) or a cancellation, setting ``status``."""
+        c = self.campaign
         for i, stage in enumerate(c.stages):
             if self.cancel.is_set():
                 self.status = "cancelled"
@@ -101,8 +137,6 @@ class CampaignRunner:
                     break
             if i < len(c.stages) - 1:
                 self.window("cooldown", c.cooldown.total_seconds(), stage.name)
-        self.window("final-recovery", c.final_recovery.total_seconds())
-        return self.status
 
     def rollback_all(self, unwinding: bool = False) -> None:
         """Undo every injection still active (the flow's ``finally`` calls this)."""

@@ -18,9 +18,11 @@ from tasks.runner_watch import GuardrailWatcher
 
 
 def plan_all(campaign: Campaign, ctx: FaultContext, ops: Ops, run_id: str) -> dict[str, list[Injection]]:
-    """Plan every fault of every stage (reads only); raises BlastRadiusExceeded etc."""
+    """Plan every change of the setup (key 'setup') and every fault of every stage (reads only); raises
+    BlastRadiusExceeded etc."""
     plans: dict[str, list[Injection]] = {}
-    for stage in campaign.stages:
+    setup = campaign.setup_stage()
+    for stage in ([setup] if setup is not None else []) + campaign.stages:
         ids = campaign.fault_ids(stage)
         plans[stage.name] = [ops.plan(f, ctx, run_id, stage.name, i) for f, i in zip(stage.faults, ids)]
     return plans

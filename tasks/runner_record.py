@@ -41,6 +41,7 @@ class Recorder:
         self.events: list[TimelineEvent] = []
         self.windows: list[Window] = []
         self.stages: list[StageOutcome] = []
+        self.setup: list[FaultOutcome] = []
         self.rollback_problems: list[str] = []
         self.listeners: list[Listener] = list(listeners or [])
         self._lock = threading.Lock()
@@ -76,6 +77,11 @@ class Recorder:
         """Record one stage's result."""
         with self._lock:
             self.stages.append(outcome)
+
+    def setup_outcome(self, faults: list[FaultOutcome]) -> None:
+        """Record the setup's changes (their rollback fields are filled in when the setup is undone)."""
+        with self._lock:
+            self.setup = faults
 
     def rollback_problem(self, problem: str) -> None:
         """Remember a rollback that did not complete (reconcile will retry it)."""
@@ -114,6 +120,7 @@ class Recorder:
                 blueprint_text=blueprint_text,
                 windows=list(self.windows),
                 stages=list(self.stages),
+                setup=list(self.setup),
                 events=list(self.events),
                 rollback_problems=list(self.rollback_problems),
                 frames_file=frames_file,

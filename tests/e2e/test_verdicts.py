@@ -72,6 +72,7 @@ def _run(e2e: E2E, blueprint: str, campaign: str) -> tuple[str, dict[str, Any]]:
     run_dir, results = _results(e2e, campaign)
     record = json.loads((run_dir / "record.json").read_text())
     assert all(f["rollback_ok"] for s in record["stages"] for f in s["faults"]), record["stages"]
+    assert all(f["rollback_ok"] for f in record["setup"]), record["setup"]
     return text, results
 
 
@@ -94,6 +95,10 @@ def test_demo_is_refuted_every_time_and_the_fix_is_confirmed(e2e: E2E) -> None:
     assert results["overall"]["verdict"] == "confirmed", (results["overall"], [
         (e["result"]["text"], e["result"]["reason"]) for e in results["expectations"]])
     assert "verdict: ✅ confirmed: " in text
+    from kubernetes import client
+
+    corefile = client.CoreV1Api(e2e.lab.client()).read_namespaced_config_map("node-local-dns", "kube-system").data["Corefile"]
+    assert "serve_stale" not in corefile  # the setup was undone after the run
 
 
 def test_metric_no_exporter_has_is_inconclusive_and_named(e2e: E2E, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ guardrails:
   - name: endpoint-healthy
     every: 0.1s
     probe: {{name: endpoint, type: http, url: "{url}", timeout: 1s}}
+{setup}
 baseline: 0s
 stages:
   - name: first
@@ -40,11 +42,14 @@ stages:
 """
 
 
+SETUP = "setup: [{kind: noop, name: fix}, {kind: noop, name: tuning}]"
+
+
 def make_runner(
-    tmp_path: Path, health: Health, observe: str = "0.3s", **kw: Any
+    tmp_path: Path, health: Health, observe: str = "0.3s", setup: str = "", **kw: Any
 ) -> tuple[CampaignRunner, ListLedger]:
     """A runner over FileFault markers in tmp_path, guarded by the health endpoint."""
-    campaign = parse(BLUEPRINT.format(url=health.url, observe=observe))
+    campaign = parse(BLUEPRINT.format(url=health.url, observe=observe, setup=setup))
     ledger = ListLedger()
     ops = plain_ops({"noop": FileFault(tmp_path)}, ledger, probe_evaluator(ProbeContext()))
     ctx = FaultContext(cluster=None, run_id="r1")
@@ -175,3 +180,75 @@ def test_approval_skip_and_abort(tmp_path: Path, health: Health) -> None:
     ]
     assert runner.recorder.stages[0].approval is not None
     assert runner.recorder.stages[0].approval.decision == "skip"
+
+
+def test_setup_holds_from_before_the_baseline_to_after_the_final_recovery(tmp_path: Path, health: Health) -> None:
+    """The setup's changes are ledgered and in place before the baseline, still in place while every stage's
+    faults are injected, and undone last, in reverse order."""
+    runner, ledger = make_runner(tmp_path, health, setup=SETUP)
+    quiet = timedelta(seconds=0.1)
+    runner.campaign = runner.campaign.model_copy(update={"baseline": quiet, "final_recovery": quiet})
+    seen: dict[str, list[str]] = {}
+    runner.recorder.listeners.append(
+        lambda ev: seen.setdefault(f"{ev.kind}:{ev.fault}", markers(tmp_path)) if ev.kind == "inject" else None
+    )
+    assert runner.run() == "completed"
+    assert {"setup-fix.injected", "setup-tuning.injected"} <= set(seen["inject:a"])
+    assert {"setup-fix.injected", "setup-tuning.injected"} <= set(seen["inject:c"])
+    assert markers(tmp_path) == []
+    records = [c[1] for c in ledger.calls if c[0] == "record"]
+    assert records == ["fix", "tuning", "a", "b", "c"]
+    rollbacks = [e.fault for e in runner.recorder.events if e.kind == "rollback"]
+    assert rollbacks == ["b", "a", "c", "tuning", "fix"]
+    baseline = next(w for w in runner.recorder.windows if w.kind == "baseline")
+    applied = [e.at for e in runner.recorder.events if e.kind == "inject" and e.stage == "setup"]
+    undone = [e.at for e in runner.recorder.events if e.kind == "rollback" and e.stage == "setup"]
+    final = next(w for w in runner.recorder.windows if w.kind == "final-recovery")
+    assert max(applied) <= baseline.start and min(undone) >= final.end
+    assert [(f.id, f.verified, f.rollback_ok) for f in runner.recorder.setup] == [("fix", True, True), ("tuning", True, True)]
+
+
+def test_setup_that_does_not_land_fails_the_run_before_any_stage(tmp_path: Path, health: Health) -> None:
+    """A setup change whose verification says it did not land fails the run: no baseline, no stage, and what
+    was applied is undone."""
+    runner, _ = make_runner(tmp_path, health, setup=SETUP)
+    real_verify = runner.ops.verify
+
+    def tuning_missing(inj: Any, ctx: Any) -> Any:
+        ev = real_verify(inj, ctx)
+        return ev.model_copy(update={"landed": False}) if inj.fault_id == "tuning" else ev
+
+    runner.ops.verify = tuning_missing
+    assert runner.run() == "failed"
+    assert runner.recorder.stages == [] and runner.recorder.windows == []
+    assert markers(tmp_path) == []
+    assert [(f.id, f.verified, f.rollback_ok) for f in runner.recorder.setup] == [("fix", True, True), ("tuning", False, True)]
+    assert any(e.kind == "error" and "'tuning' did not land" in e.message for e in runner.recorder.events)
+
+
+def test_setup_is_undone_after_an_interrupted_stage(tmp_path: Path, health: Health) -> None:
+    """A KeyboardInterrupt in a stage rolls back the stage's faults, then the setup, before propagating."""
+    runner, _ = make_runner(tmp_path, health, setup=SETUP)
+    real_verify = runner.ops.verify
+
+    def interrupted(inj: Any, ctx: Any) -> Any:
+        if inj.fault_id == "c":
+            raise KeyboardInterrupt
+        return real_verify(inj, ctx)
+
+    runner.ops.verify = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    assert markers(tmp_path) == [] and runner.active == []
+    rollbacks = [e.fault for e in runner.recorder.events if e.kind == "rollback"]
+    assert rollbacks[-3:] == ["c", "tuning", "fix"]
+
+
+def test_plan_names_the_setup_before_the_stages(tmp_path: Path, health: Health) -> None:
+    """The plan (what --dry-run and `gameday plan` print) shows the setup's changes before the first stage."""
+    from flows.planview import render_plan
+
+    runner, ledger = make_runner(tmp_path, health, setup=SETUP)
+    text = render_plan(runner.campaign, runner.plan_all())
+    assert text.index("setup (before the baseline") < text.index("  change fix (noop)") < text.index("stage first")
+    assert ledger.calls == [] and markers(tmp_path) == []

@@ -63,6 +63,20 @@ def test_blast_radius_exceeded_names_its_path() -> None:
     assert any(p.startswith("stages[1].faults[0].selector.value") and "max_pods" in p for p in found), found
 
 
+def test_setup_is_checked_like_stage_faults_and_reserves_its_stage_name() -> None:
+    """A setup change outside the target's namespaces or blast radius is reported at setup[i], and no stage may
+    be called 'setup' (its changes are ledgered under that name)."""
+    data = yaml.safe_load(GOOD)
+    data["setup"] = [{"kind": "noop"}, {"kind": "coredns-outage", "mode": "scale-to-zero", "namespace": "elsewhere"},
+                     {"kind": "pod-kill", "selector": {"namespaces": ["default"], "mode": "fixed", "value": 9}}]
+    found = problems(yaml.safe_dump(data))
+    assert any(p.startswith("setup[1].namespace") and "elsewhere" in p for p in found), found
+    assert any(p.startswith("setup[2].selector.value") and "max_pods" in p for p in found), found
+    assert not any(p.startswith("setup[0]") for p in found), found
+    data["stages"][0]["name"] = "setup"
+    assert any(p.startswith("stages") and "reserved" in p for p in problems(yaml.safe_dump(data)))
+
+
 def test_missing_target_is_reported() -> None:
     """A blueprint without a target says target is missing."""
     found = problems(edited(target=None))
