@@ -57,6 +57,9 @@ def up_cmd(
     not_ready_toleration: Annotated[int, typer.Option(
         help="real: seconds pods tolerate a NotReady/unreachable node before eviction")] = 300,
     cache_dir: Annotated[Path | None, typer.Option(help="real: the component build cache root")] = None,
+    real_nodes: Annotated[int, typer.Option(
+        help="real: the lab's own nodes (lab-node-0 ...) whose pods really run, as local processes on the slot's "
+             "TEST-NET pod network (root)")] = 0,
 ) -> None:
     """Start the lab and return when every node is Ready and workloads are up: emulated (API server, runtime,
     the GPU side with --gpu-nodes, Prometheus) or --control-plane real (the real components, kwok's nodes,
@@ -69,7 +72,8 @@ def up_cmd(
             max_mutating_requests_inflight=max_mutating_requests_inflight, node_lease_seconds=node_lease_seconds,
             node_monitor_grace_seconds=node_monitor_grace, not_ready_toleration_seconds=not_ready_toleration,
             unreachable_toleration_seconds=not_ready_toleration, apiserver_memory_mib=apiserver_memory,
-            restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max),
+            restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max,
+            real_nodes=real_nodes, slot=slot),
             gpu_nodes or 0, training, _cache_root(cache_dir))
         return
     gpu_nodes = 1 if gpu_nodes is None else gpu_nodes
@@ -85,7 +89,7 @@ def up_cmd(
 
 
 def _up_real(opts: ControlPlaneOptions, gpu_nodes: int, training: bool, cache_root: Path) -> None:
-    """lab up on the real control plane (kwok nodes only so far: GPU nodes and training are refused)."""
+    """lab up on the real control plane (kwok's nodes and the lab's real nodes; GPU nodes and training are refused)."""
     if gpu_nodes or training:
         typer.echo("lab up failed: --gpu-nodes and --training need the lab's real nodes, which the real control "
                    "plane does not run yet (use --control-plane emulated)", err=True)

@@ -82,6 +82,8 @@ class PodNetwork:
             _ip("link", "set", self.link, "up")
             for i in range(self.nodes):
                 self.add(self.node_ip(i))
+            # pod IPs that live in a sandbox's namespace (lab/sandbox.py) are reached through the bridge
+            _ip("route", "add", str(self.cidr), "dev", self.link)
         except BaseException:
             self.destroy()
             raise
@@ -125,13 +127,14 @@ class PodAddresses:
         self._free = list(reversed(network.pod_ips()))
         self.in_use: set[str] = set()
 
-    def allocate(self) -> str:
-        """A free pod IP, now on the link."""
+    def allocate(self, on_link: bool = True) -> str:
+        """A free pod IP, now on the link (unless the pod has a network namespace of its own to hold it)."""
         if not self._free:
             raise NetworkError(f"pod network {self.network.cidr} has no free address left "
                                f"({len(self.in_use)} pods hold one)")
         ip = self._free.pop()
-        self.network.add(ip)
+        if on_link:
+            self.network.add(ip)
         self.in_use.add(ip)
         return ip
 

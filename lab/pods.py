@@ -10,7 +10,10 @@ address (``status.podIP``, in 127.0.0.0/8) so several replicas can listen on the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from lab.sandbox import PodSandbox
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,21 @@ class PodContext:
     api_token: str
     time_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    api_ca_file: str = ""
+    """The CA of the API server's certificate where api_url is HTTPS (a real pod's ``ca.crt``)."""
+    sandbox: PodSandbox | None = None
+    """The pod's own network namespace, for a program that asks for one (``sandboxed = True``)."""
+    volumes: dict[str, str] = field(default_factory=dict)
+    """Each volume mount's path in the container -> the directory on this machine that holds its files."""
+    binaries: dict[str, str] = field(default_factory=dict)
+    """The lab's built components (name -> path), for programs that run a real binary."""
+    pod_dir: str = ""
+    """A directory of this pod's own on this machine (its logs), removed when the pod stops."""
 
 
 class PodProgram(Protocol):
-    """A program a virtual kubelet can run as a pod."""
+    """A program a virtual kubelet can run as a pod (a class attribute ``sandboxed = True`` asks for a network
+    namespace of its own, on the real plane: see lab/sandbox.py)."""
 
     async def start(self, ctx: PodContext) -> None:
         """Start serving; return once started (not when finished)."""

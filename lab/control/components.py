@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,16 @@ import yaml
 from lab.control import kwok
 from lab.control.pki import CertPair
 
+LOOPBACK = "127.0.0.1"
+
 ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 """Start order; ``down`` stops them in reverse."""
 
 NODE_NETWORK = ipaddress.ip_network("10.240.0.0/16")
 """Where kwok's nodes get their InternalIPs (``kwok.node_ip``)."""
+
+MAX_REAL_NODES = 8
+"""The most real lab nodes one lab runs (the rest of the slot's /26 is for their pods)."""
 
 ALWAYS_ALLOW = "/healthz,/readyz,/livez,/metrics"
 """Paths kube-controller-manager and kube-scheduler serve without delegated authorization (scraping)."""
@@ -62,6 +68,11 @@ class ControlPlaneOptions:
     service_cidr: str = "10.96.0.0/16"
     pod_cidr: str = "10.244.0.0/16"
     """The addresses kwok gives its nodes' pods."""
+    real_nodes: int = 0
+    """The lab's own nodes (``lab-node-0`` ...), run by ``lab.runtime --real-plane``: registered and heartbeaten
+    with their own ``system:node:<name>`` identities, their pods' programs really run, on the slot's pod network."""
+    slot: int | None = None
+    """The address slot (0-7) whose pod network the real nodes use; default the first free one."""
 
     def problems(self) -> list[str]:
         """Every knob that cannot work, each as 'name: why' (empty when all can)."""
@@ -71,6 +82,13 @@ class ControlPlaneOptions:
         found += [f"{name}: must not be negative, not {getattr(self, name)}" for name in (
             "not_ready_toleration_seconds", "unreachable_toleration_seconds", "apiserver_memory_mib",
             "restart_backoff_seconds") if getattr(self, name) < 0]
+        if not 0 <= self.real_nodes <= MAX_REAL_NODES:
+            found.append(f"real_nodes: must be 0 to {MAX_REAL_NODES} (a slot's pod network has 62 addresses, "
+                         f"nodes first), not {self.real_nodes}")
+        if self.real_nodes and os.geteuid() != 0:
+            found.append("real_nodes: the real nodes' pod network and sandboxes need root (ip link, ip netns)")
+        if self.slot is not None and not 0 <= self.slot < 8:
+            found.append(f"slot: must be 0 to 7, not {self.slot}")
         if 0 < self.apiserver_memory_mib < 64:
             found.append(f"apiserver_memory_mib: {self.apiserver_memory_mib:g} MiB cannot hold kube-apiserver even "
                          "idle (about 300 MiB): give at least 64, or 0 for no limit")
@@ -110,6 +128,8 @@ class Layout:
     state_dir: Path
     ports: Ports
     binaries: dict[str, Path] = field(default_factory=dict)
+    apiserver_host: str = "127.0.0.1"
+    """The address kube-apiserver listens on and advertises (loopback, or lab-node-0's with real nodes)."""
 
     @property
     def pki(self) -> Path:
@@ -160,7 +180,7 @@ class Layout:
     @property
     def apiserver_url(self) -> str:
         """The API server's HTTPS URL."""
-        return f"https://127.0.0.1:{self.ports.apiserver}"
+        return f"https://{self.apiserver_host}:{self.ports.apiserver}"
 
     @property
     def etcd_url(self) -> str:
@@ -207,7 +227,7 @@ def argv(name: str, layout: Layout, opts: ControlPlaneOptions) -> list[str]:
     if name == "kube-apiserver":
         serving = layout.serving("kube-apiserver")
         return [*supervised(name, layout, opts), binary, "--etcd-servers", layout.etcd_url,
-                "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+                "--bind-address", layout.apiserver_host, "--advertise-address", layout.apiserver_host,
                 "--secure-port", str(ports.apiserver),
                 "--tls-cert-file", str(serving.cert), "--tls-private-key-file", str(serving.key),
                 "--client-ca-file", str(layout.ca.cert), "--token-auth-file", str(layout.tokens_csv),
@@ -221,9 +241,10 @@ def argv(name: str, layout: Layout, opts: ControlPlaneOptions) -> list[str]:
                 "--default-not-ready-toleration-seconds", str(opts.not_ready_toleration_seconds),
                 "--default-unreachable-toleration-seconds", str(opts.unreachable_toleration_seconds),
                 "--allow-privileged=true", "--profiling=false",
-                # a loopback advertise address cannot be the kubernetes Service's endpoint: the lab's pods are
-                # local processes given the API server's URL, so the Service has no endpoints
-                "--endpoint-reconciler-type", "none"]
+                # a loopback advertise address cannot be the kubernetes Service's endpoint, so then the Service has
+                # none; with real nodes the API server's address is a pod-network one and its lease reconciler
+                # publishes it, as in a cluster
+                *(["--endpoint-reconciler-type", "none"] if layout.apiserver_host == LOOPBACK else [])]
     if name == "kube-controller-manager":
         kubeconfig = str(layout.kubeconfig("kube-controller-manager"))
         serving = layout.serving("kube-controller-manager")

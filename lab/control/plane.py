@@ -2,7 +2,9 @@
 
 ``up`` writes the lab's PKI, identities and kubeconfigs into the state dir, then starts etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok (each recorded in ``pids.json`` as soon as it starts, so
-``down`` can always stop it), registers the kwok nodes and starts Prometheus on every component's metrics. It
+``down`` can always stop it), registers the kwok nodes, with ``real_nodes`` makes the slot's pod network and
+starts the runtime that runs the lab's own nodes (``lab.runtime --real-plane``), and starts Prometheus on every
+component's metrics. It
 returns once every component is healthy, every node is Ready and Prometheus has data; otherwise it stops
 everything it started and raises ``LabStartError`` with the failing component's log tail.
 """
@@ -24,11 +26,25 @@ import yaml
 from lab import prometheus
 from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.control import components, kwok, pki
-from lab.control.components import ORDER, ControlPlaneOptions, Layout, Ports
+from lab.control.components import LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
+from lab.network import PodNetwork
+from lab.runtime import slots
 from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import forget_pids, log_tail, pid_alive, read_pids, record_pid, spawn, stop_pid
+from lab.runtime.procs import (
+    forget_pids,
+    log_tail,
+    pid_alive,
+    read_pids,
+    record_pid,
+    spawn,
+    start_runtime,
+    stop_pid,
+)
+from lab.sandbox import remove_sandboxes
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
+REAL_NODE_PREFIX = "lab-node"
+POD_NETWORK_FILE = "pod-network.json"
 KWOK_USER = "kwok-controller"
 MONITOR_USER = "prometheus"
 CONTROL_PLANE_USERS: dict[str, list[str]] = {
@@ -40,7 +56,8 @@ CONTROL_PLANE_USERS: dict[str, list[str]] = {
 """Identities beyond admin (system:masters) and gameday-runner, with their groups."""
 COMPONENT_IDENTITY = {"kube-controller-manager": "system:kube-controller-manager",
                       "kube-scheduler": "system:kube-scheduler", "kwok": KWOK_USER}
-BINARIES = (*ORDER, "kubectl")
+BINARIES = (*ORDER, "kubectl", "coredns")
+ADDONS = Path(__file__).resolve().parent / "addons"
 
 
 def _free_ports() -> Ports:
@@ -52,12 +69,12 @@ def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[
     ca = pki.new_ca(layout.pki)
     service_ip = _first_service_ip(opts.service_cidr)
     pki.serving_cert(ca, layout.pki, "kube-apiserver", [
-        "127.0.0.1", "localhost", service_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+        *dict.fromkeys([layout.apiserver_host, "127.0.0.1"]), "localhost", service_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local"])
     for name in ("kube-controller-manager", "kube-scheduler"):
         pki.serving_cert(ca, layout.pki, name, ["127.0.0.1", "localhost"])
     pki.service_account_keys(layout.pki)
-    users = make_users([], [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
+    users = make_users(real_node_names(opts.real_nodes), [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
     write_users(layout.state_dir / "users.json", users)
     layout.tokens_csv.write_text(components.tokens_csv(users))
     layout.tokens_csv.chmod(0o600)
@@ -71,6 +88,65 @@ def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[
     token_file.write_text(token_for(users, MONITOR_USER))
     token_file.chmod(0o600)
     return users
+
+
+def real_node_names(count: int) -> list[str]:
+    """The names of a lab's own (real) nodes."""
+    return [f"{REAL_NODE_PREFIX}-{i}" for i in range(count)]
+
+
+def _claim_network(state: Path, opts: ControlPlaneOptions) -> PodNetwork:
+    """Claim an address slot and make its pod network for the real nodes (remembered for ``down``)."""
+    slot = slots.claim(state, opts.slot)
+    (state / POD_NETWORK_FILE).write_text(json.dumps({"slot": slot, "nodes": opts.real_nodes}))
+    network = PodNetwork(slot, opts.real_nodes)
+    network.create()
+    return network
+
+
+def _release_network(state: Path) -> None:
+    """Delete the pod network's link (every address on it) and release the slot; idempotent."""
+    try:
+        slot = int(json.loads((state / POD_NETWORK_FILE).read_text())["slot"])
+    except (OSError, ValueError, KeyError):
+        return
+    remove_sandboxes(slot)
+    PodNetwork(slot).destroy()
+    slots.release(state)
+    (state / POD_NETWORK_FILE).unlink(missing_ok=True)
+
+
+def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNetwork,
+                      deadline: float) -> dict[str, Any]:
+    """Start the runtime that runs the real nodes (kubelets and leases as each node's own identity)."""
+    state = layout.state_dir
+    proc, info = start_runtime(
+        state, layout.apiserver_url, state / "users.json", opts.real_nodes, 0, 1.0, slot=network.slot,
+        timeout=max(deadline - time.monotonic(), 10),
+        extra=["--real-plane", "--ca-file", str(layout.ca.cert), "--node-prefix", REAL_NODE_PREFIX,
+               "--node-lease-seconds", str(opts.node_lease_seconds), "--pods-dir", str(state / "pods"),
+               "--binary", f"coredns={layout.binaries['coredns']}"])
+    record_pid(state, "runtime", proc.pid)
+    return info
+
+
+def addons(opts: ControlPlaneOptions) -> list[dict[str, Any]]:
+    """The add-ons the real nodes run (cluster DNS), with kube-dns at the service range's tenth address."""
+    docs = [d for d in yaml.safe_load_all((ADDONS / "coredns.yaml").read_text()) if d]
+    dns_ip = str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
+    for doc in docs:
+        if doc["kind"] == "Service" and doc["metadata"]["name"] == "kube-dns":
+            doc["spec"]["clusterIP"] = dns_ip
+    return docs
+
+
+def _deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -> str | None:
+    try:
+        dep = _api(layout, token, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+    except requests.RequestException as err:
+        return f"{namespace}/{name}: {err}"
+    want, ready = dep["spec"].get("replicas", 1), dep.get("status", {}).get("readyReplicas", 0)
+    return None if ready == want else f"{namespace}/{name}: {ready}/{want} replicas ready"
 
 
 def _first_service_ip(cidr: str) -> str:
@@ -176,9 +252,9 @@ def _service_account_waiting(layout: Layout, token: str) -> str | None:
     return None
 
 
-def _scrape_jobs(layout: Layout) -> list[dict[str, Any]]:
+def _scrape_jobs(layout: Layout, runtime: dict[str, Any] | None) -> list[dict[str, Any]]:
     token, ca = layout.pki / "prometheus-token", layout.ca.cert
-    return [
+    return [*([prometheus.scrape_job("runtime", runtime["url"] + "/metrics")] if runtime else []),
         prometheus.scrape_job("apiserver", layout.metrics_url("kube-apiserver"), token, ca),
         prometheus.scrape_job("etcd", layout.metrics_url("etcd")),
         prometheus.scrape_job("kube-controller-manager", layout.metrics_url("kube-controller-manager"), None, ca),
@@ -210,12 +286,19 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
     forget_pids(state)
     for stale in ("etcd-data", "prometheus-data", "pki", "kubeconfigs"):
         shutil.rmtree(state / stale, ignore_errors=True)
-    layout = Layout(state, _free_ports(), dict(binaries))
-    users = _write_secrets(layout, opts)
-    admin = token_for(users, ADMIN)
-    kwok.write_config(layout.kwok_config)
     deadline = time.monotonic() + opts.timeout
+    runtime: dict[str, Any] | None = None
+    network: PodNetwork | None = None
     try:
+        if opts.real_nodes:
+            network = _claim_network(state, opts)
+        # with real nodes, the API server listens on lab-node-0's address (a control-plane node's InternalIP), so
+        # the pods in their own network namespaces (lab/sandbox.py) reach it as pods in a cluster do
+        host = network.node_ip(0) if network is not None else LOOPBACK
+        layout = Layout(state, _free_ports(), dict(binaries), apiserver_host=host)
+        users = _write_secrets(layout, opts)
+        admin = token_for(users, ADMIN)
+        kwok.write_config(layout.kwok_config)
         for name in ORDER[:2]:
             _start(layout, opts, name, deadline)
         kubectl(layout, "apply", "-f", str(MANIFESTS))
@@ -223,10 +306,17 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
             _start(layout, opts, name, deadline)
         nodes = [kwok.node(n, kwok.node_ip(i)) for i, n in enumerate(kwok.node_names(opts.nodes))]
         kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
-        _await(lambda: _nodes_waiting(layout, admin, opts.nodes), deadline, "kwok's nodes Ready", log=layout.log("kwok"))
+        if network is not None:
+            runtime = _start_real_nodes(layout, opts, network, deadline)
+        _await(lambda: _nodes_waiting(layout, admin, opts.nodes + opts.real_nodes), deadline,
+               "kwok's and the lab's nodes Ready", log=layout.log("runtime" if network else "kwok"))
         _await(lambda: _service_account_waiting(layout, admin), deadline, "service accounts",
                log=layout.log("kube-controller-manager"))
-        jobs = _scrape_jobs(layout)
+        if network is not None:
+            kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(addons(opts)))
+            _await(lambda: _deployment_waiting(layout, admin, "kube-system", "coredns"), deadline,
+                   "CoreDNS on the real nodes", log=layout.log("runtime"))
+        jobs = _scrape_jobs(layout, runtime)
         port = prometheus.free_port()
         config = prometheus.write_jobs_config(state, port, jobs)
         prom, prom_url = prometheus.launch(state, config, port, (*(j["job_name"] for j in jobs), "prometheus"),
@@ -244,6 +334,10 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         "kubeconfig": str(state / "kubeconfig"), "users": str(state / "users.json"),
         "kubectl": str(binaries["kubectl"]), "nodes": opts.nodes, "gpu_nodes": 0,
         "kwok_nodes": kwok.node_names(opts.nodes), "pids": read_pids(state),
+        "real_nodes": real_node_names(opts.real_nodes),
+        **({"slot": network.slot, "pod_network": str(network.cidr), "runtime": runtime["url"],
+            "dns_service": f"{addons(opts)[-1]['spec']['clusterIP']}:53",
+            "runtime_metrics": runtime["url"] + "/metrics"} if network is not None and runtime is not None else {}),
         "knobs": {k: v for k, v in vars(opts).items() if k not in ("state_dir", "timeout")},
     }
     (state / "endpoints.json").write_text(json.dumps(endpoints, indent=1))
@@ -253,13 +347,16 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
 def down(state: Path, grace: float = 10.0) -> dict[str, int]:
     """Stop Prometheus, then the components in reverse start order (SIGTERM, SIGKILL after grace); idempotent."""
     pids = read_pids(state)
-    for name in ("prometheus", *reversed(ORDER)):
+    first = ("runtime", "prometheus", *reversed(ORDER))  # the real nodes' pods stop while the API is up
+    for name in first:
         if name in pids:
             stop_pid(pids[name], grace)
     for name, pid in reversed(pids.items()):
-        if name != "prometheus" and name not in ORDER:
+        if name not in first:
             stop_pid(pid, grace)
     _remove_cgroups(state)
+    _release_network(state)
+    (state / "runtime-ready.json").unlink(missing_ok=True)
     forget_pids(state)
     (state / "endpoints.json").unlink(missing_ok=True)
     return pids

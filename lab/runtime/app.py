@@ -17,8 +17,9 @@ import gc
 import json
 import logging
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -38,6 +39,13 @@ from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, LeaseThread, N
 from lab.runtime.proxy import ServiceProxy
 
 log = logging.getLogger(__name__)
+
+
+class Controller(Protocol):
+    """A control loop of the emulated plane."""
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        """Run until cancelled."""
 
 
 def lease_stats(since: float, until: float) -> dict[str, Any]:
@@ -76,13 +84,11 @@ class Runtime:
             name: NodeAgent(self.cluster, name, i) for i, name in enumerate(config.node_names())
         }
         self.kubelets = Kubelets(self.cluster, self.agents)
-        self.scheduler = Scheduler(self.cluster)
-        self.deployments = DeploymentController(self.cluster)
-        self.daemonsets = DaemonSetController(self.cluster)
-        self.endpoints = EndpointsController(self.cluster)
-        self.garbage = GarbageCollector(self.cluster)
-        self.lifecycle = NodeLifecycleController(self.cluster)
-        self.proxy = ServiceProxy(self.cluster) if config.proxy else None
+        # on the real plane, kube-controller-manager and kube-scheduler do what these emulate
+        self.controllers: list[Controller] = [] if config.real_plane else [
+            Scheduler(self.cluster), DeploymentController(self.cluster), DaemonSetController(self.cluster),
+            EndpointsController(self.cluster), NodeLifecycleController(self.cluster), GarbageCollector(self.cluster)]
+        self.proxy = ServiceProxy(self.cluster) if config.proxy and not config.real_plane else None
         self.url = ""
 
     async def _register_nodes(self) -> None:
@@ -165,15 +171,14 @@ class Runtime:
         port = int(runner.addresses[0][1])
         self.url = f"http://{self.config.metrics_host}:{port}"
         tasks: list[asyncio.Task[Any]] = []
-        leases = LeaseThread(list(self.agents.values()), self.config.api_url, self.cluster.api.token)
+        leases = LeaseThread(list(self.agents.values()), self.config, self.cluster.api.token)
         try:
             await self._register_nodes()
             tasks = [asyncio.create_task(i.run()) for i in self.cluster.informers()]
             await self.cluster.wait_synced(timeout=120)
             gc.freeze()
             leases.start()
-            loops = [self.kubelets.run(), self.scheduler.run(), self.deployments.run(),
-                      self.daemonsets.run(), self.endpoints.run(), self.lifecycle.run(), self.garbage.run()]
+            loops = [self.kubelets.run(), *(c.run() for c in self.controllers)]
             if self.proxy is not None:
                 loops.append(self.proxy.run())
             loops += [watch_loop_lag(), self._watch_thread(leases)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,16 @@ from lab.runtime.config import RuntimeConfig
 from lab.runtime.informer import Informer
 
 ADMIN = "admin"
+TOKEN_SECONDS = 86400
+"""How long a pod's service-account token lives (no rotation in the lab: a day outlasts any lab run)."""
 CONTROLLER_MANAGER = "system:kube-controller-manager"
 SCHEDULER = "system:kube-scheduler"
+
+
+def client_session(config: RuntimeConfig, limit: int) -> aiohttp.ClientSession:
+    """An HTTP session to the API server: verifying its certificate against the lab's CA where one is given."""
+    ssl_ctx: ssl.SSLContext | bool = ssl.create_default_context(cafile=config.ca_file) if config.ca_file else True
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, ssl=ssl_ctx))
 
 
 def load_tokens(path: str | Path) -> dict[str, str]:
@@ -59,9 +68,11 @@ class Cluster:
     def connect(cls, config: RuntimeConfig) -> Cluster:
         """Open HTTP sessions (node leases use their own, in the lease thread)."""
         tokens = load_tokens(config.users_file)
-        admin = tokens.get(CONTROLLER_MANAGER) or tokens[ADMIN]
-        main = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-        watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        # the emulated plane's controllers speak as the controller manager; on the real plane that identity is
+        # the real one's, and the kubelets' own calls use their node tokens
+        admin = tokens[ADMIN] if config.real_plane else tokens.get(CONTROLLER_MANAGER) or tokens[ADMIN]
+        main = client_session(config, limit=64)
+        watches = client_session(config, limit=0)
         return cls(
             config=config,
             tokens=tokens,
@@ -95,6 +106,16 @@ class Cluster:
             or self.tokens.get(f"system:serviceaccount:{namespace}:default")
             or ""
         )
+
+    async def request_token(self, namespace: str, name: str, pod: str, uid: str, node_token: str) -> str:
+        """A service-account token bound to one pod, from the TokenRequest API, asked for as the pod's node (the
+        Node authorizer grants it only for a pod bound to that node), as a kubelet does for a projected token."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": TOKEN_SECONDS,
+                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": uid}}}
+        path = api_path("", "v1", "serviceaccounts", namespace, name, "token")
+        answer = await self.api.create(path, body, token=node_token)
+        return str(answer["status"]["token"])
 
     async def wait_synced(self, timeout: float = 60.0) -> None:
         """Wait until every informer has listed once."""

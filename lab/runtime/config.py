@@ -31,6 +31,16 @@ class RuntimeConfig:
     proxy: bool = True
     slot: int = 0
     sa_secret_file: str = ""
+    real_plane: bool = False
+    """The runtime hosts the real lab nodes of a real control plane (lab/control): kubelets and leases only (the
+    real controller manager and scheduler do the rest), node and pod addresses from the slot's pod network
+    (lab/network.py), service-account tokens from the TokenRequest API."""
+    ca_file: str = ""
+    """The CA that signed the API server's certificate (HTTPS API URL)."""
+    pods_dir: str = ""
+    """Where each pod's directory (volumes, logs) goes; default a folder in the system's temporary directory."""
+    binaries: tuple[tuple[str, str], ...] = ()
+    """The lab's built components (name, path) that pod programs may run (the real CoreDNS)."""
 
     def scaled(self, seconds: float) -> float:
         """A lab interval in real seconds."""
@@ -41,6 +51,16 @@ class RuntimeConfig:
         cpu = [f"{self.node_prefix}-{i}" for i in range(self.nodes - self.gpu_nodes)]
         gpu = [f"{self.gpu_node_prefix}-{i}" for i in range(self.gpu_nodes)]
         return cpu + gpu
+
+    def node_ip(self, index: int) -> str:
+        """The InternalIP of the index-th hosted node: the slot's pod network on the real plane, else
+        127.30.0.0/16 (clear of every slot's loopback pod range)."""
+        if self.real_plane:
+            from lab.network import PodNetwork
+
+            return PodNetwork(self.slot, self.nodes).node_ip(index)
+        n = index + 1
+        return f"127.30.{n // 256}.{n % 256}"
 
     def is_gpu(self, node: str) -> bool:
         """Whether a hosted node carries GPUs."""

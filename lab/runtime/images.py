@@ -41,6 +41,7 @@ REGISTRY: dict[str, str] = {
     "lab/gateway": "lab.workload.gateway:GatewayProgram",
     "lab/loadgen": "lab.workload.loadgen:LoadGenProgram",
     "lab/list-storm": "lab.workload.storm:ListStormProgram",
+    "registry.k8s.io/coredns/coredns": "lab.control.coredns:CoreDnsBinary",
 }
 
 
@@ -62,15 +63,28 @@ def load_class(target: str) -> Callable[[], PodProgram]:
     return cls
 
 
-def program_for(image: str, annotations: dict[str, str] | None = None) -> PodProgram:
-    """A fresh program instance for a container image."""
+def program_class(image: str, annotations: dict[str, str] | None = None) -> Callable[[], PodProgram]:
+    """The program class a container image runs (ImagePullError when it cannot be loaded)."""
     name = image_name(image)
     if name == "lab/program":
         target = (annotations or {}).get(PROGRAM_ANNOTATION)
         if not target:
             raise ImagePullError(f"lab/program needs the {PROGRAM_ANNOTATION} annotation")
-        return load_class(target)()
+        return load_class(target)
     target = REGISTRY.get(name)
     if target is None:
-        return PauseProgram()
-    return load_class(target)()
+        return PauseProgram
+    return load_class(target)
+
+
+def sandboxed(image: str, annotations: dict[str, str] | None = None) -> bool:
+    """Whether an image's program asks for a network namespace of its own (False when it cannot be loaded)."""
+    try:
+        return bool(getattr(program_class(image, annotations), "sandboxed", False))
+    except ImagePullError:
+        return False
+
+
+def program_for(image: str, annotations: dict[str, str] | None = None) -> PodProgram:
+    """A fresh program instance for a container image."""
+    return program_class(image, annotations)()

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from lab.network import PodAddresses, PodNetwork
 from lab.pods import PodContext, PodProgram
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
-from lab.runtime.errors import ApiStatusError
-from lab.runtime.images import ImagePullError, program_for
+from lab.runtime.errors import ApiStatusError, LabError
+from lab.runtime.images import ImagePullError, program_for, sandboxed
 from lab.runtime.informer import Key
 from lab.runtime.ipam import IpPool
 from lab.runtime.metrics import PODS_RUNNING_LOCAL
@@ -25,11 +30,14 @@ from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
 from lab.runtime.podstatus import container_env, pod_status
 from lab.runtime.slots import pod_first_octet
+from lab.runtime.volumes import SYNC_S, ConfigMapVolumes
 from lab.runtime.workqueue import WorkQueue
+from lab.sandbox import PodSandbox
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 STOP_TIMEOUT_S = 10.0
+CONFIG_RETRY_S = 1.0
 
 
 @dataclass
@@ -47,6 +55,9 @@ class LocalPod:
     message: str = ""
     reported: tuple[bool, str, int] | None = None
     retry: asyncio.TimerHandle | None = field(default=None, repr=False)
+    sandboxed: bool = False
+    sandbox: PodSandbox | None = None
+    volumes: ConfigMapVolumes | None = None
 
 
 class Kubelets:
@@ -55,7 +66,10 @@ class Kubelets:
     def __init__(self, cluster: Cluster, agents: dict[str, NodeAgent]) -> None:
         self.cluster = cluster
         self.agents = agents
-        self.pool = IpPool(first_octet=pod_first_octet(cluster.config.slot))
+        cfg = cluster.config
+        self.pool: IpPool | PodAddresses = (PodAddresses(PodNetwork(cfg.slot, cfg.nodes)) if cfg.real_plane
+                                            else IpPool(first_octet=pod_first_octet(cfg.slot)))
+        self.pods_root = Path(cfg.pods_dir or Path(tempfile.gettempdir()) / f"gameday-pods-{os.getpid()}")
         self.pods: dict[Key, LocalPod] = {}
         self.queue: WorkQueue[Key] = WorkQueue("kubelet")
         cluster.pods.add_handler(self._on_pod)
@@ -82,23 +96,77 @@ class Kubelets:
             if local is not None:
                 await self._stop(local)
             if agent.alive:
-                await self.cluster.api.delete(api_path("", "v1", "pods", key[0], key[1]), token=agent.token, grace=0)
+                await self._finish_delete(key, agent)
             return
         if agent.dead:
             return
         if local is None:
-            local = LocalPod(key, pod["metadata"].get("uid", ""), agent.name, self.pool.allocate())
+            local = self._admit(key, pod, agent)
             self.pods[key] = local
         if local.program is None and local.retry is None:
             await self._start(local, pod)
         if agent.alive:
             await self.report(local, pod, agent)
 
+    def _admit(self, key: Key, pod: Obj, agent: NodeAgent) -> LocalPod:
+        """A new local pod with its address: on the bridge, or (a program that asks for a network namespace of its
+        own, on the real plane) held by its sandbox once that is made."""
+        meta = pod["metadata"]
+        boxed = False
+        if isinstance(self.pool, PodAddresses):
+            container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
+            boxed = sandboxed(str(container.get("image") or "lab/pause"), dict(meta.get("annotations") or {}))
+            ip = self.pool.allocate(on_link=not boxed)
+        else:
+            ip = self.pool.allocate()
+        return LocalPod(key, str(meta.get("uid", "")), agent.name, ip, sandboxed=boxed)
+
+    async def _prepare(self, local: LocalPod, pod: Obj, agent: NodeAgent) -> None:
+        """On the real plane: the pod's directory, its configMap volumes and (when it asks for one) its sandbox."""
+        if not self.cluster.config.real_plane:
+            return
+        pod_dir = self.pods_root / local.uid
+        if local.volumes is None:
+            local.volumes = ConfigMapVolumes(pod, pod_dir / "volumes")
+        await local.volumes.sync(self.cluster.api, agent.token)
+        if local.sandboxed and local.sandbox is None and isinstance(self.pool, PodAddresses):
+            sandbox = PodSandbox(self.pool.network, local.uid, local.ip, gateway=agent.ip)
+            await asyncio.to_thread(sandbox.create)
+            local.sandbox = sandbox
+
+    async def _finish_delete(self, key: Key, agent: NodeAgent) -> None:
+        """Delete a terminating pod for good once its program stopped (the kubelet's last word on it)."""
+        path = api_path("", "v1", "pods", key[0], key[1])
+        try:
+            await self.cluster.api.delete(path, token=agent.token, grace=0)
+        except ApiStatusError as err:
+            if err.code != 403:
+                raise
+            await self.cluster.api.delete(path, grace=0)
+
+    async def _token(self, local: LocalPod, spec: Obj) -> str:
+        """The token the pod's program speaks with: its service account's, never an admin one."""
+        account = spec.get("serviceAccountName") or "default"
+        if not self.cluster.config.real_plane:
+            return self.cluster.sa_token(local.key[0], account)
+        return await self.cluster.request_token(local.key[0], account, local.key[1], local.uid,
+                                                self.agents[local.node].token)
+
     async def _start(self, local: LocalPod, pod: Obj) -> None:
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or [{}]
         container = containers[0]
         meta = pod["metadata"]
+        agent = self.agents[local.node]
+        try:
+            token = await self._token(local, spec)
+            await self._prepare(local, pod, agent)
+        except ApiStatusError as err:  # no such service account or ConfigMap yet, or refused: the kubelet retries
+            self._backoff(local, "CreateContainerConfigError", str(err), crashed=False)
+            return
+        except LabError as err:  # the sandbox could not be made
+            self._backoff(local, "CreatePodSandboxError", str(err), crashed=False)
+            return
         ctx = PodContext(
             namespace=local.key[0],
             name=local.key[1],
@@ -108,8 +176,13 @@ class Kubelets:
             env=container_env(container, pod, local.ip),
             args=[*(container.get("command") or []), *(container.get("args") or [])],
             api_url=self.cluster.config.api_url,
-            api_token=self.cluster.sa_token(local.key[0], spec.get("serviceAccountName") or "default"),
+            api_token=token,
             time_scale=self.cluster.config.time_scale,
+            api_ca_file=self.cluster.config.ca_file,
+            sandbox=local.sandbox,
+            volumes=local.volumes.paths() if local.volumes is not None else {},
+            binaries=dict(self.cluster.config.binaries),
+            pod_dir=str(self.pods_root / local.uid),
             extra={"annotations": dict(meta.get("annotations") or {}), "uid": local.uid, "host_ip": self.agents[local.node].ip},
         )
         try:
@@ -128,11 +201,14 @@ class Kubelets:
         local.started_at = now_time()
         PODS_RUNNING_LOCAL.inc()
 
-    def _backoff(self, local: LocalPod, reason: str, message: str) -> None:
+    def _backoff(self, local: LocalPod, reason: str, message: str, crashed: bool = True) -> None:
+        """Retry the pod's start later: after CrashLoopBackOff's doubling delay when its program failed (a
+        restart), after CONFIG_RETRY_S when what it needs was not there yet (no restart, as a kubelet's next sync)."""
         cfg = self.cluster.config
-        delay = cfg.scaled(min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0))
+        delay = cfg.scaled(min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0)) if crashed else CONFIG_RETRY_S
+        log.info("pod %s/%s: %s: %s (retry in %.1f s)", *local.key, reason, message, delay)
         local.waiting, local.message = reason, message
-        local.restarts += 1
+        local.restarts += int(crashed)
 
         def retry() -> None:
             local.retry = None
@@ -153,6 +229,14 @@ class Kubelets:
                 await asyncio.wait_for(program.stop(), STOP_TIMEOUT_S)
             except Exception as err:  # noqa: BLE001
                 log.info("pod %s/%s stop failed: %r", *local.key, err)
+        sandbox, local.sandbox = local.sandbox, None
+        try:
+            if sandbox is not None:
+                await asyncio.to_thread(sandbox.destroy)
+            if local.volumes is not None or sandbox is not None:
+                await asyncio.to_thread(shutil.rmtree, self.pods_root / local.uid, True)
+        except LabError as err:
+            log.warning("pod %s/%s sandbox not removed: %s", *local.key, err)
         self.pool.release(local.ip)
 
     async def report(self, local: LocalPod, pod: Obj, agent: NodeAgent) -> None:
@@ -207,6 +291,19 @@ class Kubelets:
         """Stop every program (runtime shutdown)."""
         await asyncio.gather(*(self._stop(p) for p in list(self.pods.values())), return_exceptions=True)
 
+    async def volume_loop(self) -> None:
+        """Keep every running pod's configMap volumes in step with their ConfigMaps."""
+        while True:
+            await asyncio.sleep(SYNC_S)
+            for local in list(self.pods.values()):
+                agent = self.agents.get(local.node)
+                if local.volumes is None or not local.volumes.sources or local.program is None or agent is None:
+                    continue
+                try:
+                    await local.volumes.sync(self.cluster.api, agent.token)
+                except Exception as err:  # noqa: BLE001  # the API is away: the files stay as they were
+                    log.info("pod %s/%s volumes not synced: %r", *local.key, err)
+
     async def run(self) -> None:
-        """Run the pod work queue and the readiness prober."""
-        await asyncio.gather(self.queue.run(self.reconcile, workers=16), self.probe_loop())
+        """Run the pod work queue, the readiness prober and the volume sync."""
+        await asyncio.gather(self.queue.run(self.reconcile, workers=16), self.probe_loop(), self.volume_loop())

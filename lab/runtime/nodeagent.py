@@ -15,10 +15,9 @@ import time
 from collections import deque
 from typing import Any
 
-import aiohttp
-
 from lab.runtime.client import ApiClient, api_path
-from lab.runtime.cluster import Cluster
+from lab.runtime.cluster import Cluster, client_session
+from lab.runtime.config import RuntimeConfig
 from lab.runtime.errors import ApiStatusError
 from lab.runtime.metrics import LEASE_LATENCY, LEASE_MISSED, LEASE_RENEWALS
 from lab.runtime.objects import node_ready, now_micro, now_time
@@ -31,10 +30,9 @@ RECENT_MISSES: deque[float] = deque(maxlen=100_000)
 GPU_PRODUCT = "NVIDIA-H100-80GB-HBM3"
 
 
-def node_ip(index: int) -> str:
-    """The InternalIP of the index-th hosted node (127.30.0.0/16, clear of every slot's pod range)."""
-    n = index + 1
-    return f"127.30.{n // 256}.{n % 256}"
+NODE_KIND_LABEL = "gameday.dev/node-kind"
+"""Set to ``real`` on the real plane's lab nodes (kwok's nodes carry ``kwok``), so workloads that must really
+run can select them."""
 
 
 def node_conditions(ready: bool) -> list[Obj]:
@@ -69,6 +67,8 @@ def node_object(cluster: Cluster, name: str, index: int) -> Obj:
         "kubernetes.io/arch": "amd64",
         "node.kubernetes.io/instance-type": "lab-gpu" if cfg.is_gpu(name) else "lab-cpu",
     }
+    if cfg.real_plane:
+        labels[NODE_KIND_LABEL] = "real"
     if cfg.is_gpu(name):
         capacity["nvidia.com/gpu"] = "8"
         labels.update({
@@ -86,7 +86,7 @@ def node_object(cluster: Cluster, name: str, index: int) -> Obj:
             "allocatable": dict(capacity),
             "conditions": node_conditions(True),
             "addresses": [
-                {"type": "InternalIP", "address": node_ip(index)},
+                {"type": "InternalIP", "address": cfg.node_ip(index)},
                 {"type": "Hostname", "address": name},
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
@@ -104,17 +104,17 @@ class LeaseThread(threading.Thread):
     """Runs every node's renewal loop on its own event loop and HTTP pool, so a busy controller
     loop in the main thread cannot delay heartbeats (real kubelets are separate processes)."""
 
-    def __init__(self, agents: list[NodeAgent], api_url: str, token: str) -> None:
+    def __init__(self, agents: list[NodeAgent], config: RuntimeConfig, token: str) -> None:
         super().__init__(name="lab-leases", daemon=True)
-        self.agents, self.api_url, self.token = agents, api_url, token
+        self.agents, self.config, self.token = agents, config, token
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
 
     async def _main(self) -> None:
         self._task = asyncio.current_task()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
-            api = ApiClient(self.api_url, self.token, session)
+        async with client_session(self.config, limit=128) as session:
+            api = ApiClient(self.config.api_url, self.token, session)
             await asyncio.gather(*(agent.run(api) for agent in self.agents))
 
     def run(self) -> None:
@@ -149,11 +149,12 @@ class NodeAgent:
         self.cluster = cluster
         self.name = name
         self.index = index
-        self.ip = node_ip(index)
+        self.ip = cluster.config.node_ip(index)
         self.token = cluster.token(f"system:node:{name}")
         self.paused = False
         self.dead = False
         self._lease: Obj | None = None
+        self.uid = ""
         self.renewals_ok = 0
         self.renewals_missed = 0
 
@@ -167,17 +168,22 @@ class NodeAgent:
         obj = node_object(self.cluster, self.name, self.index)
         path = api_path("", "v1", "nodes")
         try:
-            await self.cluster.api.create(path, obj, token=self.token)
+            created = await self.cluster.api.create(path, obj, token=self.token)
         except ApiStatusError as err:
             if err.code == 403:
                 try:
-                    await self.cluster.api.create(path, obj)
+                    created = await self.cluster.api.create(path, obj)
+                    self.uid = str(created["metadata"].get("uid", ""))
                     return
                 except ApiStatusError as again:
                     err = again
             if err.code != 409:
                 raise
+            existing = await self.cluster.api.get(api_path("", "v1", "nodes", None, self.name), token=self.token)
+            self.uid = str(existing["metadata"].get("uid", ""))
             await self.report_ready(self.cluster.api)
+            return
+        self.uid = str(created["metadata"].get("uid", ""))
 
     async def report_ready(self, api: ApiClient) -> None:
         """Post Ready=True node status (what a healthy kubelet does)."""
@@ -191,14 +197,11 @@ class NodeAgent:
             await api.patch(path, patch)
 
     def _lease_body(self) -> Obj:
+        owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.uid}] if self.uid else []
         lease = self._lease or {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": "kube-node-lease",
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": ""}],
-            },
+            "metadata": {"name": self.name, "namespace": "kube-node-lease", "ownerReferences": owner},
             "spec": {"holderIdentity": self.name, "leaseDurationSeconds": self.cluster.config.lease_duration_s},
         }
         lease = {**lease, "spec": {**lease["spec"], "renewTime": now_micro()}}

@@ -158,9 +158,10 @@ def log_tail(path: Path, lines: int = 20) -> str:
 def start_runtime(
     state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int, time_scale: float,
     metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0, slot: int = 0,
-    sa_secret_file: Path | None = None,
+    sa_secret_file: Path | None = None, extra: list[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start ``python -m lab.runtime`` in its own session; returns (process, ready info)."""
+    """Start ``python -m lab.runtime`` (``extra``: more of its flags) in its own session; returns (process, ready
+    info)."""
     ready = state_dir / "runtime-ready.json"
     ready.unlink(missing_ok=True)
     cmd = [
@@ -171,6 +172,7 @@ def start_runtime(
     ]
     if sa_secret_file is not None:
         cmd += ["--sa-secret-file", str(sa_secret_file)]
+    cmd += extra or []
     proc = spawn(cmd, state_dir / "runtime.log")
     try:
         info = wait_ready_file(ready, proc, timeout, "runtime")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 from typing import cast
 
 import aiohttp
@@ -108,7 +109,8 @@ class WhoAmIProgram:
         url = f"{ctx.api_url.rstrip('/')}/apis/authentication.k8s.io/v1/selfsubjectreviews"
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         headers = {"Authorization": f"Bearer {ctx.api_token}"}
-        async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as resp:
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=ctx.api_ca_file) if ctx.api_ca_file else True
+        async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers, ssl=tls) as resp:
             answer = await resp.json(content_type=None)
             out = {
                 "status": resp.status,

@@ -131,7 +131,7 @@ def test_missing_binaries_are_named_before_anything_starts(tmp_path: Path) -> No
     """up refuses at once, naming each missing component, when binaries are absent; nothing is written."""
     present = tmp_path / "etcd"
     present.write_text("")
-    with pytest.raises(LabError, match=r"missing lab components \[.*'kube-apiserver'.*'kubectl'\]"):
+    with pytest.raises(LabError, match=r"missing lab components \[.*'kube-apiserver'.*'kubectl', 'coredns'\]"):
         plane.up(ControlPlaneOptions(tmp_path / "state"), {"etcd": present})
     assert not (tmp_path / "state").exists()
 
@@ -149,3 +149,31 @@ def test_knobs_that_cannot_work_are_all_named(tmp_path: Path) -> None:
     assert all(p in str(err.value) for p in found)
     assert not (tmp_path / "state").exists()
     assert ControlPlaneOptions(tmp_path).problems() == []
+
+
+def test_with_real_nodes_the_api_server_listens_and_advertises_on_a_pod_network_address(tmp_path: Path) -> None:
+    """Given a non-loopback host (lab-node-0's address), the API server binds and advertises it and keeps its
+    endpoint reconciler (the kubernetes Service gets a real endpoint); on loopback it has none."""
+    layout = Layout(tmp_path, Ports(2379, 2380, 6443, 10257, 10259, 10247), {}, apiserver_host="198.51.100.1")
+    api = components.argv("kube-apiserver", layout, ControlPlaneOptions(tmp_path))
+    assert _flag(api, "--bind-address") == _flag(api, "--advertise-address") == "198.51.100.1"
+    assert "--endpoint-reconciler-type" not in api
+    assert layout.apiserver_url == "https://198.51.100.1:6443"
+    loopback = components.argv("kube-apiserver", _layout(tmp_path), ControlPlaneOptions(tmp_path))
+    assert _flag(loopback, "--endpoint-reconciler-type") == "none"
+
+
+def test_real_node_knobs_that_cannot_work_are_named(tmp_path: Path) -> None:
+    """Too many real nodes for a slot's /26, and a slot outside 0-7, are named before anything starts."""
+    found = ControlPlaneOptions(tmp_path, real_nodes=9, slot=8).problems()
+    names = [p.split(":")[0] for p in found]
+    assert "real_nodes" in names and "slot" in names
+
+
+def test_addons_put_kube_dns_at_the_service_ranges_tenth_address(tmp_path: Path) -> None:
+    """The cluster-DNS add-on follows the service range knob (kube-dns at its tenth address)."""
+    docs = plane.addons(ControlPlaneOptions(tmp_path, service_cidr="10.100.0.0/16"))
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["metadata"]["name"] == "kube-dns" and service["spec"]["clusterIP"] == "10.100.0.10"
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].startswith("registry.k8s.io/coredns/")

@@ -1,0 +1,284 @@
+"""The lab's own nodes on the real control plane: registered and heartbeaten as their own node identities, their
+pods scheduled by the real scheduler and really run, on the slot's TEST-NET pod network."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.control import plane
+from lab.network import PodNetwork
+from lab.runtime.nodeagent import NODE_KIND_LABEL
+from lab.testing import LabHandle, running_control_plane
+from tests.conftest import poll, require
+
+REAL_NODES = ["lab-node-0", "lab-node-1"]
+FAST: dict[str, Any] = {"node_lease_seconds": 4, "node_monitor_grace_seconds": 6, "node_monitor_period_seconds": 1,
+                        "not_ready_toleration_seconds": 60, "unreachable_toleration_seconds": 60}
+"""Leases renewed every second and NotReady 6 s after the last renewal; pods stay on a NotReady node 60 s."""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """A real control plane with one kwok node and two real lab nodes."""
+    require(os.geteuid() == 0, "the real nodes' pod network needs root (ip link/addr)")
+    with running_control_plane(tmp_path_factory.mktemp("real-nodes"), nodes=1, real_nodes=2, **FAST) as handle:
+        yield handle
+
+
+def _core(lab: LabHandle, token: str | None = None) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(lab.client(token))
+
+
+def _apply(lab: LabHandle, *docs: dict[str, Any]) -> None:
+    done = lab.kubectl("apply", "-f", "-", context="lab-admin", stdin=yaml.safe_dump_all(docs))
+    assert done.returncode == 0, done.stderr
+
+
+def _echo(ip: str, port: int = 1053) -> bytes | None:
+    """What the UDP echo program at ip answers (None: nobody answers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.sendto(b"ping", (ip, port))
+            return sock.recvfrom(200)[0]
+        except OSError:
+            return None
+
+
+def _deployment(name: str, ns: str, replicas: int, program: str, env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name},
+                                           "annotations": {"lab.gameday/program": program}},
+                              "spec": {"nodeSelector": {NODE_KIND_LABEL: "real"},
+                                       "containers": [{"name": name, "image": "lab/program",
+                                                       "env": [{"name": k, "value": v} for k, v in env.items()]}]}}},
+    }
+
+
+def _namespace(lab: LabHandle, name: str) -> str:
+    _apply(lab, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    poll(lambda: _core(lab).list_namespaced_service_account(name).items, 30, f"{name}'s default service account")
+    return name
+
+
+def test_real_nodes_register_and_renew_leases_as_their_own_identities(lab: LabHandle) -> None:
+    """Each real node is Ready with an InternalIP in the slot's pod network, renews its own Lease (holder = the node,
+    owned by its Node), and NodeRestriction lets its identity write its own status but not another node's."""
+    from kubernetes.client import ApiException
+
+    network = PodNetwork(lab.endpoints["slot"], len(REAL_NODES))
+    assert lab.endpoints["real_nodes"] == REAL_NODES
+    from kubernetes import client
+
+    leases = client.CoordinationV1Api(lab.client())
+    for i, name in enumerate(REAL_NODES):
+        node = _core(lab).read_node(name)
+        assert node.metadata.labels[NODE_KIND_LABEL] == "real"
+        assert [a.address for a in node.status.addresses if a.type == "InternalIP"] == [network.node_ip(i)]
+        assert next(c.status for c in node.status.conditions if c.type == "Ready") == "True"
+        first = leases.read_namespaced_lease(name, "kube-node-lease")
+        assert first.spec.holder_identity == name and first.metadata.owner_references[0].uid == node.metadata.uid
+        poll(lambda n=name, t=first.spec.renew_time: leases.read_namespaced_lease(n, "kube-node-lease").spec.renew_time > t,
+             30, f"{name}'s lease renewed")
+    own = _core(lab, lab.token_for("system:node:lab-node-0"))
+    patch = {"metadata": {"annotations": {"gameday.dev/checked": "yes"}}}
+    assert own.patch_node_status("lab-node-0", patch).metadata.annotations["gameday.dev/checked"] == "yes"
+    with pytest.raises(ApiException) as refused:
+        own.patch_node_status("lab-node-1", patch)
+    assert refused.value.status == 403
+
+
+def test_pods_on_real_nodes_run_on_pod_ips_that_the_real_controllers_publish(lab: LabHandle) -> None:
+    """A Deployment selecting the real nodes is scheduled by kube-scheduler; each pod's program answers on its own
+    TEST-NET pod IP, the EndpointSlice controller publishes exactly those IPs, a deleted pod's program stops and
+    its replacement runs, and scaling to 0 stops every program and frees every address."""
+    from kubernetes import client
+
+    ns = _namespace(lab, "echo")
+    _apply(lab, _deployment("echo", ns, 3, "lab.runtime.testprograms:UdpEchoProgram", {"PORT": "1053"}),
+           {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo", "namespace": ns},
+            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 1053, "protocol": "UDP"}]}})
+    core = _core(lab)
+
+    def ready_pods() -> list[Any]:
+        pods = core.list_namespaced_pod(ns, label_selector="app=echo").items
+        live = [p for p in pods if p.metadata.deletion_timestamp is None]
+        ok = len(live) == 3 and all(p.status.pod_ip and any(c.type == "Ready" and c.status == "True"
+                                                            for c in p.status.conditions or []) for p in live)
+        return live if ok else []
+
+    pods = poll(ready_pods, 60, "three echo pods Ready")
+    cidr = ipaddress.ip_network(lab.endpoints["pod_network"])
+    assert {p.spec.node_name for p in pods} <= set(REAL_NODES)
+    for pod in pods:
+        assert ipaddress.ip_address(pod.status.pod_ip) in cidr
+        assert _echo(pod.status.pod_ip) == f"{pod.metadata.name}:ping".encode()
+    slices = client.DiscoveryV1Api(lab.client())
+
+    def published() -> set[str]:
+        items = slices.list_namespaced_endpoint_slice(ns, label_selector="kubernetes.io/service-name=echo").items
+        return {a for s in items for e in s.endpoints or [] if e.conditions.ready for a in e.addresses}
+
+    poll(lambda: published() == {p.status.pod_ip for p in pods}, 30, "the EndpointSlice to list the three pod IPs")
+    victim = pods[0]
+    core.delete_namespaced_pod(victim.metadata.name, ns)
+    poll(lambda: _echo(victim.status.pod_ip) != f"{victim.metadata.name}:ping".encode(), 30,
+         "the deleted pod's program to stop")
+    replaced = poll(lambda: (p := ready_pods()) and victim.metadata.name not in {x.metadata.name for x in p} and p,
+                    60, "a replacement pod Ready")
+    assert all(_echo(p.status.pod_ip) == f"{p.metadata.name}:ping".encode() for p in replaced)
+    client.AppsV1Api(lab.client()).patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 0}})
+    poll(lambda: not core.list_namespaced_pod(ns, label_selector="app=echo").items, 60, "every echo pod gone")
+    assert all(_echo(p.status.pod_ip) is None for p in replaced)
+    network = PodNetwork(lab.endpoints["slot"], len(REAL_NODES))
+    poll(lambda: sorted(network.addresses()) == sorted(network.node_ip(i) for i in range(len(REAL_NODES))), 10,
+         "only the nodes' addresses left on the link")
+
+
+def test_a_pod_speaks_with_a_token_bound_to_it(lab: LabHandle, tmp_path: Path) -> None:
+    """A pod's program gets a service-account token from the TokenRequest API, bound to that pod: the API server
+    authenticates it as the pod's service account and names the pod."""
+    ns = _namespace(lab, "whoami")
+    out = tmp_path / "whoami.json"
+    _apply(lab, _deployment("whoami", ns, 1, "lab.runtime.testprograms:WhoAmIProgram", {"OUT_FILE": str(out)}))
+    answer = poll(lambda: out.exists() and json.loads(out.read_text()), 60, "the pod's SelfSubjectReview")
+    assert answer["status"] == 201, answer
+    user = answer["user"]
+    assert user["username"] == f"system:serviceaccount:{ns}:default"
+    pod = _core(lab).list_namespaced_pod(ns).items[0]
+    assert user["extra"]["authentication.kubernetes.io/pod-name"] == [pod.metadata.name]
+    assert user["extra"]["authentication.kubernetes.io/pod-uid"] == [pod.metadata.uid]
+
+
+def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: LabHandle) -> None:
+    """Pausing a real node's kubelet stops its lease renewals; kube-controller-manager marks it NotReady (Unknown),
+    and it is Ready again once renewals resume."""
+    def ready(status: str) -> bool:
+        node = _core(lab).read_node("lab-node-1")
+        return next(c.status for c in node.status.conditions if c.type == "Ready") == status
+
+    lab.control("lab-node-1", "pause")
+    try:
+        poll(lambda: ready("Unknown"), 30, "lab-node-1 NotReady (Unknown) after its lease expired")
+    finally:
+        lab.control("lab-node-1", "resume")
+    poll(lambda: ready("True"), 60, "lab-node-1 Ready again")
+
+
+def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None:
+    """`down` stops the real nodes' runtime and deletes the pod network's link, and the slot can be claimed again."""
+    require(os.geteuid() == 0, "the real nodes' pod network needs root (ip link/addr)")
+    with running_control_plane(tmp_path / "lab", nodes=1, real_nodes=1) as handle:
+        network = PodNetwork(handle.endpoints["slot"], 1)
+        assert network.exists() and network.addresses() == [network.node_ip(0)]
+        runtime = handle.endpoints["pids"]["runtime"]
+    assert not network.exists()
+    from lab.runtime.procs import pid_alive
+
+    assert not pid_alive(runtime)
+    assert not (tmp_path / "lab" / plane.POD_NETWORK_FILE).exists()
+
+
+def _resolve(ip: str, name: str) -> list[str] | None:
+    """The A records a DNS server at ip answers for name (None: no answer in time)."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    try:
+        answer = dns.query.udp(dns.message.make_query(name, "A"), ip, timeout=1.0)
+    except (dns.exception.Timeout, OSError):
+        return None
+    return sorted(r.address for rrset in answer.answer for r in rrset if hasattr(r, "address"))
+
+
+def _coredns_pods(lab: LabHandle) -> list[Any]:
+    pods = _core(lab).list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
+    return [p for p in pods if p.metadata.deletion_timestamp is None and p.status.pod_ip
+            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+
+def _coredns_processes(lab: LabHandle) -> list[str]:
+    """Command lines of the real CoreDNS processes this lab's kubelets run."""
+    done = subprocess.run(["pgrep", "-a", "-f", f"coredns -conf {lab.state_dir / 'pods'}/"], capture_output=True,
+                          text=True, check=False)
+    return [line for line in done.stdout.splitlines() if line.split()[1].endswith("/coredns")]
+
+
+def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab: LabHandle) -> None:
+    """kube-system/coredns runs the built CoreDNS binary, one process per pod, each in its own network namespace on
+    its pod IP; each answers Services' ClusterIPs from the real API server, and a new Service within seconds."""
+    from kubernetes import client
+
+    pods = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready")
+    assert {p.spec.node_name for p in pods} <= set(REAL_NODES)
+    assert len(_coredns_processes(lab)) == 2
+    kubernetes_ip = _core(lab).read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    for pod in pods:
+        assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local") == [kubernetes_ip]
+    ns = _namespace(lab, "dns-check")
+    svc = client.V1Service(metadata=client.V1ObjectMeta(name="fresh"),
+                           spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]))
+    ip = _core(lab).create_namespaced_service(ns, svc).spec.cluster_ip
+    for pod in pods:
+        poll(lambda a=pod.status.pod_ip: _resolve(a, f"fresh.{ns}.svc.cluster.local") == [ip], 30,
+             f"{pod.metadata.name} to resolve the new Service")
+
+
+def test_a_corefile_edit_is_read_by_the_real_reload_plugin(lab: LabHandle) -> None:
+    """Editing the coredns ConfigMap reaches every pod's Corefile through its configMap volume, and CoreDNS's own
+    reload plugin applies it: a hosts entry added to the ConfigMap is answered, and gone again once restored."""
+    core = _core(lab)
+    pods = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready")
+    original = core.read_namespaced_config_map("coredns", "kube-system").data["Corefile"]
+    edited = original.replace("    ready\n", "    ready\n    hosts {\n       203.0.113.250 canary.lab.test\n"
+                                            "       fallthrough\n    }\n", 1)
+    assert edited != original
+    core.patch_namespaced_config_map("coredns", "kube-system", {"data": {"Corefile": edited}})
+    try:
+        for pod in pods:
+            poll(lambda a=pod.status.pod_ip: _resolve(a, "canary.lab.test") == ["203.0.113.250"], 45,
+                 f"{pod.metadata.name} to answer the hosts entry")
+    finally:
+        core.patch_namespaced_config_map("coredns", "kube-system", {"data": {"Corefile": original}})
+    for pod in pods:
+        poll(lambda a=pod.status.pod_ip: _resolve(a, "canary.lab.test") == [], 45,
+             f"{pod.metadata.name} to forget the hosts entry")
+
+
+def test_scaling_coredns_to_zero_stops_the_real_processes(lab: LabHandle) -> None:
+    """Scaled to 0, every CoreDNS process stops, its sandbox goes and its address stops answering; scaled back to
+    2, new processes answer again."""
+    from kubernetes import client
+
+    from lab.sandbox import sandboxes
+
+    apps = client.AppsV1Api(lab.client())
+    before = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready")
+    apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
+    try:
+        poll(lambda: not _coredns_processes(lab), 60, "every CoreDNS process gone")
+        poll(lambda: not _core(lab).list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items, 60,
+             "every CoreDNS pod gone")
+        assert all(_resolve(p.status.pod_ip, "kubernetes.default.svc.cluster.local") is None for p in before)
+        assert sandboxes(lab.endpoints["slot"]) == []
+    finally:
+        apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
+    after = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready again")
+    assert len(_coredns_processes(lab)) == 2
+    for pod in after:
+        assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local")
