@@ -22,6 +22,7 @@ from lab.control import kwok
 from lab.control.pki import CertPair
 
 LOOPBACK = "127.0.0.1"
+DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 
 ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 """Start order; ``down`` stops them in reverse."""
@@ -65,7 +66,9 @@ class ControlPlaneOptions:
     """The API server's first restart delay after it exits (kubelet's CrashLoopBackOff starts at 10 s)."""
     restart_backoff_max_seconds: float = 300.0
     """The longest restart delay (doubling from the first; kubelet's cap is 300 s)."""
-    service_cidr: str = "10.96.0.0/16"
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    """Where Services get their ClusterIPs. With real nodes, left at this default, it becomes the slot's loopback
+    range 127.(96+k).0.0/16, which the lab's runtime fronts as kube-proxy would (lab/runtime/proxy.py)."""
     pod_cidr: str = "10.244.0.0/16"
     """The addresses kwok gives its nodes' pods."""
     real_nodes: int = 0

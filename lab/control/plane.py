@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+from dataclasses import replace
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import yaml
 from lab import prometheus
 from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.control import components, kwok, pki
-from lab.control.components import LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
+from lab.control.components import DEFAULT_SERVICE_CIDR, LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
 from lab.network import PodNetwork
 from lab.runtime import slots
 from lab.runtime.errors import LabError, LabStartError
@@ -292,6 +293,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
     try:
         if opts.real_nodes:
             network = _claim_network(state, opts)
+            if opts.service_cidr == DEFAULT_SERVICE_CIDR:  # Services the lab's runtime can front (see README)
+                opts = replace(opts, service_cidr=f"{slots.service_prefix(network.slot)}0/16")
         # with real nodes, the API server listens on lab-node-0's address (a control-plane node's InternalIP), so
         # the pods in their own network namespaces (lab/sandbox.py) reach it as pods in a cluster do
         host = network.node_ip(0) if network is not None else LOOPBACK
@@ -336,7 +339,7 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         "kwok_nodes": kwok.node_names(opts.nodes), "pids": read_pids(state),
         "real_nodes": real_node_names(opts.real_nodes),
         **({"slot": network.slot, "pod_network": str(network.cidr), "runtime": runtime["url"],
-            "dns_service": f"{addons(opts)[-1]['spec']['clusterIP']}:53",
+            "dns": f"{addons(opts)[-1]['spec']['clusterIP']}:53", "service_cidr": opts.service_cidr,
             "runtime_metrics": runtime["url"] + "/metrics"} if network is not None and runtime is not None else {}),
         "knobs": {k: v for k, v in vars(opts).items() if k not in ("state_dir", "timeout")},
     }

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from lab.network import PodNetwork
 from lab.runtime.cluster import Cluster
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.controllers.daemonset import DaemonSetController
@@ -36,7 +37,7 @@ from lab.runtime.errors import LabError
 from lab.runtime.kubelet import Kubelets
 from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED
 from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, LeaseThread, NodeAgent
-from lab.runtime.proxy import ServiceProxy
+from lab.runtime.proxy import LOOPBACK, ServiceProxy
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,10 @@ class Runtime:
         self.controllers: list[Controller] = [] if config.real_plane else [
             Scheduler(self.cluster), DeploymentController(self.cluster), DaemonSetController(self.cluster),
             EndpointsController(self.cluster), NodeLifecycleController(self.cluster), GarbageCollector(self.cluster)]
-        self.proxy = ServiceProxy(self.cluster) if config.proxy and not config.real_plane else None
+        # on the real plane the lab's pods are on the slot's pod network; its other endpoints (kwok's pods) are
+        # addresses nothing here serves
+        reachable = [LOOPBACK, PodNetwork(config.slot).cidr] if config.real_plane else None
+        self.proxy = ServiceProxy(self.cluster, reachable) if config.proxy else None
         self.url = ""
 
     async def _register_nodes(self) -> None:

@@ -24,6 +24,7 @@ from lab.runtime.proxy_io import Backends, TcpFront, UdpFront
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PortKey = tuple[str, int, str]  # (clusterIP, port, protocol)
 
 
@@ -63,8 +64,9 @@ def ready_backends(
 class ServiceProxy:
     """Opens and closes listeners as Services and Endpoints change."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, reachable: list[IpNetwork] | None = None) -> None:
         self.cluster = cluster
+        self.reachable = reachable if reachable is not None else [LOOPBACK]
         self.backends: dict[PortKey, Backends] = {}
         self.fronts: dict[PortKey, TcpFront | UdpFront] = {}
         self._dirty = asyncio.Event()
@@ -80,8 +82,18 @@ class ServiceProxy:
             ns, name = key_of(svc)
             eps = self.cluster.endpoints.get(ns, name)
             for pkey, pname in proxied_ports(svc):
-                want[pkey] = ready_backends(eps, pname, pkey[2], self._admitted(policies) if policies else None)
+                found = ready_backends(eps, pname, pkey[2], self._admitted(policies) if policies else None)
+                want[pkey] = [b for b in found if self._reachable(b[0])]
         return want
+
+    def _reachable(self, ip: str) -> bool:
+        """Whether an endpoint's address is one of the lab's own (never forward to kwok's 10.244.x pod IPs or
+        any other address off this machine)."""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.reachable)
 
     def _admitted(self, policies: list[Obj]) -> Any:
         """An endpoint filter: the endpoint's pod admits unknown-source ingress on that port."""

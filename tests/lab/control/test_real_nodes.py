@@ -230,6 +230,9 @@ def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab:
     kubernetes_ip = _core(lab).read_namespaced_service("kubernetes", "default").spec.cluster_ip
     for pod in pods:
         assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local") == [kubernetes_ip]
+    dns_ip = lab.endpoints["dns"].split(":")[0]
+    assert _core(lab).read_namespaced_service("kube-dns", "kube-system").spec.cluster_ip == dns_ip
+    assert _resolve(dns_ip, "kubernetes.default.svc.cluster.local") == [kubernetes_ip]  # the Service's address
     ns = _namespace(lab, "dns-check")
     svc = client.V1Service(metadata=client.V1ObjectMeta(name="fresh"),
                            spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]))
@@ -276,9 +279,31 @@ def test_scaling_coredns_to_zero_stops_the_real_processes(lab: LabHandle) -> Non
              "every CoreDNS pod gone")
         assert all(_resolve(p.status.pod_ip, "kubernetes.default.svc.cluster.local") is None for p in before)
         assert sandboxes(lab.endpoints["slot"]) == []
+        dns_ip = lab.endpoints["dns"].split(":")[0]
+        poll(lambda: _resolve(dns_ip, "kubernetes.default.svc.cluster.local") is None, 30,
+             "kube-dns's address to stop answering")
     finally:
         apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
     after = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready again")
     assert len(_coredns_processes(lab)) == 2
     for pod in after:
         assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local")
+    poll(lambda: _resolve(lab.endpoints["dns"].split(":")[0], "kubernetes.default.svc.cluster.local"), 30,
+         "kube-dns's address to answer again")
+
+
+def test_services_of_pods_off_this_machine_are_not_fronted(lab: LabHandle) -> None:
+    """A Service whose only endpoint is a kwok pod (an address in kwok's 10.244.0.0/16 that nothing here serves)
+    gets no listener at its ClusterIP: the lab never forwards traffic off this machine."""
+    ns = _namespace(lab, "kwok-only")
+    deployment = _deployment("fake", ns, 1, "lab.runtime.testprograms:UdpEchoProgram", {})
+    deployment["spec"]["template"]["spec"]["nodeSelector"] = {NODE_KIND_LABEL: "kwok"}
+    _apply(lab, deployment, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fake", "namespace": ns},
+                             "spec": {"selector": {"app": "fake"}, "ports": [{"port": 80, "protocol": "TCP"}]}})
+    core = _core(lab)
+    poll(lambda: any(a.ip.startswith("10.244.") for s in core.read_namespaced_endpoints("fake", ns).subsets or []
+                     for a in s.addresses or []), 60, "the kwok pod's address in the Service's endpoints")
+    ip = core.read_namespaced_service("fake", ns).spec.cluster_ip
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        assert sock.connect_ex((ip, 80)) != 0
