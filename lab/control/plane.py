@@ -14,10 +14,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
-from dataclasses import replace
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from lab.runtime.procs import (
     start_runtime,
     stop_pid,
 )
+from lab.runtime.scrape import SCRAPE_TARGETS
 from lab.sandbox import remove_sandboxes
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
@@ -132,8 +133,8 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
 
 
 def addons(opts: ControlPlaneOptions) -> list[dict[str, Any]]:
-    """The add-ons the real nodes run (cluster DNS), with kube-dns at the service range's tenth address."""
-    docs = [d for d in yaml.safe_load_all((ADDONS / "coredns.yaml").read_text()) if d]
+    """The add-ons of a lab with real nodes (cluster DNS), with kube-dns at the service range's tenth address."""
+    docs = [d for path in sorted(ADDONS.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
     dns_ip = str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
     for doc in docs:
         if doc["kind"] == "Service" and doc["metadata"]["name"] == "kube-dns":
@@ -253,9 +254,17 @@ def _service_account_waiting(layout: Layout, token: str) -> str | None:
     return None
 
 
+def _pods_job(state: Path) -> dict[str, Any]:
+    """The real nodes' pods that ask to be scraped (``prometheus.io/scrape``: CoreDNS's :9153), from the targets file
+    their kubelets keep (Debian's Prometheus has no Kubernetes service discovery: file discovery instead)."""
+    return {"job_name": "pods", "file_sd_configs": [{"files": [str(state / "pods" / SCRAPE_TARGETS)],
+                                                      "refresh_interval": "1s"}]}
+
+
 def _scrape_jobs(layout: Layout, runtime: dict[str, Any] | None) -> list[dict[str, Any]]:
     token, ca = layout.pki / "prometheus-token", layout.ca.cert
-    return [*([prometheus.scrape_job("runtime", runtime["url"] + "/metrics")] if runtime else []),
+    return [*([prometheus.scrape_job("runtime", runtime["url"] + "/metrics"), _pods_job(layout.state_dir)]
+              if runtime else []),
         prometheus.scrape_job("apiserver", layout.metrics_url("kube-apiserver"), token, ca),
         prometheus.scrape_job("etcd", layout.metrics_url("etcd")),
         prometheus.scrape_job("kube-controller-manager", layout.metrics_url("kube-controller-manager"), None, ca),

@@ -29,6 +29,7 @@ from lab.runtime.metrics import PODS_RUNNING_LOCAL
 from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
 from lab.runtime.podstatus import container_env, pod_status
+from lab.runtime.scrape import SCRAPE_TARGETS, ScrapeTarget, scrape_target, write_targets
 from lab.runtime.slots import pod_first_octet
 from lab.runtime.volumes import SYNC_S, ConfigMapVolumes
 from lab.runtime.workqueue import WorkQueue
@@ -58,6 +59,7 @@ class LocalPod:
     sandboxed: bool = False
     sandbox: PodSandbox | None = None
     volumes: ConfigMapVolumes | None = None
+    scrape: ScrapeTarget | None = None
 
 
 class Kubelets:
@@ -70,6 +72,8 @@ class Kubelets:
         self.pool: IpPool | PodAddresses = (PodAddresses(PodNetwork(cfg.slot, cfg.nodes)) if cfg.real_plane
                                             else IpPool(first_octet=pod_first_octet(cfg.slot)))
         self.pods_root = Path(cfg.pods_dir or Path(tempfile.gettempdir()) / f"gameday-pods-{os.getpid()}")
+        if cfg.real_plane:
+            write_targets(self.pods_root / SCRAPE_TARGETS, [])
         self.pods: dict[Key, LocalPod] = {}
         self.queue: WorkQueue[Key] = WorkQueue("kubelet")
         cluster.pods.add_handler(self._on_pod)
@@ -107,6 +111,10 @@ class Kubelets:
             await self._start(local, pod)
         if agent.alive:
             await self.report(local, pod, agent)
+
+    def _write_targets(self) -> None:
+        """Rewrite Prometheus's file-discovery targets: the running pods that ask to be scraped."""
+        write_targets(self.pods_root / SCRAPE_TARGETS, [p.scrape for p in self.pods.values() if p.scrape])
 
     def _admit(self, key: Key, pod: Obj, agent: NodeAgent) -> LocalPod:
         """A new local pod with its address: on the bridge, or (a program that asks for a network namespace of its
@@ -196,6 +204,10 @@ class Kubelets:
             self._backoff(local, "CrashLoopBackOff", repr(err))
             return
         local.program = program
+        if self.cluster.config.real_plane:
+            local.scrape = scrape_target(pod, local.ip)
+            if local.scrape is not None:
+                self._write_targets()
         local.waiting = ""
         local.message = ""
         local.started_at = now_time()
@@ -229,6 +241,9 @@ class Kubelets:
                 await asyncio.wait_for(program.stop(), STOP_TIMEOUT_S)
             except Exception as err:  # noqa: BLE001
                 log.info("pod %s/%s stop failed: %r", *local.key, err)
+        if local.scrape is not None:
+            local.scrape = None
+            self._write_targets()
         sandbox, local.sandbox = local.sandbox, None
         try:
             if sandbox is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from lab.control import plane
@@ -240,6 +241,15 @@ def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab:
     for pod in pods:
         poll(lambda a=pod.status.pod_ip: _resolve(a, f"fresh.{ns}.svc.cluster.local") == [ip], 30,
              f"{pod.metadata.name} to resolve the new Service")
+
+    def counted() -> dict[str, float]:
+        resp = requests.get(lab.endpoints["prometheus"] + "/api/v1/query", timeout=10,
+                            params={"query": 'sum by (pod) (coredns_dns_requests_total{job="pods", app="kube-dns"})'})
+        return {r["metric"]["pod"]: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+
+    names = {p.metadata.name for p in pods}
+    poll(lambda: set(counted()) == names and all(v >= 2 for v in counted().values()), 30,
+         "Prometheus to scrape every CoreDNS pod's request counter (file discovery from the kubelets)")
 
 
 def test_a_corefile_edit_is_read_by_the_real_reload_plugin(lab: LabHandle) -> None:
