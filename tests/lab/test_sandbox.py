@@ -15,6 +15,7 @@ import pytest
 from lab.network import PodNetwork
 from lab.sandbox import SERVICE_ACCOUNT_DIR, PodSandbox, remove_sandboxes, sandboxes
 from tests.conftest import poll
+from tests.lab.udp import ask
 
 SLOT = 7  # the last slot: clear of the labs other tests start (they take the first free one)
 
@@ -41,16 +42,6 @@ def network(require_root: None) -> Iterator[PodNetwork]:
         net.destroy()
 
 
-def _ask(ip: str, port: int = 53) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(1.0)
-        try:
-            sock.sendto(b"ping", (ip, port))
-            return sock.recvfrom(200)[0]
-        except OSError:
-            return None
-
-
 def test_two_sandboxes_bind_the_same_port_and_each_is_reached_at_its_pod_ip(network: PodNetwork, tmp_path: Path) -> None:
     """Two programs both bind 0.0.0.0:53, each in its own sandbox; the host reaches each at its pod IP, each sees
     the files mounted for it at the service-account path, and this machine's /run is untouched."""
@@ -65,7 +56,7 @@ def test_two_sandboxes_bind_the_same_port_and_each_is_reached_at_its_pod_ip(netw
             env = {**os.environ, "NAME": f"pod{i}", "FILES": SERVICE_ACCOUNT_DIR}
             procs.append(subprocess.Popen(box.command([sys.executable, "-c", SERVER], files), env=env))
         for i, box in enumerate(boxes):
-            assert poll(lambda b=box: _ask(b.ip), 10, f"pod{i} answering") == f"pod{i}:t0k3n:ping".encode()
+            assert poll(lambda b=box: ask(b.ip, 53), 10, f"pod{i} answering") == f"pod{i}:t0k3n:ping".encode()
         assert not Path(SERVICE_ACCOUNT_DIR).exists()
         assert sorted(sandboxes(SLOT)) == sorted(b.netns for b in boxes)
     finally:

@@ -21,6 +21,7 @@ from lab.network import PodNetwork
 from lab.runtime.nodeagent import NODE_KIND_LABEL
 from lab.testing import LabHandle, running_control_plane
 from tests.conftest import poll, require
+from tests.lab.udp import ask
 
 REAL_NODES = ["lab-node-0", "lab-node-1"]
 FAST: dict[str, Any] = {"node_lease_seconds": 4, "node_monitor_grace_seconds": 6, "node_monitor_period_seconds": 1,
@@ -47,15 +48,9 @@ def _apply(lab: LabHandle, *docs: dict[str, Any]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _echo(ip: str, port: int = 1053) -> bytes | None:
+def _echo(ip: str) -> bytes | None:
     """What the UDP echo program at ip answers (None: nobody answers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(1.0)
-        try:
-            sock.sendto(b"ping", (ip, port))
-            return sock.recvfrom(200)[0]
-        except OSError:
-            return None
+    return ask(ip, 1053)
 
 
 def _deployment(name: str, ns: str, replicas: int, program: str, env: dict[str, str]) -> dict[str, Any]:
