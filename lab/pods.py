@@ -41,6 +41,8 @@ class PodContext:
     """The lab's built components (name -> path), for programs that run a real binary."""
     pod_dir: str = ""
     """A directory of this pod's own on this machine (its logs), removed when the pod stops."""
+    readiness_url: str = ""
+    """The container's httpGet readiness probe as a URL ("" when it declares none)."""
 
 
 class PodProgram(Protocol):

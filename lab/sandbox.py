@@ -40,6 +40,13 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def host_network_command(argv: list[str], files_dir: Path, files_at: str = SERVICE_ACCOUNT_DIR) -> list[str]:
+    """The command line that runs argv in this machine's network (a ``hostNetwork`` pod), with files_dir mounted
+    read-only at files_at in a private mount namespace."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", str(files_dir),
+            files_at, *argv]
+
+
 def sandbox_id(uid: str) -> str:
     """A short stable id for a pod (fits a link name's 15 characters with its prefix)."""
     return hashlib.sha256(uid.encode()).hexdigest()[:ID_LENGTH]
@@ -88,8 +95,7 @@ class PodSandbox:
 
     def command(self, argv: list[str], files_dir: Path, files_at: str = SERVICE_ACCOUNT_DIR) -> list[str]:
         """The command line that runs argv inside the sandbox, with files_dir mounted read-only at files_at."""
-        return ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation", "private",
-                "sh", "-c", _MOUNT_SCRIPT, "sh", str(files_dir), files_at, *argv]
+        return ["ip", "netns", "exec", self.netns, *host_network_command(argv, files_dir, files_at)]
 
     def destroy(self) -> None:
         """Delete the namespace (its eth0, and so the veth pair, go with it); idempotent."""

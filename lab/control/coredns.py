@@ -8,7 +8,9 @@ without a ``bind`` directive), with the in-cluster configuration its ``kubernete
 ``/var/run/secrets/kubernetes.io/serviceaccount``), and its configMap volume (the Corefile) as a directory the
 kubelet keeps in step with the ConfigMap, so the ``reload`` plugin picks up an edit. Container paths in its
 arguments are translated to those directories (the lab's processes share this machine's filesystem). Readiness is
-the ``ready`` plugin's ``:8181/ready``, probed every second; the process is stopped with SIGTERM (SIGKILL after
+the container's httpGet readiness probe (default the ``ready`` plugin's ``:8181/ready``), probed every second. A
+``hostNetwork`` pod (NodeLocal DNSCache) runs in this machine's network instead, binding the addresses its
+Corefile names. The process is stopped with SIGTERM (SIGKILL after
 ``STOP_GRACE_S``) when the pod goes.
 """
 
@@ -25,6 +27,7 @@ import aiohttp
 
 from lab.pods import PodContext
 from lab.runtime.errors import LabError
+from lab.sandbox import host_network_command
 
 READY_PORT = 8181
 PROBE_S = 1.0
@@ -58,8 +61,8 @@ class CoreDnsBinary:
     async def start(self, ctx: PodContext) -> None:
         """Write the service-account files, start CoreDNS inside the sandbox and begin probing its readiness."""
         binary = ctx.binaries.get("coredns")
-        if ctx.sandbox is None or not binary:
-            raise LabError("the real CoreDNS needs a pod sandbox and the lab's coredns binary (lab build)")
+        if not binary:
+            raise LabError("the real CoreDNS needs the lab's coredns binary (lab build)")
         pod_dir = Path(ctx.pod_dir)
         account = pod_dir / "serviceaccount"
         account.mkdir(parents=True, exist_ok=True)
@@ -69,11 +72,14 @@ class CoreDnsBinary:
         api = urlsplit(ctx.api_url)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **ctx.env,
                "KUBERNETES_SERVICE_HOST": api.hostname or "", "KUBERNETES_SERVICE_PORT": str(api.port or 443)}
-        argv = ctx.sandbox.command([binary, *translate(ctx.args, ctx.volumes)], account)
+        argv = [binary, *translate(ctx.args, ctx.volumes)]
+        # in the pod's sandbox, or in this machine's network for a hostNetwork pod (NodeLocal DNSCache)
+        command = ctx.sandbox.command(argv, account) if ctx.sandbox else host_network_command(argv, account)
         with (pod_dir / "coredns.log").open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        self._probe = asyncio.create_task(self._probe_loop(f"http://{ctx.pod_ip}:{READY_PORT}/ready"))
+                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        url = ctx.readiness_url or f"http://{ctx.pod_ip}:{READY_PORT}/ready"
+        self._probe = asyncio.create_task(self._probe_loop(url))
 
     async def _probe_loop(self, url: str) -> None:
         async with aiohttp.ClientSession() as session:

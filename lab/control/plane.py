@@ -133,13 +133,20 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
 
 
 def addons(opts: ControlPlaneOptions) -> list[dict[str, Any]]:
-    """The add-ons of a lab with real nodes (cluster DNS), with kube-dns at the service range's tenth address."""
-    docs = [d for path in sorted(ADDONS.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
-    dns_ip = str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
+    """The add-ons of a lab with real nodes (cluster DNS, NodeLocal DNSCache), with kube-dns at the service range's
+    tenth address."""
+    dns_ip = kube_dns_ip(opts)
+    text = "\n---\n".join(p.read_text() for p in sorted(ADDONS.glob("*.yaml"))).replace("__KUBE_DNS__", dns_ip)
+    docs = [d for d in yaml.safe_load_all(text) if d]
     for doc in docs:
         if doc["kind"] == "Service" and doc["metadata"]["name"] == "kube-dns":
             doc["spec"]["clusterIP"] = dns_ip
     return docs
+
+
+def kube_dns_ip(opts: ControlPlaneOptions) -> str:
+    """The kube-dns Service's ClusterIP: the service range's tenth address."""
+    return str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
 
 
 def _deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -> str | None:
@@ -149,6 +156,15 @@ def _deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -
         return f"{namespace}/{name}: {err}"
     want, ready = dep["spec"].get("replicas", 1), dep.get("status", {}).get("readyReplicas", 0)
     return None if ready == want else f"{namespace}/{name}: {ready}/{want} replicas ready"
+
+
+def _daemonset_waiting(layout: Layout, token: str, namespace: str, name: str, want: int) -> str | None:
+    try:
+        ds = _api(layout, token, f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
+    except requests.RequestException as err:
+        return f"{namespace}/{name}: {err}"
+    ready = ds.get("status", {}).get("numberReady", 0)
+    return None if ready == want else f"{namespace}/{name}: {ready}/{want} pods ready"
 
 
 def _first_service_ip(cidr: str) -> str:
@@ -328,6 +344,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
             kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(addons(opts)))
             _await(lambda: _deployment_waiting(layout, admin, "kube-system", "coredns"), deadline,
                    "CoreDNS on the real nodes", log=layout.log("runtime"))
+            _await(lambda: _daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.real_nodes), deadline,
+                   "NodeLocal DNSCache on every real node", log=layout.log("runtime"))
         jobs = _scrape_jobs(layout, runtime)
         port = prometheus.free_port()
         config = prometheus.write_jobs_config(state, port, jobs)
@@ -348,7 +366,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         "kwok_nodes": kwok.node_names(opts.nodes), "pids": read_pids(state),
         "real_nodes": real_node_names(opts.real_nodes),
         **({"slot": network.slot, "pod_network": str(network.cidr), "runtime": runtime["url"],
-            "dns": f"{addons(opts)[-1]['spec']['clusterIP']}:53", "service_cidr": opts.service_cidr,
+            "dns": f"{kube_dns_ip(opts)}:53", "service_cidr": opts.service_cidr,
+            "node_local_dns": {name: f"{network.node_ip(i)}:53" for i, name in enumerate(real_node_names(opts.real_nodes))},
             "runtime_metrics": runtime["url"] + "/metrics"} if network is not None and runtime is not None else {}),
         "knobs": {k: v for k, v in vars(opts).items() if k not in ("state_dir", "timeout")},
     }

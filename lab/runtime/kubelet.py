@@ -28,7 +28,7 @@ from lab.runtime.ipam import IpPool
 from lab.runtime.metrics import PODS_RUNNING_LOCAL
 from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
-from lab.runtime.podstatus import container_env, pod_status
+from lab.runtime.podstatus import container_env, pod_status, readiness_url
 from lab.runtime.scrape import SCRAPE_TARGETS, ScrapeTarget, scrape_target, write_targets
 from lab.runtime.slots import pod_first_octet
 from lab.runtime.volumes import SYNC_S, ConfigMapVolumes
@@ -57,6 +57,7 @@ class LocalPod:
     reported: tuple[bool, str, int] | None = None
     retry: asyncio.TimerHandle | None = field(default=None, repr=False)
     sandboxed: bool = False
+    host_network: bool = False
     sandbox: PodSandbox | None = None
     volumes: ConfigMapVolumes | None = None
     scrape: ScrapeTarget | None = None
@@ -121,6 +122,9 @@ class Kubelets:
         own, on the real plane) held by its sandbox once that is made."""
         meta = pod["metadata"]
         boxed = False
+        if (pod.get("spec") or {}).get("hostNetwork") and self.cluster.config.real_plane:
+            # the node's own network: the node's address, no sandbox (what a kubelet does for hostNetwork)
+            return LocalPod(key, str(meta.get("uid", "")), agent.name, agent.ip, host_network=True)
         if isinstance(self.pool, PodAddresses):
             container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
             boxed = sandboxed(str(container.get("image") or "lab/pause"), dict(meta.get("annotations") or {}))
@@ -181,7 +185,7 @@ class Kubelets:
             node_name=local.node,
             pod_ip=local.ip,
             labels=dict(meta.get("labels") or {}),
-            env=container_env(container, pod, local.ip),
+            env=container_env(container, pod, local.ip, agent.ip),
             args=[*(container.get("command") or []), *(container.get("args") or [])],
             api_url=self.cluster.config.api_url,
             api_token=token,
@@ -191,6 +195,7 @@ class Kubelets:
             volumes=local.volumes.paths() if local.volumes is not None else {},
             binaries=dict(self.cluster.config.binaries),
             pod_dir=str(self.pods_root / local.uid),
+            readiness_url=readiness_url(container, local.ip),
             extra={"annotations": dict(meta.get("annotations") or {}), "uid": local.uid, "host_ip": self.agents[local.node].ip},
         )
         try:
@@ -252,7 +257,8 @@ class Kubelets:
                 await asyncio.to_thread(shutil.rmtree, self.pods_root / local.uid, True)
         except LabError as err:
             log.warning("pod %s/%s sandbox not removed: %s", *local.key, err)
-        self.pool.release(local.ip)
+        if not local.host_network:
+            self.pool.release(local.ip)
 
     async def report(self, local: LocalPod, pod: Obj, agent: NodeAgent) -> None:
         """Post the pod's status if it changed since the last report."""

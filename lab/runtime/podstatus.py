@@ -9,7 +9,7 @@ from lab.runtime.objects import now_time
 Obj = dict[str, Any]
 
 
-def _field_ref(path: str, pod: Obj, pod_ip: str) -> str:
+def _field_ref(path: str, pod: Obj, pod_ip: str, host_ip: str) -> str:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     values = {
         "metadata.name": meta.get("name", ""),
@@ -18,11 +18,12 @@ def _field_ref(path: str, pod: Obj, pod_ip: str) -> str:
         "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
         "status.podIP": pod_ip,
+        "status.hostIP": host_ip,
     }
     return str(values.get(path, ""))
 
 
-def container_env(container: Obj, pod: Obj, pod_ip: str) -> dict[str, str]:
+def container_env(container: Obj, pod: Obj, pod_ip: str, host_ip: str = "") -> dict[str, str]:
     """A container's environment: literal values and downward-API fieldRefs."""
     env: dict[str, str] = {}
     for var in container.get("env") or []:
@@ -33,8 +34,23 @@ def container_env(container: Obj, pod: Obj, pod_ip: str) -> dict[str, str]:
             env[name] = str(var.get("value") or "")
         ref = (var.get("valueFrom") or {}).get("fieldRef")
         if ref:
-            env[name] = _field_ref(str(ref.get("fieldPath", "")), pod, pod_ip)
+            env[name] = _field_ref(str(ref.get("fieldPath", "")), pod, pod_ip, host_ip)
     return env
+
+
+def readiness_url(container: Obj, pod_ip: str) -> str:
+    """The URL of a container's httpGet readiness probe, as the kubelet would call it ("" when it has none);
+    a named port is looked up among the container's ports."""
+    get = (container.get("readinessProbe") or {}).get("httpGet")
+    if not get:
+        return ""
+    port = get.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        port = next((p.get("containerPort") for p in container.get("ports") or [] if p.get("name") == port), None)
+        if port is None:
+            return ""
+    scheme = str(get.get("scheme") or "HTTP").lower()
+    return f"{scheme}://{get.get('host') or pod_ip}:{port}{get.get('path') or '/'}"
 
 
 def pod_status(

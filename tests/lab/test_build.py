@@ -45,7 +45,7 @@ VERSION_OUTPUT = {
 }
 LINKED_ONLY = {"debug", "dnstap", "metadata", "transfer"}
 """Plugins that register themselves because the chosen ones import them, but that are no directive."""
-PLUGINS = ["reload", "ready", "health", "prometheus", "errors", "log", "cache", "hosts", "kubernetes", "loop",
+PLUGINS = ["reload", "bind", "ready", "health", "prometheus", "errors", "log", "cache", "hosts", "kubernetes", "loop",
            "forward", "erratic"]
 
 

@@ -208,11 +208,13 @@ def _coredns_pods(lab: LabHandle) -> list[Any]:
             and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
 
 
-def _coredns_processes(lab: LabHandle) -> list[str]:
-    """Command lines of the real CoreDNS processes this lab's kubelets run."""
+def _coredns_processes(lab: LabHandle, pods: list[Any]) -> list[str]:
+    """Command lines of the real CoreDNS processes this lab's kubelets run for these pods."""
     done = subprocess.run(["pgrep", "-a", "-f", f"coredns -conf {lab.state_dir / 'pods'}/"], capture_output=True,
                           text=True, check=False)
-    return [line for line in done.stdout.splitlines() if line.split()[1].endswith("/coredns")]
+    dirs = [f"/pods/{p.metadata.uid}/" for p in pods]
+    return [line for line in done.stdout.splitlines()
+            if line.split()[1].endswith("/coredns") and any(d in line for d in dirs)]
 
 
 def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab: LabHandle) -> None:
@@ -222,7 +224,7 @@ def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab:
 
     pods = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready")
     assert {p.spec.node_name for p in pods} <= set(REAL_NODES)
-    assert len(_coredns_processes(lab)) == 2
+    assert len(_coredns_processes(lab, pods)) == 2
     kubernetes_ip = _core(lab).read_namespaced_service("kubernetes", "default").spec.cluster_ip
     for pod in pods:
         assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local") == [kubernetes_ip]
@@ -279,7 +281,7 @@ def test_scaling_coredns_to_zero_stops_the_real_processes(lab: LabHandle) -> Non
     before = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready")
     apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
     try:
-        poll(lambda: not _coredns_processes(lab), 60, "every CoreDNS process gone")
+        poll(lambda: not _coredns_processes(lab, before), 60, "every CoreDNS process gone")
         poll(lambda: not _core(lab).list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items, 60,
              "every CoreDNS pod gone")
         assert all(_resolve(p.status.pod_ip, "kubernetes.default.svc.cluster.local") is None for p in before)
@@ -290,7 +292,7 @@ def test_scaling_coredns_to_zero_stops_the_real_processes(lab: LabHandle) -> Non
     finally:
         apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
     after = poll(lambda: (p := _coredns_pods(lab)) and len(p) == 2 and p, 60, "two CoreDNS pods Ready again")
-    assert len(_coredns_processes(lab)) == 2
+    assert len(_coredns_processes(lab, after)) == 2
     for pod in after:
         assert _resolve(pod.status.pod_ip, "kubernetes.default.svc.cluster.local")
     poll(lambda: _resolve(lab.endpoints["dns"].split(":")[0], "kubernetes.default.svc.cluster.local"), 30,
@@ -306,9 +308,80 @@ def test_services_of_pods_off_this_machine_are_not_fronted(lab: LabHandle) -> No
     _apply(lab, deployment, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fake", "namespace": ns},
                              "spec": {"selector": {"app": "fake"}, "ports": [{"port": 80, "protocol": "TCP"}]}})
     core = _core(lab)
-    poll(lambda: any(a.ip.startswith("10.244.") for s in core.read_namespaced_endpoints("fake", ns).subsets or []
-                     for a in s.addresses or []), 60, "the kwok pod's address in the Service's endpoints")
+
+    def kwok_endpoint() -> bool:
+        found = core.list_namespaced_endpoints(ns, field_selector="metadata.name=fake").items
+        return any(a.ip.startswith("10.244.") for e in found for s in e.subsets or [] for a in s.addresses or [])
+
+    poll(kwok_endpoint, 60, "the kwok pod's address in the Service's endpoints")
     ip = core.read_namespaced_service("fake", ns).spec.cluster_ip
     with socket.socket() as sock:
         sock.settimeout(2)
         assert sock.connect_ex((ip, 80)) != 0
+
+
+def _ask_dns(ip: str, name: str) -> tuple[int, list[str], int | None] | None:
+    """(rcode, A records, TTL of the first answer) from a DNS server at ip (None: no answer in time)."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    try:
+        answer = dns.query.udp(dns.message.make_query(name, "A"), ip, timeout=1.0)
+    except (dns.exception.Timeout, OSError):
+        return None
+    records = sorted(r.address for rrset in answer.answer for r in rrset if hasattr(r, "address"))
+    return answer.rcode(), records, answer.answer[0].ttl if answer.answer else None
+
+
+def test_node_local_dns_serves_stale_answers_through_a_coredns_outage_only_with_serve_stale(lab: LabHandle) -> None:
+    """NodeLocal DNSCache (the real CoreDNS in the node's network on each real node) answers through kube-dns. With
+    CoreDNS scaled to 0 and the cached answer expired it answers SERVFAIL; with serve_stale switched on in its
+    ConfigMap (applied by CoreDNS's reload plugin) the expired answer is served instead, with TTL 0."""
+    import dns.rcode
+    from kubernetes import client
+
+    core, apps = _core(lab), client.AppsV1Api(lab.client())
+    resolver = lab.endpoints["node_local_dns"]["lab-node-0"].split(":")[0]
+    kube_dns = lab.endpoints["dns"].split(":")[0]
+    name = "kubernetes.default.svc.cluster.local"
+    kubernetes_ip = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    poll(lambda: (a := _ask_dns(resolver, name)) and a[1] == [kubernetes_ip], 30, "node-local-dns answering")
+    original = core.read_namespaced_config_map("node-local-dns", "kube-system").data["Corefile"]
+    short = original.replace("success 9984 30", "success 9984 2").replace("denial 9984 5", "denial 9984 2")
+    assert short != original
+
+    def configure(corefile: str, marker: str) -> None:
+        """Apply a Corefile with a hosts entry that tells when the reload plugin has read it."""
+        edited = corefile.replace("    errors\n", f"    errors\n    hosts {{\n        {marker} reloaded.cluster.local\n"
+                                  "        fallthrough\n    }\n", 1)
+        assert marker in edited
+        core.patch_namespaced_config_map("node-local-dns", "kube-system", {"data": {"Corefile": edited}})
+        poll(lambda: (a := _ask_dns(resolver, "reloaded.cluster.local")) and a[1] == [marker], 45,
+             f"node-local-dns to reload ({marker})")
+
+    def outage() -> None:
+        apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
+        poll(lambda: _resolve(kube_dns, name) is None, 60, "kube-dns to stop answering")
+
+    def recover() -> None:
+        apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 2}})
+        poll(lambda: _resolve(kube_dns, name) == [kubernetes_ip], 60, "kube-dns answering again")
+
+    try:
+        configure(short, "203.0.113.251")
+        assert _ask_dns(resolver, name)[1] == [kubernetes_ip]  # cached, expiring 2 s later
+        outage()
+        poll(lambda: (a := _ask_dns(resolver, name)) and a[0] == dns.rcode.SERVFAIL, 30,
+             "SERVFAIL once the cached answer expired")
+        recover()
+        with_stale = short.replace("denial 9984 2\n", "denial 9984 2\n        serve_stale 1h\n")
+        assert "serve_stale" in with_stale
+        configure(with_stale, "203.0.113.252")
+        assert _ask_dns(resolver, name)[1] == [kubernetes_ip]
+        outage()
+        stale = poll(lambda: (a := _ask_dns(resolver, name)) and a[2] == 0 and a, 30, "a stale answer (TTL 0)")
+        assert stale[0] == dns.rcode.NOERROR and stale[1] == [kubernetes_ip]
+    finally:
+        core.patch_namespaced_config_map("node-local-dns", "kube-system", {"data": {"Corefile": original}})
+        recover()

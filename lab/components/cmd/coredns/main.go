@@ -2,7 +2,7 @@
 // lab's Corefiles use compiled in.
 //
 // Upstream's main imports core/plugin, which links every plugin (cloud DNS backends, etcd, ...). This one
-// imports twelve, and sets dnsserver.Directives to the same twelve in the order of upstream's plugin.cfg
+// imports thirteen, and sets dnsserver.Directives to the same thirteen in the order of upstream's plugin.cfg
 // (the order in which a request passes through them). Four more register themselves because these import
 // them (debug, dnstap, metadata, transfer: `coredns -plugins` lists them), but a Corefile can name only a
 // directive: any other plugin is rejected at start-up ("Unknown directive"), so the lab cannot come to
@@ -13,6 +13,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
+	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/erratic"
 	_ "github.com/coredns/coredns/plugin/errors"
@@ -31,6 +32,7 @@ import (
 // directive of plugin/metrics).
 var directives = []string{
 	"reload",
+	"bind",
 	"ready",
 	"health",
 	"prometheus",
