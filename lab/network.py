@@ -27,7 +27,8 @@ class NetworkError(LabError):
     """The lab's pod network could not be made, changed or removed."""
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run iproute2's ``ip`` with args; NetworkError naming the command when it fails (unless check is False)."""
     done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if check and done.returncode != 0:
         raise NetworkError(f"ip {' '.join(args)} failed: {done.stderr.strip() or done.returncode}")
@@ -72,18 +73,18 @@ class PodNetwork:
 
     def exists(self) -> bool:
         """Whether the link is there."""
-        return _ip("link", "show", "dev", self.link, check=False).returncode == 0
+        return run_ip("link", "show", "dev", self.link, check=False).returncode == 0
 
     def create(self) -> None:
         """Make the link (replacing a stale one of the same name) with the nodes' addresses on it."""
         self.destroy()
-        _ip("link", "add", self.link, "type", "bridge")
+        run_ip("link", "add", self.link, "type", "bridge")
         try:
-            _ip("link", "set", self.link, "up")
+            run_ip("link", "set", self.link, "up")
             for i in range(self.nodes):
                 self.add(self.node_ip(i))
             # pod IPs that live in a sandbox's namespace (lab/sandbox.py) are reached through the bridge
-            _ip("route", "add", str(self.cidr), "dev", self.link)
+            run_ip("route", "add", str(self.cidr), "dev", self.link)
         except BaseException:
             self.destroy()
             raise
@@ -91,20 +92,20 @@ class PodNetwork:
     def add(self, address: str) -> None:
         """Put one of the slot's addresses on the link (idempotent)."""
         self._check(address)
-        done = _ip("addr", "add", f"{address}/32", "dev", self.link, check=False)
+        done = run_ip("addr", "add", f"{address}/32", "dev", self.link, check=False)
         if done.returncode != 0 and "File exists" not in done.stderr:
             raise NetworkError(f"cannot add {address} to {self.link}: {done.stderr.strip()}")
 
     def remove(self, address: str) -> None:
         """Take an address off the link (idempotent)."""
         self._check(address)
-        done = _ip("addr", "del", f"{address}/32", "dev", self.link, check=False)
+        done = run_ip("addr", "del", f"{address}/32", "dev", self.link, check=False)
         if done.returncode != 0 and "Cannot assign" not in done.stderr and self.exists():
             raise NetworkError(f"cannot remove {address} from {self.link}: {done.stderr.strip()}")
 
     def addresses(self) -> list[str]:
         """The addresses on the link now (empty when it is gone)."""
-        done = _ip("-o", "-4", "addr", "show", "dev", self.link, check=False)
+        done = run_ip("-o", "-4", "addr", "show", "dev", self.link, check=False)
         if done.returncode != 0:
             return []
         return [line.split()[3].split("/")[0] for line in done.stdout.splitlines() if len(line.split()) > 3]
@@ -112,7 +113,7 @@ class PodNetwork:
     def destroy(self) -> None:
         """Delete the link and with it every address (idempotent)."""
         if self.exists():
-            _ip("link", "del", self.link)
+            run_ip("link", "del", self.link)
 
     def _check(self, address: str) -> None:
         if ipaddress.ip_address(address) not in self.cidr:

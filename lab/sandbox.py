@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.network import NetworkError, PodNetwork
+from lab.network import NetworkError, PodNetwork, run_ip
 
 NETNS_PREFIX = "gdpod"
 VETH_PREFIX = "gdv"
@@ -31,13 +30,6 @@ _MOUNT_SCRIPT = (
     'set -e; mount -t tmpfs -o mode=0755 gameday-pod /run; mkdir -p "$2"; mount --bind "$1" "$2"; '
     'mount -o remount,bind,ro "$2"; shift 2; exec "$@"'
 )
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise NetworkError(f"ip {' '.join(args)} failed: {done.stderr.strip() or done.returncode}")
-    return done
 
 
 def host_network_command(argv: list[str], files_dir: Path, files_at: str = SERVICE_ACCOUNT_DIR) -> list[str]:
@@ -80,15 +72,15 @@ class PodSandbox:
         if self.ip not in self.network.pod_ips():
             raise NetworkError(f"{self.ip} is not a pod address of {self.network.cidr}")
         self.destroy()
-        _ip("netns", "add", self.netns)
+        run_ip("netns", "add", self.netns)
         try:
-            _ip("link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
-            _ip("link", "set", self.veth, "master", self.network.link, "up")
+            run_ip("link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
+            run_ip("link", "set", self.veth, "master", self.network.link, "up")
             inside = ("netns", "exec", self.netns, "ip")
-            _ip(*inside, "link", "set", "lo", "up")
-            _ip(*inside, "addr", "add", f"{self.ip}/{self.network.cidr.prefixlen}", "dev", "eth0")
-            _ip(*inside, "link", "set", "eth0", "up")
-            _ip(*inside, "route", "add", "default", "via", self.gateway, "dev", "eth0")
+            run_ip(*inside, "link", "set", "lo", "up")
+            run_ip(*inside, "addr", "add", f"{self.ip}/{self.network.cidr.prefixlen}", "dev", "eth0")
+            run_ip(*inside, "link", "set", "eth0", "up")
+            run_ip(*inside, "route", "add", "default", "via", self.gateway, "dev", "eth0")
         except BaseException:
             self.destroy()
             raise
@@ -99,10 +91,10 @@ class PodSandbox:
 
     def destroy(self) -> None:
         """Delete the namespace (its eth0, and so the veth pair, go with it); idempotent."""
-        if _ip("link", "show", "dev", self.veth, check=False).returncode == 0:
-            _ip("link", "del", self.veth, check=False)
+        if run_ip("link", "show", "dev", self.veth, check=False).returncode == 0:
+            run_ip("link", "del", self.veth, check=False)
         if self.exists():
-            _ip("netns", "del", self.netns)
+            run_ip("netns", "del", self.netns)
 
 
 def sandboxes(slot: int) -> list[str]:
@@ -118,11 +110,11 @@ def remove_sandboxes(slot: int) -> list[str]:
     namespace); returns their names."""
     found = sandboxes(slot)
     prefix = f"{VETH_PREFIX}{slot}"
-    links = _ip("-o", "link", "show", "type", "veth", check=False).stdout.splitlines()
+    links = run_ip("-o", "link", "show", "type", "veth", check=False).stdout.splitlines()
     for line in links:  # "7: gdv0abc...@if2: <...>": deleted at once, where the namespace's teardown lags
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
         if name.startswith(prefix) and len(name) == len(prefix) + ID_LENGTH:
-            _ip("link", "del", name, check=False)
+            run_ip("link", "del", name, check=False)
     for name in found:
-        _ip("netns", "del", name, check=False)
+        run_ip("netns", "del", name, check=False)
     return found

@@ -196,7 +196,7 @@ class Kubelets:
             binaries=dict(self.cluster.config.binaries),
             pod_dir=str(self.pods_root / local.uid),
             readiness_url=readiness_url(container, local.ip),
-            extra={"annotations": dict(meta.get("annotations") or {}), "uid": local.uid, "host_ip": self.agents[local.node].ip},
+            extra={"annotations": dict(meta.get("annotations") or {}), "uid": local.uid, "host_ip": agent.ip},
         )
         try:
             program = program_for(str(container.get("image") or "lab/pause"), ctx.extra["annotations"])

@@ -9,10 +9,11 @@ The file is rewritten atomically whenever the set changes; Prometheus's ``file_s
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lab.runtime.files import write_atomic
 
 SCRAPE_TARGETS = "scrape-targets.json"
 Obj = dict[str, Any]
@@ -45,7 +46,4 @@ def write_targets(path: Path, targets: list[ScrapeTarget]) -> None:
     """Write the file-discovery file (one target group per pod), atomically."""
     groups = [{"targets": [t.address], "labels": {**dict(t.labels), "__metrics_path__": t.path}}
               for t in sorted(targets, key=lambda t: t.address)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(groups, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(groups, indent=1))

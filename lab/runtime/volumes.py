@@ -9,12 +9,12 @@ processes share this machine's filesystem, so nothing is mounted at the containe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from lab.runtime.client import ApiClient, api_path
 from lab.runtime.errors import ApiStatusError
+from lab.runtime.files import write_atomic
 
 Obj = dict[str, Any]
 SYNC_S = 2.0
@@ -22,12 +22,9 @@ SYNC_S = 2.0
 
 
 def _write(path: Path, text: str) -> None:
-    if path.exists() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write a volume's file only when its content changed (a watcher sees one change per edit)."""
+    if not (path.exists() and path.read_text() == text):
+        write_atomic(path, text)
 
 
 class ConfigMapVolumes:
