@@ -56,6 +56,18 @@ def make_runner(
     return CampaignRunner(campaign, ctx, ops, Recorder("r1"), **kw), ledger
 
 
+def interrupt_verify_of(runner: CampaignRunner, fault_id: str) -> None:
+    """Make verifying fault_id raise KeyboardInterrupt (an operator's Ctrl-C right after it was injected)."""
+    real_verify = runner.ops.verify
+
+    def interrupted(inj: Any, ctx: Any) -> Any:
+        if inj.fault_id == fault_id:
+            raise KeyboardInterrupt
+        return real_verify(inj, ctx)
+
+    runner.ops.verify = interrupted
+
+
 def markers(tmp_path: Path) -> list[str]:
     """Marker files faults left behind."""
     return sorted(p.name for p in tmp_path.glob("*.injected"))
@@ -139,14 +151,7 @@ def test_exception_after_inject_rolls_back(tmp_path: Path, health: Health) -> No
 def test_keyboard_interrupt_rolls_back_then_propagates(tmp_path: Path, health: Health) -> None:
     """A KeyboardInterrupt during a stage still rolls back every injected fault before propagating."""
     runner, _ = make_runner(tmp_path, health)
-    real_verify = runner.ops.verify
-
-    def interrupted(inj: Any, ctx: Any) -> Any:
-        if inj.fault_id == "b":
-            raise KeyboardInterrupt
-        return real_verify(inj, ctx)
-
-    runner.ops.verify = interrupted
+    interrupt_verify_of(runner, "b")
     with pytest.raises(KeyboardInterrupt):
         runner.run()
     assert markers(tmp_path) == []
@@ -229,14 +234,7 @@ def test_setup_that_does_not_land_fails_the_run_before_any_stage(tmp_path: Path,
 def test_setup_is_undone_after_an_interrupted_stage(tmp_path: Path, health: Health) -> None:
     """A KeyboardInterrupt in a stage rolls back the stage's faults, then the setup, before propagating."""
     runner, _ = make_runner(tmp_path, health, setup=SETUP)
-    real_verify = runner.ops.verify
-
-    def interrupted(inj: Any, ctx: Any) -> Any:
-        if inj.fault_id == "c":
-            raise KeyboardInterrupt
-        return real_verify(inj, ctx)
-
-    runner.ops.verify = interrupted
+    interrupt_verify_of(runner, "c")
     with pytest.raises(KeyboardInterrupt):
         runner.run()
     assert markers(tmp_path) == [] and runner.active == []
