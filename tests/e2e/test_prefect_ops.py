@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from blueprints.record import CampaignRecord
-from tests.e2e.conftest import Ops, prefect_stack, wait_until
+from tests.e2e.conftest import FINAL, Ops, prefect_stack, wait_until
 
 HEAD = """\
 name: {name}
@@ -154,6 +154,25 @@ def test_out_of_range_intensity_is_refused_by_the_server(ops: Ops) -> None:
     assert "observe_s" in r.text
 
 
+def wait_injected(ops: Ops, run_id: str, node: str) -> None:
+    """Wait until the run has cordoned ``node`` and scaled CoreDNS to 0; its state and the worker's log if not."""
+
+    def injected() -> bool:
+        if (kind := ops.state_of(run_id)) in FINAL:
+            raise AssertionError(f"the run ended {kind} before both faults were in\n{ops.tail()}")
+        return bool(
+            core(ops).read_node(node).spec.unschedulable
+            and apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == 0
+        )
+
+    try:
+        wait_until(injected, 180, "both faults to be injected")
+    except AssertionError as e:
+        if "timed out" not in str(e):
+            raise
+        raise AssertionError(f"{e} (run {ops.state_of(run_id)})\n{ops.tail()}") from None
+
+
 def test_cancel_mid_stage_rolls_back_every_fault(ops: Ops, tmp_path: Path) -> None:
     """Cancelling a run (as the UI does) while a node is cordoned and CoreDNS is at zero restores both objects."""
     node = first_node(ops)
@@ -161,14 +180,7 @@ def test_cancel_mid_stage_rolls_back_every_fault(ops: Ops, tmp_path: Path) -> No
     dns_before = apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas
     bp = write_blueprint(tmp_path, "ops-cancel", LONG, node)
     run_id = ops.run_deployment("smoke", {"blueprint": bp, "target": "lab"})
-    wait_until(
-        lambda: (
-            core(ops).read_node(node).spec.unschedulable
-            and apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == 0
-        ),
-        180,
-        "both faults to be injected",
-    )
+    wait_injected(ops, run_id, node)
     ops.cancel(run_id)
     ops.wait_state(run_id, {"CANCELLED"}, 120)
     wait_until(
@@ -215,14 +227,7 @@ def test_crashed_worker_leaves_faults_that_the_reconcile_deployment_reverts(ops:
     node_before = core(ops).read_node(node).spec.to_dict()
     dns_before = apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas
     run_id = ops.run_deployment("smoke", {"blueprint": write_blueprint(tmp_path, "ops-crash", LONG, node)})
-    wait_until(
-        lambda: (
-            core(ops).read_node(node).spec.unschedulable
-            and apps(ops).read_namespaced_deployment("coredns", "kube-system").spec.replicas == 0
-        ),
-        180,
-        "both faults to be injected",
-    )
+    wait_injected(ops, run_id, node)
     wait_until(lambda: ops.flow_run(run_id).get("infrastructure_pid"), 30, "the flow's PID to be recorded")
     ops.crash_worker(run_id)
     assert core(ops).read_node(node).spec.unschedulable, "nobody was left to roll back"

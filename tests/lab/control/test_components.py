@@ -108,13 +108,14 @@ def test_pki_rejects_a_key_that_is_not_ec(tmp_path: Path) -> None:
 
 
 def test_kwok_configuration_has_node_and_pod_stages(tmp_path: Path) -> None:
-    """kwok's config is a KwokConfiguration and Stages for Nodes and Pods, including Job completion and deletion."""
+    """kwok's config is a KwokConfiguration and Stages for Nodes and Pods, including Job completion, readiness
+    regained after a missed lease, and deletion."""
     docs = list(yaml.safe_load_all(kwok.write_config(tmp_path / "kwok.yaml").read_text()))
     assert docs[0]["kind"] == "KwokConfiguration"
     stages = {d["metadata"]["name"]: d["spec"]["resourceRef"]["kind"] for d in docs[1:]}
     assert all(d["kind"] == "Stage" for d in docs[1:])
-    assert sorted(stages.values()) == ["Node", "Node", "Pod", "Pod", "Pod"]
-    assert {"lab-pod-complete", "lab-pod-delete", "lab-node-heartbeat"} <= set(stages)
+    assert sorted(stages.values()) == ["Node", "Node", "Pod", "Pod", "Pod", "Pod"]
+    assert {"lab-pod-complete", "lab-pod-ready-again", "lab-pod-delete", "lab-node-heartbeat"} <= set(stages)
 
 
 def test_kwok_nodes_have_distinct_addresses() -> None:

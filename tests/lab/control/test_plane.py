@@ -85,35 +85,60 @@ def test_every_component_is_scraped(lab: LabHandle) -> None:
         assert _query(lab, promql), f"no series for {promql}"
 
 
+def _unreachable(lab: LabHandle) -> set[str]:
+    """The nodes that carry the node lifecycle controller's NoExecute unreachable taint."""
+    return {n["metadata"]["name"] for n in _get(lab, "/api/v1/nodes")["items"]
+            if any(t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
+                   for t in n["spec"].get("taints", []))}
+
+
 def test_frozen_kubelets_make_every_node_not_ready_without_evictions(lab: LabHandle) -> None:
-    """With kwok frozen (SIGSTOP) no lease is renewed: kube-controller-manager marks every node NotReady
-    (Unknown) and judges the zone fully disrupted, so it evicts none of their pods even after their toleration
-    (as when the control plane itself is the fault); thawed, every node is Ready again."""
+    """With kwok frozen (SIGSTOP) kube-controller-manager marks every node NotReady, judges the zone fully disrupted
+    and stops taint-based eviction, so no node it had not tainted before loses a pod even after the pods' toleration
+    has run out, and thawed, every node is Ready and untainted and the Deployment whole again."""
     assert lab.kubectl("create", "namespace", "frozen", context="lab-admin").returncode == 0
     created = lab.kubectl("-n", "frozen", "create", "deployment", "app", "--image=nginx", "--replicas=6")
     assert created.returncode == 0, created.stderr
     assert lab.kubectl("-n", "frozen", "rollout", "status", "deployment/app", "--timeout=60s").returncode == 0
 
-    def pods() -> set[str]:
+    def placed() -> dict[str, str]:
         items = _get(lab, "/api/v1/namespaces/frozen/pods")["items"]
-        return {p["metadata"]["name"] for p in items if "deletionTimestamp" not in p["metadata"]}
+        return {p["metadata"]["name"]: p["spec"].get("nodeName", "") for p in items
+                if "deletionTimestamp" not in p["metadata"]}
 
-    before = pods()
-    nodes = lab.endpoints["kwok_nodes"]
+    def pods_on(nodes: set[str]) -> set[str]:
+        return {name for name, node in placed().items() if node in nodes}
+
+    nodes = set(lab.endpoints["kwok_nodes"])
+    before = placed()
+    assert len(before) == 6 and set(before.values()) <= nodes
     kwok_pid = lab.endpoints["pids"]["kwok"]
     os.kill(kwok_pid, signal.SIGSTOP)
     try:
         poll(lambda: all(_ready(lab, n) == "Unknown" for n in nodes), 30, "every node NotReady (Unknown)")
         poll(lambda: _query(lab, "max(node_collector_zone_health) == 0"), 30,
              "the controller's zone health at 0 % (full disruption)")
+        # While the zone is still normal the eviction limiter (burst 1) taints the first node to expire at once;
+        # when every node expires in the same monitor pass, the untainting at the switch to full disruption reads the
+        # pass's cached node list, which can predate that taint (v1.37 node_lifecycle_controller.go,
+        # handleDisruption), and that node's pods are evicted: Kubernetes' behaviour, not the lab's.
+        tainted = _unreachable(lab)
+        assert len(tainted) <= 1, f"the controller tainted {sorted(tainted)} although the zone is fully disrupted"
+        spared = nodes - tainted
+        kept = {name for name, node in before.items() if node in spared}
+        assert pods_on(spared) == kept, "pods on nodes the controller had not tainted are gone"
         held = time.monotonic() + 1.5 * FAST["unreachable_toleration_seconds"]  # every toleration runs out
         while time.monotonic() < held:
-            assert pods() == before
+            assert _unreachable(lab) == tainted, "a node was tainted after the zone turned fully disrupted"
+            assert pods_on(spared) == kept, "a pod was evicted from a node that was never tainted"
             time.sleep(0.5)
     finally:
         os.kill(kwok_pid, signal.SIGCONT)
     poll(lambda: all(_ready(lab, n) == "True" for n in nodes), 30, "every node Ready again")
-    assert pods() == before
+    poll(lambda: not _unreachable(lab), 30, "every unreachable taint removed")
+    assert kept <= pods_on(spared)  # replacements for the tainted node's evicted pods may land beside them
+    poll(lambda: _get(lab, "/apis/apps/v1/namespaces/frozen/deployments/app")["status"].get("availableReplicas") == 6,
+         90, "the Deployment's six replicas available again")
 
 
 def test_up_twice_is_refused(lab: LabHandle) -> None:
