@@ -63,10 +63,11 @@ class HttpProbe(_Probe):
 
 
 class KubernetesProbe(_Probe):
-    """Kubernetes state: deployment available replicas, ready nodes, cordoned nodes, running pods."""
+    """Kubernetes state: deployment available replicas, ready nodes, cordoned nodes, running or ready pods."""
 
     type: Literal["kubernetes"] = "kubernetes"
-    check: Literal["deployment-available", "nodes-ready", "nodes-cordoned", "pods-running", "node-ready"]
+    check: Literal["deployment-available", "nodes-ready", "nodes-cordoned", "pods-running", "pods-ready",
+                   "node-ready"]
     namespace: str | None = None
     object_name: str | None = Field(default=None, alias="object")
     label_selector: dict[str, str] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ COMPONENT_IDENTITY = {"kube-controller-manager": "system:kube-controller-manager
                       "kube-scheduler": "system:kube-scheduler", "kwok": KWOK_USER}
 BINARIES = (*ORDER, "kubectl", "coredns")
 ADDONS = Path(__file__).resolve().parent / "addons"
+INFERENCE = ("model-server", "gateway", "loadgen")
+"""The inference workload's Deployments (addons/inference.yaml), awaited by up."""
 
 
 def _free_ports() -> Ports:
@@ -133,8 +136,8 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
 
 
 def addons(opts: ControlPlaneOptions) -> list[dict[str, Any]]:
-    """The add-ons of a lab with real nodes (cluster DNS, NodeLocal DNSCache), with kube-dns at the service range's
-    tenth address."""
+    """The add-ons of a lab with real nodes (cluster DNS, NodeLocal DNSCache, the inference workload), with kube-dns
+    at the service range's tenth address."""
     dns_ip = kube_dns_ip(opts)
     text = "\n---\n".join(p.read_text() for p in sorted(ADDONS.glob("*.yaml"))).replace("__KUBE_DNS__", dns_ip)
     docs = [d for d in yaml.safe_load_all(text) if d]
@@ -346,6 +349,9 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
                    "CoreDNS on the real nodes", log=layout.log("runtime"))
             _await(lambda: _daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.real_nodes), deadline,
                    "NodeLocal DNSCache on every real node", log=layout.log("runtime"))
+            for name in INFERENCE:
+                _await(partial(_deployment_waiting, layout, admin, "inference", name), deadline,
+                       f"inference/{name} on the real nodes", log=layout.log("runtime"))
         jobs = _scrape_jobs(layout, runtime)
         port = prometheus.free_port()
         config = prometheus.write_jobs_config(state, port, jobs)

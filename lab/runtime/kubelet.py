@@ -21,6 +21,7 @@ from lab.network import PodAddresses, PodNetwork
 from lab.pods import PodContext, PodProgram
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
+from lab.runtime.envvars import container_env
 from lab.runtime.errors import ApiStatusError, LabError
 from lab.runtime.images import ImagePullError, program_for, sandboxed
 from lab.runtime.informer import Key
@@ -28,7 +29,7 @@ from lab.runtime.ipam import IpPool
 from lab.runtime.metrics import PODS_RUNNING_LOCAL
 from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
-from lab.runtime.podstatus import container_env, pod_status, readiness_url
+from lab.runtime.podstatus import pod_status, readiness_url
 from lab.runtime.scrape import SCRAPE_TARGETS, ScrapeTarget, scrape_target, write_targets
 from lab.runtime.slots import pod_first_octet
 from lab.runtime.volumes import SYNC_S, ConfigMapVolumes
@@ -185,7 +186,7 @@ class Kubelets:
             node_name=local.node,
             pod_ip=local.ip,
             labels=dict(meta.get("labels") or {}),
-            env=container_env(container, pod, local.ip, agent.ip),
+            env=container_env(container, pod, local.ip, agent.ip, self.cluster.services.items()),
             args=[*(container.get("command") or []), *(container.get("args") or [])],
             api_url=self.cluster.config.api_url,
             api_token=token,

@@ -1,4 +1,4 @@
-"""What a kubelet reports for a pod: its environment (with downward API values) and status."""
+"""What a kubelet reports for a pod: its status, and the readiness URL it probes."""
 
 from __future__ import annotations
 
@@ -7,35 +7,6 @@ from typing import Any
 from lab.runtime.objects import now_time
 
 Obj = dict[str, Any]
-
-
-def _field_ref(path: str, pod: Obj, pod_ip: str, host_ip: str) -> str:
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    values = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", ""),
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": spec.get("nodeName", ""),
-        "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
-        "status.podIP": pod_ip,
-        "status.hostIP": host_ip,
-    }
-    return str(values.get(path, ""))
-
-
-def container_env(container: Obj, pod: Obj, pod_ip: str, host_ip: str = "") -> dict[str, str]:
-    """A container's environment: literal values and downward-API fieldRefs."""
-    env: dict[str, str] = {}
-    for var in container.get("env") or []:
-        name = var.get("name")
-        if not name:
-            continue
-        if "value" in var:
-            env[name] = str(var.get("value") or "")
-        ref = (var.get("valueFrom") or {}).get("fieldRef")
-        if ref:
-            env[name] = _field_ref(str(ref.get("fieldPath", "")), pod, pod_ip, host_ip)
-    return env
 
 
 def readiness_url(container: Obj, pod_ip: str) -> str:

@@ -1,4 +1,4 @@
-"""The ``kubernetes`` probe: counts read from the API (available replicas, ready/cordoned nodes, running pods)."""
+"""The ``kubernetes`` probe: counts read from the API (available replicas, ready/cordoned nodes, running/ready pods)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def node_is_ready(node: Any) -> bool:
     return False
 
 
+def pod_is_ready(pod: Any) -> bool:
+    """Whether a pod is not being deleted and its Ready condition is True (its Service would send it traffic)."""
+    if pod.metadata.deletion_timestamp:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions if pod.status else None) or [])
+
+
 def measure(spec: KubernetesProbe, cluster: Any) -> Any:
     """The value the check measures."""
     if spec.check == "deployment-available":
@@ -33,6 +40,8 @@ def measure(spec: KubernetesProbe, cluster: Any) -> Any:
             return sum(1 for n in nodes if node_is_ready(n))
         return sum(1 for n in nodes if n.spec and n.spec.unschedulable)
     pods = cluster.list_pods([spec.namespace] if spec.namespace else None, spec.label_selector)
+    if spec.check == "pods-ready":
+        return sum(1 for p in pods if pod_is_ready(p))
     return sum(1 for p in pods if p.status and p.status.phase == "Running" and not p.metadata.deletion_timestamp)
 
 

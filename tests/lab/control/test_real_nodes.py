@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from kubernetes import client
 
 from lab.control import plane
 from lab.network import PodNetwork
@@ -141,8 +143,11 @@ def test_pods_on_real_nodes_run_on_pod_ips_that_the_real_controllers_publish(lab
     poll(lambda: not core.list_namespaced_pod(ns, label_selector="app=echo").items, 60, "every echo pod gone")
     assert all(_echo(p.status.pod_ip) is None for p in replaced)
     network = PodNetwork(lab.endpoints["slot"], len(REAL_NODES))
-    poll(lambda: sorted(network.addresses()) == sorted(network.node_ip(i) for i in range(len(REAL_NODES))), 10,
-         "only the nodes' addresses left on the link")
+    # left on the link: the nodes' addresses and the pod IPs of the inference workload's programs (in the nodes'
+    # own namespace), none of the echo pods'
+    workload = {p.status.pod_ip for p in core.list_namespaced_pod("inference").items}
+    nodes = {network.node_ip(i) for i in range(len(REAL_NODES))}
+    poll(lambda: set(network.addresses()) == nodes | workload, 10, "no echo pod's address left on the link")
 
 
 def test_a_pod_speaks_with_a_token_bound_to_it(lab: LabHandle, tmp_path: Path) -> None:
@@ -162,17 +167,26 @@ def test_a_pod_speaks_with_a_token_bound_to_it(lab: LabHandle, tmp_path: Path) -
 
 def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: LabHandle) -> None:
     """Pausing a real node's kubelet stops its lease renewals; kube-controller-manager marks it NotReady (Unknown),
-    and it is Ready again once renewals resume."""
+    the runtime's lab_nodes_ready counts one node fewer, and it is Ready again once renewals resume."""
     def ready(status: str) -> bool:
         node = _core(lab).read_node("lab-node-1")
         return next(c.status for c in node.status.conditions if c.type == "Ready") == status
 
+    def gauges() -> tuple[float, float]:
+        text = requests.get(lab.endpoints["runtime_metrics"], timeout=10).text
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                  if line.startswith(("lab_nodes_ready ", "lab_nodes "))}
+        return values["lab_nodes_ready"], values["lab_nodes"]
+
+    assert gauges() == (3, 3)  # one kwok node and two real nodes
     lab.control("lab-node-1", "pause")
     try:
         poll(lambda: ready("Unknown"), 30, "lab-node-1 NotReady (Unknown) after its lease expired")
+        poll(lambda: gauges() == (2, 3), 10, "lab_nodes_ready at 2 of 3")
     finally:
         lab.control("lab-node-1", "resume")
     poll(lambda: ready("True"), 60, "lab-node-1 Ready again")
+    poll(lambda: gauges() == (3, 3), 10, "lab_nodes_ready at 3 of 3 again")
 
 
 def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None:
@@ -180,7 +194,11 @@ def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None
     require(os.geteuid() == 0, "the real nodes' pod network needs root (ip link/addr)")
     with running_control_plane(tmp_path / "lab", nodes=1, real_nodes=1) as handle:
         network = PodNetwork(handle.endpoints["slot"], 1)
-        assert network.exists() and network.addresses() == [network.node_ip(0)]
+        # the bridge holds the node's address and the pod IPs of the programs that run in the node's namespace
+        # (the inference workload's); the sandboxed ones (CoreDNS) hold theirs in their own namespaces
+        pods = client.CoreV1Api(handle.client()).list_namespaced_pod("inference").items
+        in_node = {p.status.pod_ip for p in pods}
+        assert network.exists() and set(network.addresses()) == {network.node_ip(0), *in_node}
         runtime = handle.endpoints["pids"]["runtime"]
     assert not network.exists()
     from lab.runtime.procs import pid_alive
@@ -385,3 +403,45 @@ def test_node_local_dns_serves_stale_answers_through_a_coredns_outage_only_with_
     finally:
         core.patch_namespaced_config_map("node-local-dns", "kube-system", {"data": {"Corefile": original}})
         recover()
+
+
+def _storm_counts(lab: LabHandle, pod_prefix: str) -> dict[str, float]:
+    """liststorm_requests_total by HTTP code, summed over the runtime's pods whose name starts with pod_prefix."""
+    counts: dict[str, float] = {}
+    for line in requests.get(lab.endpoints["runtime_metrics"], timeout=10).text.splitlines():
+        if line.startswith("liststorm_requests_total{") and f'pod="{pod_prefix}' in line:
+            code = line.split('code="', 1)[1].split('"', 1)[0]
+            counts[code] = counts.get(code, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_storm_pods_on_kwok_nodes_speak_as_their_own_service_account(lab: LabHandle) -> None:
+    """A list-storm DaemonSet on kwok's node (which runs no process) sends its LISTs from the runtime with its pod's
+    own service-account token: refused (403) while the account may not list configmaps, served (200) once a
+    ClusterRoleBinding lets it, and silent after the DaemonSet is deleted."""
+    ns = _namespace(lab, "kwok-storm")
+    _apply(lab, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "telemetry", "namespace": ns}})
+    _apply(lab, {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "storm", "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": "storm"}},
+                 "template": {"metadata": {"labels": {"app": "storm"}},
+                              "spec": {"serviceAccountName": "telemetry", "nodeSelector": {NODE_KIND_LABEL: "kwok"},
+                                       "containers": [{"name": "storm", "image": "lab/list-storm",
+                                                       "env": [{"name": "RESOURCE", "value": "configmaps"},
+                                                               {"name": "RATE", "value": "5"}]}]}}}})
+    poll(lambda: _storm_counts(lab, "storm-").get("403", 0) >= 3, 60, "the storm's LISTs refused by RBAC")
+    assert _storm_counts(lab, "storm-").get("200", 0) == 0  # not the admin's token
+    _apply(lab, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "kwok-storm-reads"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                 "subjects": [{"kind": "ServiceAccount", "name": "telemetry", "namespace": ns}]})
+    poll(lambda: _storm_counts(lab, "storm-").get("200", 0) >= 3, 60, "the storm's LISTs served once allowed")
+    pods = _core(lab).list_namespaced_pod(ns).items
+    assert [p.spec.node_name for p in pods] == lab.endpoints["kwok_nodes"]
+    assert lab.kubectl("-n", ns, "delete", "daemonset", "storm", "--wait=true", context="lab-admin").returncode == 0
+    poll(lambda: not _core(lab).list_namespaced_pod(ns).items, 60, "the storm's pod gone")
+    stopped = _storm_counts(lab, "storm-")  # the program stops when the pod starts terminating, before it is gone
+    held = time.monotonic() + 3.0
+    while time.monotonic() < held:
+        assert _storm_counts(lab, "storm-") == stopped, "the storm kept listing after its pod was deleted"
+        time.sleep(0.5)

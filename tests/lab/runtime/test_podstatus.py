@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from lab.runtime.podstatus import container_env, pod_status
-
-
-def test_env_resolves_downward_api() -> None:
-    """Literal values and fieldRefs (pod IP, name, node) end up in the program's env."""
-    pod = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "node-0"}}
-    container = {"env": [{"name": "A", "value": "1"},
-                         {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}
-    assert container_env(container, pod, "127.10.0.9") == {"A": "1", "IP": "127.10.0.9", "NODE": "node-0"}
+from lab.runtime.podstatus import pod_status
 
 
 def test_status_reports_ready_and_waiting() -> None:
