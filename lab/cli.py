@@ -48,9 +48,10 @@ def up_cmd(
     control_plane: Annotated[str, typer.Option(
         help="emulated (lab/apiserver and lab/runtime) or real (etcd, kube-apiserver, kube-controller-manager, "
              "kube-scheduler and kwok, built by `lab build` on first use)")] = "emulated",
-    max_requests_inflight: Annotated[int, typer.Option(help="real: kube-apiserver --max-requests-inflight")] = 400,
+    max_requests_inflight: Annotated[int, typer.Option(
+        help="real: kube-apiserver --max-requests-inflight (Kubernetes: 400; APF's seats are the sum)")] = 40,
     max_mutating_requests_inflight: Annotated[int, typer.Option(
-        help="real: kube-apiserver --max-mutating-requests-inflight")] = 200,
+        help="real: kube-apiserver --max-mutating-requests-inflight (Kubernetes: 200)")] = 20,
     node_lease_seconds: Annotated[int, typer.Option(help="real: the node Lease duration kwok writes")] = 40,
     node_monitor_grace: Annotated[int, typer.Option(
         help="real: kube-controller-manager --node-monitor-grace-period (s)")] = 40,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 
-from tasks.errors import Conflict, NotFound
+from tasks.errors import Conflict, NotFound, TargetError
 
 T = TypeVar("T")
 
@@ -111,6 +111,18 @@ class ClusterOps:
         """Cordon (True) or uncordon (False) a node."""
         verb = "cordon" if unschedulable else "uncordon"
         self.call(f"{verb} node {name}", self.core.patch_node, name, {"spec": {"unschedulable": unschedulable}})
+
+    # -- service accounts -------------------------------------------------------------------------------------
+
+    def request_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
+        """A token for service account namespace/name from the TokenRequest API (NotFound if it has none)."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": seconds}}
+        made = self.call(f"request a token for {namespace}/{name}",
+                         self.core.create_namespaced_service_account_token, name, namespace, body)
+        if made.status is None or not made.status.token:
+            raise TargetError(f"TokenRequest for {namespace}/{name} returned no token")
+        return str(made.status.token)
 
     # -- namespaces, config maps, network policies ------------------------------------------------------------
 

@@ -45,10 +45,11 @@ class ControlPlaneOptions:
     nodes: int = 3
     """kwok's fake nodes."""
     timeout: float = 180.0
-    max_requests_inflight: int = 400
-    """kube-apiserver ``--max-requests-inflight``: with APF, the non-mutating half of its seats."""
-    max_mutating_requests_inflight: int = 200
-    """kube-apiserver ``--max-mutating-requests-inflight``: APF's total is the sum of both."""
+    max_requests_inflight: int = 40
+    """kube-apiserver ``--max-requests-inflight``: with APF, the non-mutating part of its seats (Kubernetes: 400;
+    the lab's 60 seats in all are sized to this 2-core machine, so that one storm process fills APF's queues)."""
+    max_mutating_requests_inflight: int = 20
+    """kube-apiserver ``--max-mutating-requests-inflight``: APF's total is the sum of both (Kubernetes: 200)."""
     node_lease_seconds: int = 40
     """The Lease duration kwok writes for each node (kubelet's ``nodeLeaseDurationSeconds``); renewed every quarter."""
     node_monitor_grace_seconds: int = 40

@@ -35,9 +35,11 @@ from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
 from lab.runtime.controllers.scheduler import Scheduler
 from lab.runtime.errors import LabError
 from lab.runtime.kubelet import Kubelets
-from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED
+from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED, NODES_READY, NODES_TOTAL
 from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, LeaseThread, NodeAgent
+from lab.runtime.objects import node_ready
 from lab.runtime.proxy import LOOPBACK, ServiceProxy
+from lab.runtime.traffic import KwokTraffic
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class Runtime:
         # addresses nothing here serves
         reachable = [LOOPBACK, PodNetwork(config.slot).cidr] if config.real_plane else None
         self.proxy = ServiceProxy(self.cluster, reachable) if config.proxy else None
+        # kwok runs no process for its pods: the API traffic of those that make some runs here
+        self.traffic = KwokTraffic(self.cluster) if config.real_plane else None
         self.url = ""
 
     async def _register_nodes(self) -> None:
@@ -125,6 +129,10 @@ class Runtime:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         NODES_PAUSED.set(sum(1 for a in self.agents.values() if not a.alive))
+        if self.config.real_plane:  # every node's readiness, as kube-state-metrics reads it from the API at a scrape
+            nodes = self.cluster.nodes.items()
+            NODES_TOTAL.set(len(nodes))
+            NODES_READY.set(sum(1 for node in nodes if node_ready(node)))
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -185,6 +193,8 @@ class Runtime:
             loops = [self.kubelets.run(), *(c.run() for c in self.controllers)]
             if self.proxy is not None:
                 loops.append(self.proxy.run())
+            if self.traffic is not None:
+                loops.append(self.traffic.run())
             loops += [watch_loop_lag(), self._watch_thread(leases)]
             tasks += [asyncio.create_task(c) for c in loops]
             if ready_file:
@@ -205,5 +215,8 @@ class Runtime:
                 self.proxy.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.kubelets.stop_all(), 15)
+            if self.traffic is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.traffic.stop_all(), 15)
             await runner.cleanup()
             await self.cluster.close()

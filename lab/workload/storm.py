@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 
 import aiohttp
@@ -91,7 +92,11 @@ class ListStormProgram:
             "Accept": "application/json",
             "User-Agent": f"list-storm/{ctx.name}",
         }
-        self._session = aiohttp.ClientSession(headers=headers)
+        # an HTTPS API server (the real control plane) is trusted through the pod's CA, as client-go's in-cluster
+        # configuration trusts the service account's ca.crt
+        tls = ssl.create_default_context(cafile=ctx.api_ca_file) if ctx.api_ca_file else None
+        self._session = aiohttp.ClientSession(headers=headers,
+                                              connector=aiohttp.TCPConnector(ssl=tls) if tls is not None else None)
         pacer = _Pacer(s.rate)
         self._workers = [
             asyncio.create_task(self._worker(pacer), name=f"list-storm {ctx.name} #{i}")

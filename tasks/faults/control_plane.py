@@ -4,9 +4,9 @@ Blast radius: the whole control plane (every client of the API server slows down
 ``daemonset-storm`` also puts one pod on every selected node (counted as pods). Undo, from the ledger:
 - ``client-storm``: a separate process (``tasks.faults.storm``) tagged ``<run>/<fault>``; rollback stops
   every process with that tag (found through /proc, so reconcile in a fresh process can too). It runs
-  under its own identity: in the lab the ``telemetry`` service account from the lab's users file; on a
-  real cluster ``GAMEDAY_STORM_TOKEN``, else the runner's own token (then break-glass protects the storm
-  too, and the evidence says so).
+  under its own identity: in the lab the ``telemetry`` service account (its token from the lab's users file,
+  or on the real control plane from the TokenRequest API); on a real cluster ``GAMEDAY_STORM_TOKEN``, else the
+  runner's own token (then break-glass protects the storm too, and the evidence says so).
 - ``daemonset-storm``: rollback deletes the DaemonSet, and the namespace only if this fault created it.
 - ``ballast`` (either mode): that many ConfigMaps labelled ``gameday.dev/ballast=<run>-<fault>`` are created in
   the storm's namespace before the storm, so each cluster-wide LIST of configmaps is expensive (APF charges it
@@ -62,6 +62,10 @@ def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, s
         by_name = {str(info.get("username")): str(tok) for tok, info in users.items()}
         if STORM_USER in by_name:
             return by_name[STORM_USER], STORM_USER, "lab telemetry service account"
+        try:  # the real control plane's lab: the telemetry account exists, its tokens come from TokenRequest
+            return cluster.request_token(*STORM_USER.rsplit(":", 2)[1:]), STORM_USER, "lab telemetry service account"
+        except NotFound:
+            pass
         sa = sorted(n for n in by_name if n.startswith("system:serviceaccount:"))
         if sa:
             return by_name[sa[0]], sa[0], "a lab service account (no telemetry SA found)"
