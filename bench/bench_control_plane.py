@@ -13,6 +13,7 @@ them; they were measured by bench/bench_lab.py and bench/bench_apiserver.py, not
 asserted.
 
     .venv/bin/python bench/bench_control_plane.py [--nodes 1000] [--pods 10000] [--window 60]
+        [--max-requests-inflight 400] [--max-mutating-requests-inflight 200]
 """
 
 from __future__ import annotations
@@ -118,10 +119,15 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--max-requests-inflight", type=int, default=400,
+                        help="Kubernetes' default, not the lab's 40 (sized for storms on a small lab)")
+    parser.add_argument("--max-mutating-requests-inflight", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-cp-") as tmp:
         t0 = time.monotonic()
-        with running_control_plane(Path(tmp), nodes=args.nodes, timeout=900) as lab:
+        with running_control_plane(Path(tmp), nodes=args.nodes, timeout=900,
+                                   max_requests_inflight=args.max_requests_inflight,
+                                   max_mutating_requests_inflight=args.max_mutating_requests_inflight) as lab:
             up_s = time.monotonic() - t0
             idle = window(lab, args.window)
             rollout_s = rollout(lab, args.pods, 1800)
