@@ -4,7 +4,9 @@ Runs as its own process (``python -m tasks.faults.storm --tag TAG``, configurati
 stdin so the bearer token never appears in argv or the ledger). Open loop: requests start on a schedule
 (rate ramped up linearly over ``ramp_up_s``) with at most ``concurrency`` in flight; achieved rate,
 latency percentiles, status codes and 429s are written atomically to ``stats_path`` every second and at
-exit. SIGTERM/SIGINT stop it; it also stops by itself after ``max_seconds``. Before the storm it times a
+exit. SIGTERM/SIGINT stop it; it also stops by itself after ``max_seconds``, and within ``PARENT_CHECK_S`` of its
+parent's death (the runner that started it was killed: reparented, it sees another parent), so a storm never
+outlives its runner by more than a second. Before the storm it times a
 few serial LISTs as a baseline. The ``--tag`` lets a fresh process (reconcile) find and stop it. ``client: protocol``
 swaps aiohttp for the bare asyncio.Protocol client of ``storm_protocol.py``.
 """
@@ -29,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from tasks.faults.storm_protocol import ProtocolClient
 
 BASELINE_SAMPLES = 5
+PARENT_CHECK_S = 0.5
+"""How often the storm process looks whether the process that started it is still its parent."""
 _MAX_LATENCIES = 200_000
 
 
@@ -50,6 +54,8 @@ class StormConfig(BaseModel):
     stats_path: str
     identity: str = ""
     client: Literal["aiohttp", "protocol"] = "aiohttp"
+    parent_pid: int | None = None
+    """The process that started the storm (set by ``start_storm``: the storm may start after its parent died)."""
 
 
 def _insecure() -> ssl.SSLContext:
@@ -220,12 +226,25 @@ def main(argv: list[str]) -> int:
         return 2
     cfg = StormConfig.model_validate_json(sys.stdin.readline())
 
+    parent = cfg.parent_pid or os.getppid()
+
+    async def orphaned(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if os.getppid() != parent:  # the runner died: the storm goes with it
+                stop.set()
+                return
+            await asyncio.sleep(PARENT_CHECK_S)
+
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_storm(cfg, stop)
+        watcher = asyncio.create_task(orphaned(stop))
+        try:
+            await run_storm(cfg, stop)
+        finally:
+            watcher.cancel()
 
     asyncio.run(_main())
     return 0

@@ -22,14 +22,14 @@ MODULE = "tasks.faults.storm"
 
 
 def start_storm(cfg: StormConfig, tag: str) -> subprocess.Popen[bytes]:
-    """Start a storm process (config, token included, through stdin)."""
+    """Start a storm process (config, token included, through stdin); it stops by itself if this process dies."""
     proc = subprocess.Popen(
         [sys.executable, "-m", MODULE, "--tag", tag],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         cwd=str(Path(__file__).resolve().parents[2]),
     )
     assert proc.stdin is not None
-    proc.stdin.write((cfg.model_dump_json() + "\n").encode())
+    proc.stdin.write((cfg.model_copy(update={"parent_pid": os.getpid()}).model_dump_json() + "\n").encode())
     proc.stdin.close()
     return proc
 

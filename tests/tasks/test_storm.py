@@ -109,3 +109,44 @@ def test_storm_process_found_and_stopped_by_tag(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+PARENT = """\
+import sys
+from tasks.faults.storm import StormConfig
+from tasks.faults.storm_process import start_storm
+proc = start_storm(StormConfig.model_validate_json(sys.argv[1]), sys.argv[2])
+print(proc.pid, flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+def test_storm_process_stops_within_seconds_of_its_runners_death(tmp_path: Path) -> None:
+    """A storm whose starting process is SIGKILLed (a killed runner) stops by itself within seconds and writes its
+    final stats, instead of running on for max_seconds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens: every request is a transport error
+    cfg = StormConfig(url=f"http://127.0.0.1:{port}", rate=5, concurrency=1, ramp_up_s=0,
+                      stats_path=str(tmp_path / "s.json"), max_seconds=600)
+    runner = subprocess.Popen([sys.executable, "-c", PARENT, cfg.model_dump_json(), "test/orphan"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert runner.stdout is not None
+        storm = int(runner.stdout.readline())
+        poll(lambda: read_stats(tmp_path / "s.json"), timeout=15)
+        assert find_storms("test/orphan") == [storm]
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+        poll(lambda: not find_storms("test/orphan"), timeout=10)
+        assert read_stats(tmp_path / "s.json")["done"] is True  # type: ignore[index]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(timeout=5)
+        stop_storm("test/orphan")
