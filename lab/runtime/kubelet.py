@@ -265,7 +265,11 @@ class Kubelets:
         """Post the pod's status if it changed since the last report."""
         ready = bool(local.program is not None and local.program.ready())
         state = (ready, local.waiting, local.restarts)
-        if state == local.reported and (pod.get("status") or {}).get("podIP") == local.ip:
+        posted = pod.get("status") or {}
+        # the node lifecycle controller marks a NotReady node's pods not Ready: a kubelet whose node is back posts
+        # the truth again, so the API's Ready condition is compared too, not only what this kubelet last posted
+        api_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in posted.get("conditions") or [])
+        if state == local.reported and posted.get("podIP") == local.ip and api_ready == ready:
             return
         status = pod_status(pod, local.ip, agent.ip, ready, local.started_at, local.waiting, local.message, local.restarts)
         path = api_path("", "v1", "pods", local.key[0], local.key[1], "status")

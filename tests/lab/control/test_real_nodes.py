@@ -166,8 +166,8 @@ def test_a_pod_speaks_with_a_token_bound_to_it(lab: LabHandle, tmp_path: Path) -
 
 
 def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: LabHandle) -> None:
-    """Pausing a real node's kubelet stops its lease renewals; kube-controller-manager marks it NotReady (Unknown),
-    the runtime's lab_nodes_ready counts one node fewer, and it is Ready again once renewals resume."""
+    """Pausing a real node's kubelet stops its lease renewals; kube-controller-manager marks it NotReady (Unknown)
+    and the runtime's lab_nodes_ready counts one node fewer; once renewals resume the node and its pods are Ready."""
     def ready(status: str) -> bool:
         node = _core(lab).read_node("lab-node-1")
         return next(c.status for c in node.status.conditions if c.type == "Ready") == status
@@ -187,6 +187,13 @@ def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: 
         lab.control("lab-node-1", "resume")
     poll(lambda: ready("True"), 60, "lab-node-1 Ready again")
     poll(lambda: gauges() == (3, 3), 10, "lab_nodes_ready at 3 of 3 again")
+
+    def pods_not_ready() -> list[str]:  # the controller marked them not Ready; the node's kubelet says otherwise
+        pods = _core(lab).list_pod_for_all_namespaces(field_selector="spec.nodeName=lab-node-1").items
+        return [p.metadata.name for p in pods if not any(c.type == "Ready" and c.status == "True"
+                                                         for c in p.status.conditions or [])]
+
+    poll(lambda: not pods_not_ready(), 30, "every pod on lab-node-1 Ready again")
 
 
 def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None:
