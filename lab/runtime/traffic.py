@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from lab.control.kwok import MANAGED_ANNOTATION
 from lab.pods import PodContext, PodProgram
@@ -20,12 +19,11 @@ from lab.runtime.envvars import container_env
 from lab.runtime.errors import ApiStatusError
 from lab.runtime.images import ImagePullError, image_name, program_for
 from lab.runtime.informer import Key
-from lab.runtime.objects import is_terminating
+from lab.runtime.objects import Obj, is_terminating
 from lab.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 TRAFFIC_IMAGES = frozenset({"lab/list-storm"})
 """Images whose program only makes API requests, run for pods on kwok's nodes."""
 RETRY_S = 2.0
