@@ -30,7 +30,8 @@ def _cache_root(cache_dir: Path | None) -> Path:
 def up_cmd(
     nodes: Annotated[int, typer.Option(help="virtual nodes (GPU nodes included); kwok's nodes with the real plane")] = 3,
     gpu_nodes: Annotated[int | None, typer.Option(
-        help="of which GPU nodes (8 x nvidia.com/gpu each; default 1, 0 with the real plane)")] = None,
+        help="emulated: of which GPU nodes (default 1); real: GPU nodes besides --real-nodes, run by the lab like its "
+             "real nodes (default 0, root) (8 x nvidia.com/gpu each, a node agent each)")] = None,
     time_scale: Annotated[float, typer.Option(help="lab seconds per real second (intervals are divided by it)")] = 1.0,
     state_dir: Annotated[Path, typer.Option(help="where pids, logs, kubeconfig and endpoints go")] = DEFAULT_STATE,
     seats: Annotated[int, typer.Option(help="API server APF seats")] = 60,
@@ -61,6 +62,8 @@ def up_cmd(
     real_nodes: Annotated[int, typer.Option(
         help="real: the lab's own nodes (lab-node-0 ...) whose pods really run, as local processes on the slot's "
              "TEST-NET pod network (root)")] = 0,
+    gpu_reboot: Annotated[float, typer.Option(
+        help="real: seconds the GPU health monitor's reboot of a node (XID 79) keeps its kubelet down")] = 60.0,
 ) -> None:
     """Start the lab and return when every node is Ready and workloads are up: emulated (API server, runtime,
     the GPU side with --gpu-nodes, Prometheus) or --control-plane real (the real components, kwok's nodes,
@@ -74,8 +77,8 @@ def up_cmd(
             node_monitor_grace_seconds=node_monitor_grace, not_ready_toleration_seconds=not_ready_toleration,
             unreachable_toleration_seconds=not_ready_toleration, apiserver_memory_mib=apiserver_memory,
             restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max,
-            real_nodes=real_nodes, slot=slot),
-            gpu_nodes or 0, training, _cache_root(cache_dir))
+            real_nodes=real_nodes, slot=slot, gpu_nodes=gpu_nodes or 0, training=training,
+            gpu_reboot_seconds=gpu_reboot), _cache_root(cache_dir))
         return
     gpu_nodes = 1 if gpu_nodes is None else gpu_nodes
     if gpu_nodes > nodes:
@@ -89,11 +92,12 @@ def up_cmd(
     typer.echo(json.dumps(endpoints, indent=1))
 
 
-def _up_real(opts: ControlPlaneOptions, gpu_nodes: int, training: bool, cache_root: Path) -> None:
-    """lab up on the real control plane (kwok's nodes and the lab's real nodes; GPU nodes and training are refused)."""
-    if gpu_nodes or training:
-        typer.echo("lab up failed: --gpu-nodes and --training need the lab's real nodes, which the real control "
-                   "plane does not run yet (use --control-plane emulated)", err=True)
+def _up_real(opts: ControlPlaneOptions, cache_root: Path) -> None:
+    """lab up on the real control plane (kwok's nodes, the lab's real and GPU nodes); knobs that cannot work exit 2
+    before anything is built or started."""
+    problems = opts.problems()
+    if problems:
+        typer.echo("lab up failed: the control plane's knobs cannot work:\n  " + "\n  ".join(problems), err=True)
         raise typer.Exit(2)
     try:
         with RichProgress() as progress:

@@ -100,7 +100,8 @@ class PodNetwork:
         """Take an address off the link (idempotent)."""
         self._check(address)
         done = run_ip("addr", "del", f"{address}/32", "dev", self.link, check=False)
-        if done.returncode != 0 and "Cannot assign" not in done.stderr and self.exists():
+        absent = "Cannot assign" in done.stderr or "Address not found" in done.stderr
+        if done.returncode != 0 and not absent and self.exists():
             raise NetworkError(f"cannot remove {address} from {self.link}: {done.stderr.strip()}")
 
     def addresses(self) -> list[str]:
@@ -127,6 +128,7 @@ class PodAddresses:
         self.network = network
         self._free = list(reversed(network.pod_ips()))
         self.in_use: set[str] = set()
+        self._on_link: set[str] = set()
 
     def allocate(self, on_link: bool = True) -> str:
         """A free pod IP, now on the link (unless the pod has a network namespace of its own to hold it)."""
@@ -136,13 +138,16 @@ class PodAddresses:
         ip = self._free.pop()
         if on_link:
             self.network.add(ip)
+            self._on_link.add(ip)
         self.in_use.add(ip)
         return ip
 
     def release(self, ip: str) -> None:
-        """Take a pod IP off the link and back into the pool (unknown addresses are ignored)."""
+        """Take a pod IP off the link (if it was put there) and back into the pool (unknown addresses are ignored)."""
         if ip not in self.in_use:
             return
+        if ip in self._on_link:
+            self.network.remove(ip)
+            self._on_link.discard(ip)
         self.in_use.discard(ip)
-        self.network.remove(ip)
         self._free.append(ip)

@@ -8,6 +8,7 @@ TSDB in the state dir and returns once ``/-/ready`` answers and every job has an
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -31,9 +32,39 @@ def find_binary() -> str | None:
     return PROMETHEUS_BIN if Path(PROMETHEUS_BIN).exists() else shutil.which("prometheus")
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on host right now."""
-    with socket.socket() as sock:
+    """A TCP port free on host right now, below the kernel's ephemeral range.
+
+    A port the kernel picks for ``bind(0)`` comes from the ephemeral range, where every outgoing connection also
+    takes its source port: between the pick and the component's own bind a client's connection could take it
+    ("address already in use"). Below that range only listeners bind, so the pick stays free; a port is not
+    handed out twice by one process.
+    """
+    low = min(_ephemeral_low(), 65536)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low // 2), low) if low > 2048 else rng.randrange(20000, 30000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # every pick was taken: let the kernel choose
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

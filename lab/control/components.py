@@ -77,6 +77,19 @@ class ControlPlaneOptions:
     with their own ``system:node:<name>`` identities, their pods' programs really run, on the slot's pod network."""
     slot: int | None = None
     """The address slot (0-7) whose pod network the real nodes use; default the first free one."""
+    gpu_nodes: int = 0
+    """GPU nodes (``gpu-node-0`` ...): more of the lab's own nodes, each advertising 8 ``nvidia.com/gpu`` and served
+    by a node agent process (fake NVML, its own kernel log), with the GPU health monitor and the DCGM-style exporter
+    (``python -m lab.gpu``)."""
+    training: bool = False
+    """Also run the CPU training job whose ranks the GPU nodes' agents partition (network namespaces)."""
+    gpu_reboot_seconds: float = 60.0
+    """How long the GPU health monitor's reboot of a node (XID 79) keeps the node's kubelet down."""
+
+    @property
+    def lab_nodes(self) -> int:
+        """The lab's own nodes, run by its runtime: the real nodes and the GPU nodes."""
+        return self.real_nodes + self.gpu_nodes
 
     def problems(self) -> list[str]:
         """Every knob that cannot work, each as 'name: why' (empty when all can)."""
@@ -89,8 +102,16 @@ class ControlPlaneOptions:
         if not 0 <= self.real_nodes <= MAX_REAL_NODES:
             found.append(f"real_nodes: must be 0 to {MAX_REAL_NODES} (a slot's pod network has 62 addresses, "
                          f"nodes first), not {self.real_nodes}")
-        if self.real_nodes and os.geteuid() != 0:
-            found.append("real_nodes: the real nodes' pod network and sandboxes need root (ip link, ip netns)")
+        if self.gpu_nodes < 0 or self.lab_nodes > MAX_REAL_NODES:
+            found.append(f"gpu_nodes: with real_nodes, 0 to {MAX_REAL_NODES} of the lab's own nodes in all, not "
+                         f"{self.real_nodes} + {self.gpu_nodes}")
+        if self.lab_nodes and os.geteuid() != 0:
+            found.append("real_nodes/gpu_nodes: the lab's own nodes' pod network and sandboxes need root "
+                         "(ip link, ip netns)")
+        if self.training and self.gpu_nodes < 1:
+            found.append("training: the training job's ranks are hosted by GPU nodes: give gpu_nodes >= 1")
+        if self.gpu_reboot_seconds <= 0:
+            found.append(f"gpu_reboot_seconds: must be positive, not {self.gpu_reboot_seconds:g}")
         if self.slot is not None and not 0 <= self.slot < 8:
             found.append(f"slot: must be 0 to 7, not {self.slot}")
         if 0 < self.apiserver_memory_mib < 64:

@@ -29,6 +29,7 @@ from lab import prometheus
 from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.control import components, kwok, pki
 from lab.control.components import DEFAULT_SERVICE_CIDR, LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
+from lab.gpu import launch
 from lab.network import PodNetwork
 from lab.runtime import slots
 from lab.runtime.errors import LabError, LabStartError
@@ -47,6 +48,9 @@ from lab.sandbox import remove_sandboxes
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 REAL_NODE_PREFIX = "lab-node"
+GPU_NODE_PREFIX = "gpu-node"
+GPU_ADDON = Path(__file__).resolve().parent / "addons" / "gpu" / "agents.yaml"
+"""The GPU side's service accounts and RBAC (applied with GPU nodes)."""
 POD_NETWORK_FILE = "pod-network.json"
 KWOK_USER = "kwok-controller"
 MONITOR_USER = "prometheus"
@@ -79,7 +83,7 @@ def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[
     for name in ("kube-controller-manager", "kube-scheduler"):
         pki.serving_cert(ca, layout.pki, name, ["127.0.0.1", "localhost"])
     pki.service_account_keys(layout.pki)
-    users = make_users(real_node_names(opts.real_nodes), [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
+    users = make_users(lab_node_names(opts), [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
     write_users(layout.state_dir / "users.json", users)
     layout.tokens_csv.write_text(components.tokens_csv(users))
     layout.tokens_csv.chmod(0o600)
@@ -100,11 +104,21 @@ def real_node_names(count: int) -> list[str]:
     return [f"{REAL_NODE_PREFIX}-{i}" for i in range(count)]
 
 
+def gpu_node_names(count: int) -> list[str]:
+    """The names of a lab's GPU nodes."""
+    return [f"{GPU_NODE_PREFIX}-{i}" for i in range(count)]
+
+
+def lab_node_names(opts: ControlPlaneOptions) -> list[str]:
+    """Every node the lab's runtime runs, in the order of their addresses: the real nodes, then the GPU nodes."""
+    return real_node_names(opts.real_nodes) + gpu_node_names(opts.gpu_nodes)
+
+
 def _claim_network(state: Path, opts: ControlPlaneOptions) -> PodNetwork:
     """Claim an address slot and make its pod network for the real nodes (remembered for ``down``)."""
     slot = slots.claim(state, opts.slot)
-    (state / POD_NETWORK_FILE).write_text(json.dumps({"slot": slot, "nodes": opts.real_nodes}))
-    network = PodNetwork(slot, opts.real_nodes)
+    (state / POD_NETWORK_FILE).write_text(json.dumps({"slot": slot, "nodes": opts.lab_nodes}))
+    network = PodNetwork(slot, opts.lab_nodes)
     network.create()
     return network
 
@@ -126,12 +140,34 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
     """Start the runtime that runs the real nodes (kubelets and leases as each node's own identity)."""
     state = layout.state_dir
     proc, info = start_runtime(
-        state, layout.apiserver_url, state / "users.json", opts.real_nodes, 0, 1.0, slot=network.slot,
+        state, layout.apiserver_url, state / "users.json", opts.lab_nodes, opts.gpu_nodes, 1.0, slot=network.slot,
         timeout=max(deadline - time.monotonic(), 10),
         extra=["--real-plane", "--ca-file", str(layout.ca.cert), "--node-prefix", REAL_NODE_PREFIX,
+               "--gpu-node-prefix", GPU_NODE_PREFIX,
                "--node-lease-seconds", str(opts.node_lease_seconds), "--pods-dir", str(state / "pods"),
                "--binary", f"coredns={layout.binaries['coredns']}"])
     record_pid(state, "runtime", proc.pid)
+    return info
+
+
+def _start_gpu(layout: Layout, opts: ControlPlaneOptions, runtime: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """The GPU side for the GPU nodes: its identities (service accounts with TokenRequest tokens, RBAC), the agents,
+    exporter and monitor (``python -m lab.gpu``, PIDs recorded) and the GPU workload, awaited."""
+    state = layout.state_dir
+    kubectl(layout, "apply", "-f", str(GPU_ADDON))
+    tokens = {sa: kubectl(layout, "create", "token", sa.split(":")[-1], "-n", sa.split(":")[-2], "--duration", "48h")
+              .strip() for sa in (launch.AGENT_USER, launch.MONITOR_USER)}
+    proc = launch.spawn_stack(state, layout.apiserver_url, runtime["url"], gpu_node_names(opts.gpu_nodes), 1.0,
+                              opts.training, tokens[launch.AGENT_USER], tokens[launch.MONITOR_USER],
+                              ca_file=layout.ca.cert, reboot_seconds=opts.gpu_reboot_seconds)
+    record_pid(state, "gpu", proc.pid)
+    info = launch.wait_stack(state, proc, max(deadline - time.monotonic(), 10))
+    for node, pid in (info.get("agent_pids") or {}).items():
+        record_pid(state, f"gpu-agent-{node}", int(pid))
+    kubectl(layout, "apply", "-f", str(launch.MANIFEST))
+    admin = token_for(json.loads((state / "users.json").read_text()), ADMIN)
+    _await(lambda: _deployment_waiting(layout, admin, "gpu-training", "trainer"), deadline,
+           "gpu-training/trainer on the GPU nodes", log=layout.log("runtime"))
     return info
 
 
@@ -318,8 +354,9 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
     deadline = time.monotonic() + opts.timeout
     runtime: dict[str, Any] | None = None
     network: PodNetwork | None = None
+    gpu: dict[str, Any] = {}
     try:
-        if opts.real_nodes:
+        if opts.lab_nodes:
             network = _claim_network(state, opts)
             if opts.service_cidr == DEFAULT_SERVICE_CIDR:  # Services the lab's runtime can front (see README)
                 opts = replace(opts, service_cidr=f"{slots.service_prefix(network.slot)}0/16")
@@ -339,7 +376,7 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
         if network is not None:
             runtime = _start_real_nodes(layout, opts, network, deadline)
-        _await(lambda: _nodes_waiting(layout, admin, opts.nodes + opts.real_nodes), deadline,
+        _await(lambda: _nodes_waiting(layout, admin, opts.nodes + opts.lab_nodes), deadline,
                "kwok's and the lab's nodes Ready", log=layout.log("runtime" if network else "kwok"))
         _await(lambda: _service_account_waiting(layout, admin), deadline, "service accounts",
                log=layout.log("kube-controller-manager"))
@@ -347,12 +384,15 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
             kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(addons(opts)))
             _await(lambda: _deployment_waiting(layout, admin, "kube-system", "coredns"), deadline,
                    "CoreDNS on the real nodes", log=layout.log("runtime"))
-            _await(lambda: _daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.real_nodes), deadline,
+            _await(lambda: _daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.lab_nodes), deadline,
                    "NodeLocal DNSCache on every real node", log=layout.log("runtime"))
             for name in INFERENCE:
                 _await(partial(_deployment_waiting, layout, admin, "inference", name), deadline,
                        f"inference/{name} on the real nodes", log=layout.log("runtime"))
-        jobs = _scrape_jobs(layout, runtime)
+        if network is not None and runtime is not None and opts.gpu_nodes:
+            gpu = _start_gpu(layout, opts, runtime, deadline)
+        jobs = _scrape_jobs(layout, runtime) + [prometheus.scrape_job(name, url) for name, url in
+                                                 (launch.scrape_jobs(gpu) if gpu else {}).items()]
         port = prometheus.free_port()
         config = prometheus.write_jobs_config(state, port, jobs)
         prom, prom_url = prometheus.launch(state, config, port, (*(j["job_name"] for j in jobs), "prometheus"),
@@ -368,12 +408,15 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         "metrics": {name: layout.metrics_url(name) for name in ORDER},
         "supervisors": {name: str(layout.supervisor_status(name)) for name in SUPERVISED},
         "kubeconfig": str(state / "kubeconfig"), "users": str(state / "users.json"),
-        "kubectl": str(binaries["kubectl"]), "nodes": opts.nodes, "gpu_nodes": 0,
+        "kubectl": str(binaries["kubectl"]), "nodes": opts.nodes, "gpu_nodes": opts.gpu_nodes,
         "kwok_nodes": kwok.node_names(opts.nodes), "pids": read_pids(state),
-        "real_nodes": real_node_names(opts.real_nodes),
+        "real_nodes": real_node_names(opts.real_nodes), "gpu_node_names": gpu_node_names(opts.gpu_nodes),
+        "gpu_exporter": gpu.get("exporter"), "gpu_monitor": gpu.get("monitor"),
+        "gpu_agents": gpu.get("agents") or {}, "training": gpu.get("training") or {},
+        "training_metrics": (gpu.get("training") or {}).get("metrics"),
         **({"slot": network.slot, "pod_network": str(network.cidr), "runtime": runtime["url"],
             "dns": f"{kube_dns_ip(opts)}:53", "service_cidr": opts.service_cidr,
-            "node_local_dns": {name: f"{network.node_ip(i)}:53" for i, name in enumerate(real_node_names(opts.real_nodes))},
+            "node_local_dns": {name: f"{network.node_ip(i)}:53" for i, name in enumerate(lab_node_names(opts))},
             "runtime_metrics": runtime["url"] + "/metrics"} if network is not None and runtime is not None else {}),
         "knobs": {k: v for k, v in vars(opts).items() if k not in ("state_dir", "timeout")},
     }
@@ -384,7 +427,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
 def down(state: Path, grace: float = 10.0) -> dict[str, int]:
     """Stop Prometheus, then the components in reverse start order (SIGTERM, SIGKILL after grace); idempotent."""
     pids = read_pids(state)
-    first = ("runtime", "prometheus", *reversed(ORDER))  # the real nodes' pods stop while the API is up
+    # the GPU agents revert and unannotate, and the real nodes' pods stop, while the API is up
+    first = ("gpu", *sorted(n for n in pids if n.startswith("gpu-agent-")), "runtime", "prometheus", *reversed(ORDER))
     for name in first:
         if name in pids:
             stop_pid(pids[name], grace)
@@ -394,6 +438,7 @@ def down(state: Path, grace: float = 10.0) -> dict[str, int]:
     _remove_cgroups(state)
     _release_network(state)
     (state / "runtime-ready.json").unlink(missing_ok=True)
+    (state / "gpu-ready.json").unlink(missing_ok=True)
     forget_pids(state)
     (state / "endpoints.json").unlink(missing_ok=True)
     return pids

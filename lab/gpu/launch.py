@@ -45,9 +45,10 @@ def _token_file(path: Path, token: str) -> Path:
 
 def spawn_stack(
     state: Path, api_url: str, runtime_url: str, nodes: list[str], time_scale: float, training: bool,
-    agent_token: str, monitor_token: str,
+    agent_token: str, monitor_token: str, ca_file: Path | None = None, reboot_seconds: float | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``python -m lab.gpu`` for these GPU nodes; its ready file is ``gpu-ready.json``."""
+    """Start ``python -m lab.gpu`` for these GPU nodes; its ready file is ``gpu-ready.json`` (``ca_file``: an HTTPS
+    API server's CA)."""
     check_training_allowed(training)
     ready = state / "gpu-ready.json"
     ready.unlink(missing_ok=True)
@@ -61,6 +62,10 @@ def spawn_stack(
         cmd += ["--node", node]
     if training:
         cmd.append("--training")
+    if ca_file is not None:
+        cmd += ["--ca-file", str(ca_file)]
+    if reboot_seconds is not None:
+        cmd += ["--reboot-seconds", str(reboot_seconds)]
     return spawn(cmd, state / LOG)
 
 

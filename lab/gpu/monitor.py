@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 import time
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class MonitorConfig:
     listen_port: int = 0
     runtime_url: str | None = None
     reboot_s: float = 60.0
+    ca_file: Path | None = None
+    """The CA of an HTTPS API server (the real control plane's); None: the system's."""
 
 
 class GpuHealthMonitor:
@@ -180,7 +183,8 @@ class GpuHealthMonitor:
         """Serve metrics and tail the logs until ``stop`` is set."""
         runner = await self._serve_metrics()
         try:
-            async with aiohttp.ClientSession() as session:
+            ssl_ctx = ssl.create_default_context(cafile=str(self.config.ca_file)) if self.config.ca_file else True
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_ctx)) as session:
                 client = ApiClient(self.config.api_url, self.config.token, session)
                 remediator = Remediator(client)
                 if ready is not None:
@@ -225,6 +229,7 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
         "--runtime-url", help="lab runtime control API: reboots kill and revive the node's kubelet"
     )
     p.add_argument("--reboot-seconds", type=float, default=60.0, help="lab seconds a reboot takes")
+    p.add_argument("--ca-file", type=Path, help="the CA of an HTTPS API server")
     a = p.parse_args(argv)
     kmsg = {}
     for item in a.kmsg:
@@ -237,7 +242,7 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
     host, _, port = a.listen.rpartition(":")
     cfg = MonitorConfig(
         a.api, a.token_file.read_text().strip(), kmsg, a.time_scale, a.poll_interval, a.dedup_window,
-        a.from_start, host or "127.0.0.1", int(port), a.runtime_url, a.reboot_seconds,
+        a.from_start, host or "127.0.0.1", int(port), a.runtime_url, a.reboot_seconds, a.ca_file,
     )  # fmt: skip
     return cfg, a.ready_file
 

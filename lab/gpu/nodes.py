@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -50,16 +51,19 @@ class GpuNodeHandle:
     api_token: str
     time_scale: float = 1.0
     annotations: list[str] = field(default_factory=list)
+    ca_file: Path | None = None
 
 
-def _patch_node(api_url: str, token: str, node: str, annotations: dict[str, str | None]) -> None:
+def _patch_node(api_url: str, token: str, node: str, annotations: dict[str, str | None],
+                ca_file: Path | None = None) -> None:
     body = json.dumps({"metadata": {"annotations": annotations}}).encode()
     req = urllib.request.Request(
         f"{api_url.rstrip('/')}/api/v1/nodes/{node}", data=body, method="PATCH",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"},
     )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             resp.read()
     except urllib.error.HTTPError as exc:
         raise AgentStartError(f"cannot annotate node {node}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
@@ -83,7 +87,8 @@ def _wait_ready(ready: Path, nvml: Path, proc: subprocess.Popen[bytes], log: Pat
 
 
 def _start_one(
-    state_dir: Path, api_url: str, token: str, node: str, time_scale: float, netns: str | None
+    state_dir: Path, api_url: str, token: str, node: str, time_scale: float, netns: str | None,
+    ca_file: Path | None = None,
 ) -> GpuNodeHandle:
     d = state_dir / "gpu" / node
     d.mkdir(parents=True, exist_ok=True)
@@ -103,6 +108,8 @@ def _start_one(
     ]  # fmt: skip
     if netns:
         argv += ["--netns", netns, "--allow-cidr", TRAINING_SUBNET]
+    if ca_file is not None:
+        argv += ["--api-ca-file", str(ca_file)]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     log = d / "agent.log"
     with log.open("wb") as out:
@@ -114,12 +121,12 @@ def _start_one(
         endpoint, pci = _wait_ready(ready, nvml, proc, log)
         annotations: dict[str, str | None] = {ENDPOINT_ANNOTATION: endpoint}
         annotations |= {f"{PCI_ANNOTATION}{i}": addr for i, addr in enumerate(pci)}
-        _patch_node(api_url, token, node, annotations)
+        _patch_node(api_url, token, node, annotations, ca_file)
     except BaseException:
         _terminate(proc)
         raise
     return GpuNodeHandle(
-        node, d, kmsg, nvml, endpoint, pci, proc, api_url, token, time_scale, list(annotations)
+        node, d, kmsg, nvml, endpoint, pci, proc, api_url, token, time_scale, list(annotations), ca_file
     )
 
 
@@ -130,17 +137,19 @@ def start_gpu_agents(
     node_names: list[str],
     time_scale: float = 1.0,
     netns: Mapping[str, str] | None = None,
+    ca_file: Path | None = None,
 ) -> list[GpuNodeHandle]:
     """Start one agent per GPU node and annotate the nodes; on failure stop the ones already started.
 
     ``netns`` maps a node to the network namespace its partitions go into (e.g. the training rank it
-    hosts, ``gdtrain-<id>-<rank>``); such agents accept peers in 198.51.100.0/24.
+    hosts, ``gdtrain-<id>-<rank>``); such agents accept peers in 198.51.100.0/24. ``ca_file`` is the CA of an
+    HTTPS API server (the real control plane's).
     """
     handles: list[GpuNodeHandle] = []
     try:
         for node in node_names:
             ns = (netns or {}).get(node)
-            handles.append(_start_one(state_dir, api_url, agent_api_token, node, time_scale, ns))
+            handles.append(_start_one(state_dir, api_url, agent_api_token, node, time_scale, ns, ca_file))
     except BaseException:
         stop_gpu_agents(handles)
         raise
@@ -164,6 +173,6 @@ def stop_gpu_agents(handles: list[GpuNodeHandle], unannotate: bool = True) -> No
         _terminate(h.proc)
         if unannotate:
             try:
-                _patch_node(h.api_url, h.api_token, h.node, dict.fromkeys(h.annotations))
+                _patch_node(h.api_url, h.api_token, h.node, dict.fromkeys(h.annotations), h.ca_file)
             except AgentStartError:
                 pass  # the API server may already be gone; the annotations die with it

@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
                         "the slot's pod network, tokens from the TokenRequest API")
     p.add_argument("--ca-file", default="", help="CA of the API server's certificate (an https --api)")
     p.add_argument("--node-prefix", default="node", help="hosted nodes are PREFIX-0, PREFIX-1, ...")
+    p.add_argument("--gpu-node-prefix", default="gpu-node", help="hosted GPU nodes are PREFIX-0, PREFIX-1, ...")
     p.add_argument("--pods-dir", default="", help="where each pod's directory (volumes, logs) goes")
     p.add_argument("--binary", action="append", default=[], metavar="NAME=PATH",
                    help="a built component pod programs may run (repeatable)")
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
         api_url=a.api, users_file=a.users, nodes=a.nodes, gpu_nodes=a.gpu_nodes, time_scale=a.time_scale,
         metrics_host=a.metrics_host, metrics_port=a.metrics_port, eviction_timeout_s=a.eviction_timeout,
         proxy=not a.no_proxy, slot=a.slot, sa_secret_file=a.sa_secret_file, real_plane=a.real_plane,
-        ca_file=a.ca_file, node_prefix=a.node_prefix, lease_duration_s=a.node_lease_seconds,
+        ca_file=a.ca_file, node_prefix=a.node_prefix, gpu_node_prefix=a.gpu_node_prefix, lease_duration_s=a.node_lease_seconds,
         renew_interval_s=a.node_lease_seconds / 4, pods_dir=a.pods_dir,
         binaries=tuple((n, path) for n, _, path in (b.partition("=") for b in a.binary)),
     )

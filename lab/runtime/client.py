@@ -18,6 +18,8 @@ from lab.runtime.errors import ApiStatusError, WatchExpired
 Obj = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+"""A kubelet's node-status patches: conditions merged by type, so others' conditions (GpuHealthy, ...) stay."""
 
 
 def api_path(

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any
 
-from lab.runtime.client import ApiClient, api_path
+from lab.runtime.client import STRATEGIC_MERGE_PATCH, ApiClient, api_path
 from lab.runtime.cluster import Cluster, client_session
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.errors import ApiStatusError
@@ -186,15 +186,16 @@ class NodeAgent:
         self.uid = str(created["metadata"].get("uid", ""))
 
     async def report_ready(self, api: ApiClient) -> None:
-        """Post Ready=True node status (what a healthy kubelet does)."""
+        """Post Ready=True node status (what a healthy kubelet does: a strategic merge patch, so conditions other
+        components own, such as the GPU monitor's GpuHealthy, stay)."""
         patch = {"status": {"conditions": node_conditions(True)}}
         path = api_path("", "v1", "nodes", None, self.name, "status")
         try:
-            await api.patch(path, patch, token=self.token)
+            await api.request("PATCH", path, patch, token=self.token, content_type=STRATEGIC_MERGE_PATCH)
         except ApiStatusError as err:
             if err.code != 403:
                 raise
-            await api.patch(path, patch)
+            await api.request("PATCH", path, patch, content_type=STRATEGIC_MERGE_PATCH)
 
     def _lease_body(self) -> Obj:
         owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": self.uid}] if self.uid else []

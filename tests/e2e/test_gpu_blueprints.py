@@ -1,13 +1,14 @@
-"""The stock GPU blueprints end to end through `gameday run` on one lab with two GPU nodes (and the training job).
+"""The stock GPU blueprints end to end through `gameday run` on the real control plane with two GPU nodes (lab nodes
+with 8 nvidia.com/gpu each and a node agent each, the GPU health monitor acting through the real API server) and the
+training job.
 
-gpu-xid-ladder runs on a lab at time scale 10 with every window of the stock file divided by 10: its observables
-report lab seconds and its windows are wall-clock (see the blueprint's description), so this is the stock campaign in
-lab time, thresholds untouched. nccl-rail-partition runs on wall-clock time (the gloo timeout and torchrun's
-behaviour are real seconds, the lab's time scale does not touch them) with its stock fault windows and expectations;
-only the baseline, the REJECT stage's recovery (90 s → 65 s, still past every "within 60s after rollback") and the final
-window are trimmed.
-The training job needs root (network namespaces): as root the lab runs it and the NCCL tests run; otherwise they skip
-locally and fail in CI. Slow (about 5 minutes), so marked ``slow``; CI still runs it.
+The lab runs in real time. gpu-xid-ladder runs with every window of the stock file divided by 5 (``--set``: baseline,
+observe, recovery and each "within ... after rollback"), its thresholds untouched; the monitor's reboot of a node
+takes 20 s (``gpu_reboot_seconds``) instead of 60. nccl-rail-partition runs with its stock fault windows and
+expectations; only the baseline, the REJECT stage's recovery (90 s → 65 s, still past every "within 60s after
+rollback") and the final window are trimmed.
+The lab's own nodes and the training job need root (pod network, network namespaces): as root they run; otherwise the
+module skips locally and fails in CI. Slow (about 6 minutes), so marked ``slow``; CI still runs it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ from tests.e2e.gpu_helpers import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-TIME_SCALE = 10.0
+TRIM = 5.0
+"""Every window of gpu-xid-ladder is divided by this (see the module's docstring)."""
+FAST: dict[str, Any] = {"node_lease_seconds": 8, "node_monitor_grace_seconds": 12, "node_monitor_period_seconds": 2,
+                        "gpu_reboot_seconds": 20}
+"""Node leases renewed every 2 s, NotReady 12 s after the last renewal; a monitor reboot keeps a node down 20 s."""
 XID = LIBRARY / "gpu-xid-ladder.yaml"
 NCCL = LIBRARY / "nccl-rail-partition.yaml"
 S13, S94, S79 = "xid-13-graphics-exception", "xid-94-contained-ecc", "xid-79-fell-off-the-bus"
@@ -51,22 +56,20 @@ NCCL_TRIM = ["baseline=5s", "stages[1].recovery=65s", "final_recovery=0s"]
 
 @pytest.fixture(scope="module")
 def gpu_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuLab]:
-    """Three nodes, two of them GPU nodes, time scale 10, the training job when running as root; a Prefect test server."""
-    try:
-        from lab.testing import running_lab
-    except ImportError as e:  # pragma: no cover - the lab is part of this repository
-        require(False, f"the lab cannot be imported: {e}")
-        raise
+    """The real control plane: one kwok node, one real lab node, two GPU nodes and the training job (root); a Prefect
+    test server."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
+    from lab.testing import running_control_plane
+
+    require(os.geteuid() == 0, "the lab's own nodes (pod network) and the training job (namespaces) need root")
     state = tmp_path_factory.mktemp("gpu-blueprints")
-    training = os.geteuid() == 0
     with prefect_test_harness(server_startup_timeout=120):
-        lab = GpuLab(None, state, lab_env(state, str(PREFECT_API_URL.value())), training)
+        lab = GpuLab(None, state, lab_env(state, str(PREFECT_API_URL.value())), True)
         try:
             lab.handle = lab.stack.enter_context(
-                running_lab(state / "lab", nodes=3, gpu_nodes=2, time_scale=TIME_SCALE, training=training)
+                running_control_plane(state / "lab", nodes=1, real_nodes=1, gpu_nodes=2, training=True, **FAST)
             )
             yield lab
         finally:
@@ -94,8 +97,8 @@ def _restored(lab: GpuLab) -> dict[str, object] | None:
 
 @pytest.fixture(scope="module")
 def xid_run(gpu_lab: GpuLab) -> Run:
-    """The stock gpu-xid-ladder in lab time (windows / 10), run through `gameday run`."""
-    return gameday_run(gpu_lab, XID, scaled_overrides(XID, TIME_SCALE))
+    """The stock gpu-xid-ladder with its windows divided by 5, run through `gameday run`."""
+    return gameday_run(gpu_lab, XID, scaled_overrides(XID, TRIM))
 
 
 def test_xid_ladder_completes_confirmed_with_a_report(xid_run: Run) -> None:

@@ -66,6 +66,17 @@ def test_pod_addresses_carry_real_tcp_and_udp_and_leave_with_the_link(network: P
     network.destroy()  # idempotent
 
 
+def test_an_address_kept_off_the_link_is_released_without_touching_it(network: PodNetwork) -> None:
+    """A sandboxed pod's IP (never on the bridge) goes back to the pool without an error, and can be handed out again."""
+    pool = PodAddresses(network)
+    boxed = pool.allocate(on_link=False)
+    on_link = pool.allocate()
+    assert boxed not in network.addresses() and on_link in network.addresses()
+    pool.release(boxed)
+    assert on_link in network.addresses() and boxed not in pool.in_use
+    assert pool.allocate() == boxed and boxed in network.addresses()
+
+
 def test_a_foreign_address_is_refused_and_changes_nothing(network: PodNetwork) -> None:
     """An address outside the slot is refused with its reason and the link keeps what it had."""
     before = network.addresses()

@@ -220,13 +220,14 @@ def test_down_after_the_supervisor_was_killed_stops_the_server_and_its_cgroup(tm
     assert not Path(status["cgroup"]).exists()
 
 
-def test_cli_refuses_gpu_nodes_on_the_real_plane(tmp_path: Path) -> None:
-    """`lab up --control-plane real --gpu-nodes 1` exits 2 with a sentence and starts nothing."""
-    done = subprocess.run([sys.executable, "-m", "lab", "up", "--control-plane", "real", "--gpu-nodes", "1",
-                           "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "NO_COLOR": "1"})
+def test_cli_refuses_knobs_that_cannot_work_before_starting_anything(tmp_path: Path) -> None:
+    """`lab up --control-plane real --training` without GPU nodes, with a bad reboot time, exits 2 naming both and
+    starts nothing."""
+    done = subprocess.run([sys.executable, "-m", "lab", "up", "--control-plane", "real", "--training",
+                           "--gpu-reboot", "0", "--state-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 2, done.stderr
-    assert "--gpu-nodes" in done.stderr and "Traceback" not in done.stderr
+    assert "training: " in done.stderr and "gpu_reboot_seconds: " in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "pids.json").exists()
 
 
