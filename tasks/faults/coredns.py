@@ -22,6 +22,9 @@ from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
 from tasks.probes.dns import DnsAnswer, lab_dns_server, query
 
 COREFILE_KEY = "Corefile"
+RESTORED_ANSWERS = 6
+"""Answers in a row as before the fault that make a rollback's DNS restored: the Service spreads queries over every
+CoreDNS replica, and each reloads its Corefile on its own."""
 
 
 def check_name(undo: dict[str, Any]) -> str:
@@ -36,6 +39,12 @@ def check_name(undo: dict[str, Any]) -> str:
 def dns_server_for(ctx: FaultContext) -> str | None:
     """The DNS server verify should ask: ctx.extra['dns_server'], else the lab's kube-dns address."""
     return ctx.extra.get("dns_server") or lab_dns_server(getattr(ctx.cluster, "lab", None))
+
+
+def corefile_dialect(lab: dict[str, Any] | None) -> Dialect:
+    """How a SERVFAIL is written: the emulated lab DNS server's ``erratic servfail``, or the ``template`` plugin of a
+    real CoreDNS (any cluster's, and the real control plane lab's)."""
+    return "lab" if lab and lab.get("control_plane", "emulated") != "real" else "coredns"
 
 
 def block_policy(name: str, namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
@@ -78,7 +87,7 @@ class CorednsOutageFault:
                 raise NotFound(f"configmap {ns}/{spec.configmap} has no {COREFILE_KEY} key")
             original = data[COREFILE_KEY]
             tag = f"{run_id}/{fault_id}"
-            dialect: Dialect = "lab" if getattr(c, "lab", None) else "coredns"
+            dialect = corefile_dialect(getattr(c, "lab", None))
             edited = apply_edit(original, spec.corefile, tag, dialect)
             undo.update(configmap=spec.configmap, original=original, edited=edited, tag=tag,
                         zones=list(spec.corefile.zones), action=spec.corefile.action, every=spec.corefile.every,
@@ -181,6 +190,28 @@ class CorednsOutageFault:
                     c.patch_configmap_data(u["namespace"], u["configmap"], {COREFILE_KEY: u["original"]})
         except NotFound as e:
             ctx.log(f"coredns-outage rollback: {e} (already gone; nothing to restore)")
+        if u["mode"] in ("corefile", "block"):
+            self._await_dns_restored(u, ctx)
+
+    def _await_dns_restored(self, u: dict[str, Any], ctx: FaultContext) -> None:
+        """After a Corefile or policy rollback, wait (bounded) until DNS answers as it did before the fault, several
+        times in a row: a real CoreDNS reads its ConfigMap through a volume and its reload plugin, seconds after the
+        API has it."""
+        baseline, server = u.get("dns_baseline") or {}, dns_server_for(ctx)
+        if not server or not baseline or baseline.get("broken"):
+            return
+        deadline = time.monotonic() + float(ctx.extra.get("restore_timeout_s", 30.0))
+        healthy = 0
+        while True:
+            broken, answer, qname = self._dns_broken(u, server)
+            healthy = 0 if broken else healthy + 1
+            if healthy >= RESTORED_ANSWERS:
+                return
+            if time.monotonic() > deadline:
+                ctx.log(f"coredns-outage rollback: {u['mode']} restored in the API, but {qname} @{server} still "
+                        f"answers {answer.rcode}")
+                return
+            time.sleep(0.3)
 
     def renew(self, injection: Injection, ctx: FaultContext) -> None:
         """Nothing to renew: cluster state persists until rollback."""

@@ -95,6 +95,37 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             yield E2E(lab, state, env)
 
 
+REAL_FAST: dict[str, Any] = {"node_lease_seconds": 8, "node_monitor_grace_seconds": 12,
+                             "node_monitor_period_seconds": 2}
+"""The real plane's node timings in e2e labs: leases renewed every 2 s, NotReady 12 s after the last renewal."""
+
+
+@pytest.fixture(scope="module")
+def e2e_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """The real control plane (one kwok node, two real lab nodes, one GPU node with its agent; root) plus a Prefect
+    test server that `gameday` subprocesses use, for one module."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    from lab.testing import running_control_plane
+    from tests.conftest import require
+
+    require(os.geteuid() == 0, "the real plane's own nodes (pod network, sandboxes) need root")
+    state = tmp_path_factory.mktemp("gameday-state-real")
+    with prefect_test_harness(server_startup_timeout=60):
+        env = {
+            **os.environ,
+            "GAMEDAY_STATE_DIR": str(state),
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",
+        }
+        env.pop("GAMEDAY_LAB_STATE_DIR", None)
+        env.pop("GAMEDAY_PROMETHEUS_URL", None)
+        with running_control_plane(state / "lab", nodes=1, real_nodes=2, gpu_nodes=1, **REAL_FAST) as lab:
+            yield E2E(lab, state, env)
+
+
 PREFECT = [sys.executable, "-m", "prefect"]
 POOL = "gameday-process"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}

@@ -17,8 +17,8 @@ import yaml
 
 from tests.e2e.conftest import E2E, poll
 
-CPU_NODE = "node-1"
-"""The node node-cordon cordons (a CPU node; the lab names nodes node-1..node-N)."""
+CPU_NODE = "kwok-node-0"
+"""The node node-cordon cordons (kwok's node on the real control plane: no pod of the lab's own runs there)."""
 
 FAULTS: dict[str, dict[str, Any]] = {
     "coredns-scale-to-zero": {"kind": "coredns-outage", "mode": "scale-to-zero"},

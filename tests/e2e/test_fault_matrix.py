@@ -1,5 +1,8 @@
 """Every fault kind that lands on the lab, on every exit path: it lands, and the cluster is restored object by object.
 
+On the real control plane (``e2e_real``: etcd, kube-apiserver, the controllers and scheduler, kwok's node, the lab's
+real nodes running the real CoreDNS and the inference workload, a GPU node with its agent).
+
 Paths: (a) success, (b) guardrail abort (an HTTP guardrail against a local endpoint the test flips to 500),
 (c) an exception in the step after inject (a second fault whose Chaos Toolkit action raises), all with the
 in-process CampaignRunner; (d) `gameday run` SIGKILLed mid-stage, then `gameday reconcile --release-lease`
@@ -30,6 +33,13 @@ from tests.e2e.matrix_helpers import (
 )
 
 FAULT_IDS = sorted(FAULTS)
+
+
+@pytest.fixture(scope="module")
+def e2e(e2e_real: E2E) -> E2E:
+    """This module's lab: the real control plane."""
+    return e2e_real
+
 # a pod kill is over the moment it lands: nothing is left in place for reconcile to undo
 KILLABLE = [f for f in FAULT_IDS if f != "pod-kill"]
 

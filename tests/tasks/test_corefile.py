@@ -60,3 +60,14 @@ def test_edit_refuses_a_zone_that_has_its_own_block() -> None:
     """A zone the Corefile already serves in its own block would clash: refused before touching anything."""
     with pytest.raises(InjectionFailed, match="already has a server block"):
         apply_edit("example.org:53 {\n  whoami\n}\n" + KUBEADM, CorefileEdit(zones=["example.org"]), "t")
+
+
+def test_the_dialect_follows_the_dns_server_that_reads_the_corefile() -> None:
+    """The emulated lab's DNS server gets its servfail extension; a real CoreDNS (a cluster, the real-plane lab) the
+    template plugin."""
+    from tasks.faults.coredns import corefile_dialect
+
+    assert corefile_dialect({"control_plane": "emulated"}) == "lab"
+    assert corefile_dialect({"apiserver": "http://127.0.0.1:1"}) == "lab"
+    assert corefile_dialect({"control_plane": "real"}) == "coredns"
+    assert corefile_dialect(None) == "coredns"

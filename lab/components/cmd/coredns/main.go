@@ -2,7 +2,7 @@
 // lab's Corefiles use compiled in.
 //
 // Upstream's main imports core/plugin, which links every plugin (cloud DNS backends, etcd, ...). This one
-// imports thirteen, and sets dnsserver.Directives to the same thirteen in the order of upstream's plugin.cfg
+// imports fourteen, and sets dnsserver.Directives to the same fourteen in the order of upstream's plugin.cfg
 // (the order in which a request passes through them). Four more register themselves because these import
 // them (debug, dnstap, metadata, transfer: `coredns -plugins` lists them), but a Corefile can name only a
 // directive: any other plugin is rejected at start-up ("Unknown directive"), so the lab cannot come to
@@ -26,6 +26,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/metrics"
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
+	_ "github.com/coredns/coredns/plugin/template"
 )
 
 // directives are the compiled-in plugins in CoreDNS v1.15.0's plugin.cfg order ("prometheus" is the
@@ -39,6 +40,7 @@ var directives = []string{
 	"errors",
 	"log",
 	"cache",
+	"template",
 	"hosts",
 	"kubernetes",
 	"loop",
