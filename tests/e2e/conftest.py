@@ -1,7 +1,8 @@
 """End-to-end fixtures: one lab and one Prefect server for the session, and a helper running `gameday`.
 
-:func:`prefect_stack` starts a real Prefect server + process worker + `prefect deploy --all` + a small lab
-(tests/e2e/test_prefect_ops.py). Everything is started as real processes in their own sessions and stopped by
+:func:`prefect_stack` starts a real Prefect server + process worker + `prefect deploy --all` + a small lab on the real
+control plane (tests/e2e/test_prefect_ops.py); :func:`e2e_real` is that lab with a GPU node and a Prefect test server
+for a module (tests/e2e/test_fault_matrix.py). Everything is started as real processes in their own sessions and stopped by
 PID: runs are cancelled through the API first (a stopped worker would leave them RUNNING), then the worker gets
 SIGINT (a backgrounded worker ignores SIGTERM), then the server; anything still alive after a bound is SIGKILLed
 by its process group.
@@ -314,8 +315,12 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
 
 @contextmanager
 def prefect_stack(base: Path) -> Iterator[Ops]:
-    """Server, lab, work pool, `prefect deploy --all`, worker; everything stopped by PID afterwards."""
-    from lab.testing import running_lab
+    """Server, lab (the real control plane with two real nodes; root), work pool, `prefect deploy --all`, worker;
+    everything stopped by PID afterwards."""
+    from lab.testing import running_control_plane
+    from tests.conftest import require
+
+    require(os.geteuid() == 0, "the real plane's own nodes (pod network, sandboxes) need root")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -343,7 +348,7 @@ def prefect_stack(base: Path) -> Iterator[Ops]:
             logs / "server.log",
         )
         stack.callback(_stop, server, signal.SIGINT, 20)
-        lab = stack.enter_context(running_lab(state / "lab", nodes=2, gpu_nodes=0, time_scale=10))
+        lab = stack.enter_context(running_control_plane(state / "lab", nodes=1, real_nodes=2, **REAL_FAST))
         api = stack.enter_context(httpx.Client(base_url=url, timeout=30))
 
         def healthy() -> bool:
