@@ -373,7 +373,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         for name in ORDER[2:]:
             _start(layout, opts, name, deadline)
         nodes = [kwok.node(n, kwok.node_ip(i)) for i, n in enumerate(kwok.node_names(opts.nodes))]
-        kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
+        if nodes:
+            kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
         if network is not None:
             runtime = _start_real_nodes(layout, opts, network, deadline)
         _await(lambda: _nodes_waiting(layout, admin, opts.nodes + opts.lab_nodes), deadline,

@@ -1,13 +1,9 @@
-"""Fixtures for the tasks tests: a session lab, a small-seat API server, Prometheus, and contexts over them.
-
-The lab binds fixed addresses (127.96.0.10:53, 127.96.0.20:80): one per network namespace. The ``lab``
-fixture waits (bounded) for another run's lab to finish; to run beside one, use a private namespace:
-``unshare -n sh -c 'ip link set lo up; .venv/bin/pytest tests/tasks'`` (root).
-"""
+"""Fixtures for the tasks tests: a session lab (the real control plane), a small-seat API server, Prometheus, and
+contexts over them."""
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,30 +14,17 @@ from tasks.faults.base import FaultContext
 from tasks.settings import Settings
 from tests.tasks.helpers import NODES
 
-LAB_WAIT_S = 240.0
-
-
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A whole lab (3 CPU nodes, time scale 10) for the session; torn down even on failure."""
-    from lab.runtime.errors import LabError
-    from lab.testing import running_lab
+    """A lab on the real control plane for the session: three real lab nodes (lab-node-0..2) running CoreDNS,
+    NodeLocal DNSCache and the inference workload, no kwok node (root); torn down even on failure."""
+    from lab.testing import running_control_plane
+    from tests.conftest import require
 
-    # One lab per machine (fixed DNS/gateway addresses): wait, bounded, for another test run's lab to finish.
-    deadline = time.monotonic() + LAB_WAIT_S
-    while True:
-        cm = running_lab(tmp_path_factory.mktemp("lab"), nodes=3, gpu_nodes=0, time_scale=10)
-        try:
-            handle = cm.__enter__()
-            break
-        except LabError as e:
-            if "in use" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(3)
-    try:
+    require(os.geteuid() == 0, "the real plane's own nodes (pod network, sandboxes) need root")
+    with running_control_plane(tmp_path_factory.mktemp("lab"), nodes=0, real_nodes=3, node_lease_seconds=8,
+                               node_monitor_grace_seconds=12, node_monitor_period_seconds=2) as handle:
         yield handle
-    finally:
-        cm.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from typing import Any
 from tasks.cluster import Cluster
 from tests.conftest import poll as shared_poll
 
-NODES = ["node-0", "node-1", "node-2"]
+NODES = ["lab-node-0", "lab-node-1", "lab-node-2"]
 
 
 def poll(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:

@@ -14,7 +14,7 @@ from blueprints.campaign import BlastRadius, Target
 from tasks.cluster import Cluster, map_api_error
 from tasks.errors import Conflict, NotFound, TargetError, TemporaryError
 from tasks.settings import Settings
-from tests.tasks.helpers import api_cluster
+from tests.tasks.helpers import NODES, api_cluster
 
 
 def _exc(status: int, headers: dict[str, str] | None = None) -> ApiException:
@@ -58,7 +58,7 @@ def test_lab_target_resolves_the_runner_context(api: Any, tmp_path: Path) -> Non
         assert cluster.whoami() == "gameday-runner"
         assert cluster.lab is not None and cluster.lab["dns"] == "127.0.0.1:5353"
         assert cluster.connection().token == api.runner_token
-        assert sorted(n.metadata.name for n in cluster.list_nodes()) == ["node-0", "node-1", "node-2"]
+        assert sorted(n.metadata.name for n in cluster.list_nodes()) == NODES
     finally:
         cluster.close()
 

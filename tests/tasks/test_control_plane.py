@@ -16,7 +16,7 @@ from tasks.faults.control_plane import ControlPlaneOverloadFault
 from tasks.faults.storm_process import find_storms, read_stats
 from tasks.ledger import Ledger
 from tasks.settings import Settings
-from tests.tasks.helpers import api_cluster, poll
+from tests.tasks.helpers import NODES, api_cluster, poll
 
 FAULT = ControlPlaneOverloadFault()
 
@@ -141,7 +141,7 @@ def test_daemonset_storm_puts_a_pod_on_every_node_and_rollback_removes_it(
     finally:
         FAULT.rollback(inj, lab_ctx)
     assert evidence.landed, evidence.summary
-    assert evidence.details["nodes"] == ["node-0", "node-1", "node-2"]
+    assert evidence.details["nodes"] == NODES
     poll(lambda: not lab_cluster.list_pods(["gameday-storm-t"]), timeout=30)
     poll(lambda: not lab_cluster.namespace_exists("gameday-storm-t"), timeout=30)
     assert _apf(lab_cluster) == fs_before

@@ -15,7 +15,7 @@ from tasks.faults.node_cordon import NodeCordonFault
 from tasks.faults.noop import NoopFault
 from tasks.lease import LEASE_NAME, lease_holder
 from tasks.ledger import Ledger, acquire_target_lease, configmap_name, reconcile, release_target_lease
-from tests.tasks.helpers import api_cluster
+from tests.tasks.helpers import NODES, api_cluster
 
 
 def _noop(run: str, fid: str) -> Any:
@@ -60,7 +60,7 @@ def test_cluster_ledger_configmap_one_key_per_fault(api: Any, tmp_path: Path) ->
     cluster = api_cluster(api)
     try:
         ctx = FaultContext(cluster=cluster, run_id="run-d", log=lambda m: None)
-        spec = NodeCordon(selector={"names": ["node-1"], "mode": "all"})  # type: ignore[arg-type]
+        spec = NodeCordon(selector={"names": [NODES[1]], "mode": "all"})  # type: ignore[arg-type]
         inj = NodeCordonFault().plan(spec, ctx, run_id="run-d", stage="s1", fault_id="cordon")
         led = Ledger(tmp_path, "run-d", cluster)
         led.record(inj)
@@ -72,10 +72,10 @@ def test_cluster_ledger_configmap_one_key_per_fault(api: Any, tmp_path: Path) ->
         (tmp_path / "ledger" / "run-d.json").unlink()  # only the cluster copy is left
         results = reconcile(cluster, tmp_path, log=lambda m: None)
         assert [(r.fault_id, r.sources, r.outcome) for r in results] == [("cordon", ["cluster"], "rolled-back")]
-        assert not cluster.read_node("node-1").spec.unschedulable
+        assert not cluster.read_node(NODES[1]).spec.unschedulable
         assert configmap_name("run-d") not in [c.metadata.name for c in cluster.list_configmaps("gameday")]
     finally:
-        cluster.set_unschedulable("node-1", False)
+        cluster.set_unschedulable(NODES[1], False)
         cluster.close()
 
 

@@ -22,33 +22,33 @@ def _flags(c: Cluster) -> dict[str, bool]:
 
 @pytest.fixture
 def node2_precordoned(lab_admin: Cluster) -> Iterator[None]:
-    """node-2 cordoned by someone else before the fault; uncordoned again afterwards."""
-    lab_admin.set_unschedulable("node-2", True)
+    """lab-node-2 cordoned by someone else before the fault; uncordoned again afterwards."""
+    lab_admin.set_unschedulable("lab-node-2", True)
     try:
         yield
     finally:
-        lab_admin.set_unschedulable("node-2", False)
+        lab_admin.set_unschedulable("lab-node-2", False)
 
 
 def test_rollback_uncordons_only_what_it_cordoned(node2_precordoned: None, lab_admin: Cluster,
                                                   lab_ctx: FaultContext) -> None:
-    """With node-2 already cordoned, the fault cordons node-0/1 and rollback leaves node-2 cordoned."""
+    """With lab-node-2 already cordoned, the fault cordons lab-node-0/1 and rollback leaves lab-node-2 cordoned."""
     before = _flags(lab_admin)
     inj = FAULT.plan(NodeCordon(selector={"mode": "all"}), lab_ctx, run_id="nc", stage="s",  # type: ignore[arg-type]
                      fault_id="cordon")
-    assert inj.undo["cordon"] == ["node-0", "node-1"] and inj.undo["already_cordoned"] == ["node-2"]
+    assert inj.undo["cordon"] == ["lab-node-0", "lab-node-1"] and inj.undo["already_cordoned"] == ["lab-node-2"]
     inj = FAULT.inject(inj, lab_ctx)
     evidence = FAULT.verify(inj, lab_ctx)
     assert evidence.landed and all(evidence.details["unschedulable"].values())
     FAULT.rollback(inj, lab_ctx)
-    assert _flags(lab_admin) == before == {"node-0": False, "node-1": False, "node-2": True}
+    assert _flags(lab_admin) == before == {"lab-node-0": False, "lab-node-1": False, "lab-node-2": True}
     FAULT.rollback(inj, lab_ctx)
     assert _flags(lab_admin) == before
 
 
 def test_drain_evicts_the_pods_of_a_node(lab_admin: Cluster, lab_ctx: FaultContext) -> None:
     """Draining a node with pods evicts them through the eviction API; rollback uncordons it."""
-    busy = max(("node-0", "node-1", "node-2"), key=lambda n: len(drainable(lab_ctx, n)))
+    busy = max(("lab-node-0", "lab-node-1", "lab-node-2"), key=lambda n: len(drainable(lab_ctx, n)))
     assert drainable(lab_ctx, busy)
     inj = FAULT.plan(NodeCordon(selector={"names": [busy], "mode": "all"}, drain=True), lab_ctx,  # type: ignore[arg-type]
                      run_id="nc2", stage="s", fault_id="drain")
@@ -73,8 +73,8 @@ def test_blast_radius_percent_refuses_half_the_nodes(lab_ctx: FaultContext) -> N
 def test_rollback_of_a_half_applied_cordon(lab_admin: Cluster, lab_ctx: FaultContext) -> None:
     """If the runner died after cordoning only the first of two nodes, rollback uncordons what is cordoned."""
     before = _flags(lab_admin)
-    inj = FAULT.plan(NodeCordon(selector={"names": ["node-0", "node-1"], "mode": "all"}), lab_ctx,  # type: ignore[arg-type]
+    inj = FAULT.plan(NodeCordon(selector={"names": ["lab-node-0", "lab-node-1"], "mode": "all"}), lab_ctx,  # type: ignore[arg-type]
                      run_id="nc4", stage="s", fault_id="half")
-    lab_admin.set_unschedulable("node-0", True)  # what inject had done before the crash
+    lab_admin.set_unschedulable("lab-node-0", True)  # what inject had done before the crash
     FAULT.rollback(inj, lab_ctx)
     assert _flags(lab_admin) == before

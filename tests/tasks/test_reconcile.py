@@ -13,7 +13,7 @@ from tasks.cluster import Cluster
 from tasks.faults.storm_process import find_storms, stop_storm
 from tasks.ledger import configmap_name, reconcile
 from tests.conftest import poll
-from tests.tasks.helpers import api_cluster
+from tests.tasks.helpers import NODES, api_cluster
 
 COREFILE = ".:53 {\n    errors\n    kubernetes cluster.local\n    cache 30\n    reload\n}\n"
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_reconcile_restores_everything_a_killed_runner_left(api: Any, tmp_path: 
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         during = _state(admin)
-        assert during["replicas"] == 0 and during["cordoned"] == ["node-0"] and during["corefile"] != COREFILE
+        assert during["replicas"] == 0 and during["cordoned"] == [NODES[0]] and during["corefile"] != COREFILE
         assert "gameday-breakglass-victim" in during["flowschemas"]
         # the storm stops on its own once its runner is gone; reconcile then finds its entry open and settles it
         poll(lambda: not find_storms("victim/storm"), 10, "the storm to stop with its killed runner")

@@ -15,6 +15,7 @@ from tasks.faults import behaviour
 from tasks.faults.base import FaultContext
 from tasks.ledger import Ledger
 from tasks.settings import Settings
+from tests.tasks.helpers import NODES
 
 RUN_ID = "victim"
 
@@ -29,7 +30,7 @@ def main() -> None:
     specs = [
         ("scale", CorednsOutage(mode="scale-to-zero")),
         ("corefile", CorednsOutage(mode="corefile", corefile={"zones": ["example.org"], "action": "drop"})),
-        ("cordon", NodeCordon(selector={"names": ["node-0"], "mode": "all"})),
+        ("cordon", NodeCordon(selector={"names": [NODES[0]], "mode": "all"})),
         ("storm", ControlPlaneOverload(mode="client-storm", resource="nodes", rate=20, concurrency=2)),
     ]
     for fault_id, spec in specs:
