@@ -1,4 +1,4 @@
-"""End-to-end fixtures: one lab and one Prefect server for the session, and a helper running `gameday`.
+"""End-to-end fixtures: a lab and a Prefect server per module, and a helper running `gameday`.
 
 :func:`prefect_stack` starts a real Prefect server + process worker + `prefect deploy --all` + a small lab on the real
 control plane (tests/e2e/test_prefect_ops.py); :func:`e2e_real` is that lab with a GPU node and a Prefect test server
@@ -68,9 +68,10 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
     return shared_poll(predicate, timeout, what, interval)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    """A running lab (lab/testing.py) plus a Prefect test server that `gameday` subprocesses use."""
+    """A running emulated lab (lab/testing.py) plus a Prefect test server that `gameday` subprocesses use, for one
+    module."""
     from tests.conftest import require
 
     try:

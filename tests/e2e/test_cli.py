@@ -1,4 +1,5 @@
-"""Whole campaigns through the `gameday` CLI against a running lab: smoke, SIGKILL + reconcile, CTK import."""
+"""Whole campaigns through the `gameday` CLI against a running lab on the real control plane: smoke, SIGKILL +
+reconcile, CTK import, search-limit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from typing import Any
 
 import yaml
 
+import pytest
+
 from blueprints.record import CampaignRecord
 from tests.e2e.conftest import E2E, poll
+
+
+@pytest.fixture(scope="module")
+def e2e(e2e_real: E2E) -> E2E:
+    """This module's lab: the real control plane."""
+    return e2e_real
 
 KILLABLE = """\
 # yaml-language-server: $schema=../schema.json
