@@ -22,17 +22,25 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a duration, not a boolean")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _delta(value, str(value))
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m and any(m.groups()):
             h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
-            return timedelta(hours=h, minutes=mi, seconds=s, milliseconds=ms)
+            return _delta(h * 3600 + mi * 60 + s + ms / 1000, repr(value))
         if value.startswith("-"):
             raise ValueError(f"duration {value!r} is negative")
         if not value.startswith("P"):
             raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 2m, 1h30m or seconds)")
     return value
+
+
+def _delta(seconds: float, shown: str) -> timedelta:
+    """A timedelta of this many seconds; ValueError (not OverflowError) for NaN, infinity or past ~2.7 million years."""
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"duration {shown} is not a usable length of time (NaN, infinite or absurdly long)") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -30,13 +30,18 @@ def validate(
     for f in files:
         try:
             c = load(f)
+            warnings = weak_expectations(c)
         except BlueprintError as e:
             failed += 1
             err.print(f"[red]invalid[/red] {f}: {len(e.problems)} problem(s)", highlight=False)
             for p in e.problems:
                 err.print(f"  {p}", markup=False, highlight=False)
             continue
-        warnings = weak_expectations(c)
+        except Exception as e:  # noqa: BLE001 - one file gameday cannot check must not stop the others
+            failed += 1
+            err.print(f"[red]invalid[/red] {f}: gameday could not check it ({type(e).__name__}: {e}); this is a bug "
+                      "in gameday, please report it with the file", markup=False, highlight=False)
+            continue
         if warnings and strict:
             failed += 1
             err.print(f"[red]invalid[/red] {f}: {len(warnings)} expectation(s) that could not be refuted (--strict)",
