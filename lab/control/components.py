@@ -93,15 +93,16 @@ class ControlPlaneOptions:
 
     def problems(self) -> list[str]:
         """Every knob that cannot work, each as 'name: why' (empty when all can)."""
-        found = [f"{name}: must be at least 1, not {getattr(self, name)}" for name in (
+        found = []
+        if self.nodes < 0 or self.nodes + self.lab_nodes < 1:
+            found.append(f"nodes: kwok's nodes, 0 or more, and at least one node in all, not {self.nodes} "
+                         f"(+ {self.lab_nodes} of the lab's own)")
+        found += [f"{name}: must be at least 1, not {getattr(self, name)}" for name in (
             "max_requests_inflight", "max_mutating_requests_inflight", "node_lease_seconds",
             "node_monitor_grace_seconds", "node_monitor_period_seconds") if getattr(self, name) < 1]
         found += [f"{name}: must not be negative, not {getattr(self, name)}" for name in (
             "not_ready_toleration_seconds", "unreachable_toleration_seconds", "apiserver_memory_mib",
             "restart_backoff_seconds") if getattr(self, name) < 0]
-        if self.nodes < 0 or self.nodes + self.lab_nodes < 1:
-            found.append(f"nodes: kwok's nodes, 0 or more, and at least one node in all, not {self.nodes} "
-                         f"(+ {self.lab_nodes} of the lab's own)")
         if not 0 <= self.real_nodes <= MAX_REAL_NODES:
             found.append(f"real_nodes: must be 0 to {MAX_REAL_NODES} (a slot's pod network has 62 addresses, "
                          f"nodes first), not {self.real_nodes}")
