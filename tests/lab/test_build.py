@@ -45,8 +45,8 @@ VERSION_OUTPUT = {
 }
 LINKED_ONLY = {"debug", "dnstap", "metadata", "transfer"}
 """Plugins that register themselves because the chosen ones import them, but that are no directive."""
-PLUGINS = ["reload", "bind", "ready", "health", "prometheus", "errors", "log", "cache", "hosts", "kubernetes", "loop",
-           "forward", "erratic"]
+PLUGINS = ["reload", "bind", "ready", "health", "prometheus", "errors", "log", "cache", "template", "hosts", "kubernetes",
+           "loop", "forward", "erratic"]
 
 
 class Counter:
