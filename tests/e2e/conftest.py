@@ -68,6 +68,15 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
     return shared_poll(predicate, timeout, what, interval)
 
 
+def gameday_env(state: Path, prefect_api_url: str) -> dict[str, str]:
+    """The environment `gameday` subprocesses run with: this state dir (the lab under it), this Prefect server."""
+    env = {**os.environ, "GAMEDAY_STATE_DIR": str(state), "PREFECT_API_URL": prefect_api_url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "COLUMNS": "200"}
+    env.pop("GAMEDAY_LAB_STATE_DIR", None)
+    env.pop("GAMEDAY_PROMETHEUS_URL", None)
+    return env
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     """A running emulated lab (lab/testing.py) plus a Prefect test server that `gameday` subprocesses use, for one
@@ -84,15 +93,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 
     state = tmp_path_factory.mktemp("gameday-state")
     with prefect_test_harness(server_startup_timeout=60):
-        env = {
-            **os.environ,
-            "GAMEDAY_STATE_DIR": str(state),
-            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "COLUMNS": "200",
-        }
-        env.pop("GAMEDAY_LAB_STATE_DIR", None)
-        env.pop("GAMEDAY_PROMETHEUS_URL", None)
+        env = gameday_env(state, str(PREFECT_API_URL.value()))
         with running_lab(state / "lab", nodes=3, gpu_nodes=1, time_scale=10) as lab:
             yield E2E(lab, state, env)
 
@@ -115,15 +116,7 @@ def e2e_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     require(os.geteuid() == 0, "the real plane's own nodes (pod network, sandboxes) need root")
     state = tmp_path_factory.mktemp("gameday-state-real")
     with prefect_test_harness(server_startup_timeout=60):
-        env = {
-            **os.environ,
-            "GAMEDAY_STATE_DIR": str(state),
-            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "COLUMNS": "200",
-        }
-        env.pop("GAMEDAY_LAB_STATE_DIR", None)
-        env.pop("GAMEDAY_PROMETHEUS_URL", None)
+        env = gameday_env(state, str(PREFECT_API_URL.value()))
         with running_control_plane(state / "lab", nodes=1, real_nodes=2, gpu_nodes=1, **REAL_FAST) as lab:
             yield E2E(lab, state, env)
 
