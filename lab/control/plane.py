@@ -14,9 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
-import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -29,6 +27,16 @@ from lab import prometheus
 from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.control import components, kwok, pki
 from lab.control.components import DEFAULT_SERVICE_CIDR, LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
+from lab.control.readiness import (
+    await_condition,
+    daemonset_waiting,
+    deployment_waiting,
+    healthy,
+    kubectl,
+    node_ready,
+    nodes_waiting,
+    service_account_waiting,
+)
 from lab.gpu import launch
 from lab.network import PodNetwork
 from lab.runtime import slots
@@ -150,7 +158,8 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
     return info
 
 
-def _start_gpu(layout: Layout, opts: ControlPlaneOptions, runtime: dict[str, Any], deadline: float) -> dict[str, Any]:
+def _start_gpu(layout: Layout, opts: ControlPlaneOptions, runtime: dict[str, Any], admin: str,
+               deadline: float) -> dict[str, Any]:
     """The GPU side for the GPU nodes: its identities (service accounts with TokenRequest tokens, RBAC), the agents,
     exporter and monitor (``python -m lab.gpu``, PIDs recorded) and the GPU workload, awaited."""
     state = layout.state_dir
@@ -165,8 +174,7 @@ def _start_gpu(layout: Layout, opts: ControlPlaneOptions, runtime: dict[str, Any
     for node, pid in (info.get("agent_pids") or {}).items():
         record_pid(state, f"gpu-agent-{node}", int(pid))
     kubectl(layout, "apply", "-f", str(launch.MANIFEST))
-    admin = token_for(json.loads((state / "users.json").read_text()), ADMIN)
-    _await(lambda: _deployment_waiting(layout, admin, "gpu-training", "trainer"), deadline,
+    await_condition(lambda: deployment_waiting(layout, admin, "gpu-training", "trainer"), deadline,
            "gpu-training/trainer on the GPU nodes", log=layout.log("runtime"))
     return info
 
@@ -188,48 +196,8 @@ def kube_dns_ip(opts: ControlPlaneOptions) -> str:
     return str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
 
 
-def _deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -> str | None:
-    try:
-        dep = _api(layout, token, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-    except requests.RequestException as err:
-        return f"{namespace}/{name}: {err}"
-    want, ready = dep["spec"].get("replicas", 1), dep.get("status", {}).get("readyReplicas", 0)
-    return None if ready == want else f"{namespace}/{name}: {ready}/{want} replicas ready"
-
-
-def _daemonset_waiting(layout: Layout, token: str, namespace: str, name: str, want: int) -> str | None:
-    try:
-        ds = _api(layout, token, f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
-    except requests.RequestException as err:
-        return f"{namespace}/{name}: {err}"
-    ready = ds.get("status", {}).get("numberReady", 0)
-    return None if ready == want else f"{namespace}/{name}: {ready}/{want} pods ready"
-
-
 def _first_service_ip(cidr: str) -> str:
     return str(next(ipaddress.ip_network(cidr).hosts()))
-
-
-def _healthy(url: str, ca: Path, token: str | None = None) -> bool:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        return requests.get(url, verify=str(ca), headers=headers, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _await(check: Callable[[], str | None], deadline: float, what: str,
-           proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
-    """Poll check (None = done, else what is still awaited) until the deadline; fail at once if proc dies."""
-    last: str | None = what
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise LabStartError(f"{what}: exited with code {proc.returncode}\n{log_tail(log) if log else ''}")
-        last = check()
-        if last is None:
-            return
-        time.sleep(0.2)
-    raise LabStartError(f"timed out waiting for {what}: {last}\n{log_tail(log) if log else ''}")
 
 
 SUPERVISED = ("kube-apiserver",)
@@ -259,54 +227,9 @@ def _start(layout: Layout, opts: ControlPlaneOptions, name: str, deadline: float
             if status["last_exit"]:
                 raise LabStartError(f"{name} healthy: exited ({status['last_exit']}) before it was ready\n"
                                     f"{log_tail(layout.log(name))}")
-        return None if _healthy(url, layout.ca.cert) else f"{url} not answering 200"
+        return None if healthy(url, layout.ca.cert) else f"{url} not answering 200"
 
-    _await(check, deadline, f"{name} healthy", proc, layout.log(name))
-
-
-def kubectl(layout: Layout, *args: str, stdin: str | None = None, context: str = "lab-admin",
-            timeout: float = 60.0) -> str:
-    """Run the lab's kubectl against it (admin unless another context is named); LabError on failure."""
-    cmd = [str(layout.binaries.get("kubectl", "kubectl")), "--kubeconfig", str(layout.state_dir / "kubeconfig"),
-           "--context", context, *args]
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise LabError(f"kubectl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
-
-
-def _api(layout: Layout, token: str, path: str) -> dict[str, Any]:
-    resp = requests.get(layout.apiserver_url + path, verify=str(layout.ca.cert),
-                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    resp.raise_for_status()
-    result: dict[str, Any] = resp.json()
-    return result
-
-
-def node_readiness(layout: Layout, token: str) -> tuple[int, int]:
-    """(nodes, Ready nodes) as the API server reports them."""
-    items = _api(layout, token, "/api/v1/nodes")["items"]
-    return len(items), sum(1 for n in items if _ready(n))
-
-
-def _ready(node: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
-
-
-def _nodes_waiting(layout: Layout, token: str, want: int) -> str | None:
-    try:
-        total, ready = node_readiness(layout, token)
-    except requests.RequestException as err:
-        return f"API error {err}"
-    return None if total == ready == want else f"{ready}/{total} of {want} nodes Ready"
-
-
-def _service_account_waiting(layout: Layout, token: str) -> str | None:
-    try:
-        _api(layout, token, "/api/v1/namespaces/default/serviceaccounts/default")
-    except requests.RequestException:
-        return "the default service account (kube-controller-manager's) does not exist yet"
-    return None
+    await_condition(check, deadline, f"{name} healthy", proc, layout.log(name))
 
 
 def _pods_job(state: Path) -> dict[str, Any]:
@@ -377,21 +300,21 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
             kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes), timeout=max(60.0, opts.nodes / 5))
         if network is not None:
             runtime = _start_real_nodes(layout, opts, network, deadline)
-        _await(lambda: _nodes_waiting(layout, admin, opts.nodes + opts.lab_nodes), deadline,
+        await_condition(lambda: nodes_waiting(layout, admin, opts.nodes + opts.lab_nodes), deadline,
                "kwok's and the lab's nodes Ready", log=layout.log("runtime" if network else "kwok"))
-        _await(lambda: _service_account_waiting(layout, admin), deadline, "service accounts",
+        await_condition(lambda: service_account_waiting(layout, admin), deadline, "service accounts",
                log=layout.log("kube-controller-manager"))
         if network is not None:
             kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(addons(opts)))
-            _await(lambda: _deployment_waiting(layout, admin, "kube-system", "coredns"), deadline,
+            await_condition(lambda: deployment_waiting(layout, admin, "kube-system", "coredns"), deadline,
                    "CoreDNS on the real nodes", log=layout.log("runtime"))
-            _await(lambda: _daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.lab_nodes), deadline,
+            await_condition(lambda: daemonset_waiting(layout, admin, "kube-system", "node-local-dns", opts.lab_nodes), deadline,
                    "NodeLocal DNSCache on every real node", log=layout.log("runtime"))
             for name in INFERENCE:
-                _await(partial(_deployment_waiting, layout, admin, "inference", name), deadline,
+                await_condition(partial(deployment_waiting, layout, admin, "inference", name), deadline,
                        f"inference/{name} on the real nodes", log=layout.log("runtime"))
         if network is not None and runtime is not None and opts.gpu_nodes:
-            gpu = _start_gpu(layout, opts, runtime, deadline)
+            gpu = _start_gpu(layout, opts, runtime, admin, deadline)
         jobs = _scrape_jobs(layout, runtime) + [prometheus.scrape_job(name, url) for name, url in
                                                  (launch.scrape_jobs(gpu) if gpu else {}).items()]
         port = prometheus.free_port()
@@ -494,7 +417,7 @@ def status(state: Path) -> dict[str, Any]:
             return items
 
         nodes = get("/api/v1/nodes")
-        result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if _ready(n))}
+        result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if node_ready(n))}
         phases: dict[str, int] = {}
         for pod in get("/api/v1/pods"):
             phase = pod.get("status", {}).get("phase", "Unknown")
