@@ -1,7 +1,8 @@
 """How long each phase of the OpenAI 2024-12-11 replay takes on this machine.
 
-Either measure an existing run directory (``--run-dir``) or do a whole replay: ``lab up`` (500 nodes,
-time scale 3), ``gameday run blueprints/replays/<variant>.yaml``, ``lab down``. Prints wall-clock
+Either measure an existing run directory (``--run-dir``) or do a whole replay: ``lab up`` on the real control
+plane (200 of kwok's nodes, two real nodes, 600 APF seats, kube-apiserver in a 360 MiB memory cgroup, 20 s leases;
+root), ``gameday run blueprints/replays/<variant>.yaml``, ``lab down``. Prints wall-clock
 seconds per phase, the cascade's milestones relative to the storm start (plus what the e2e test does not
 assert: first node NotReady, first SERVFAIL), and each phase's share of the 10-minute budget. Prints,
 never asserts.
@@ -84,10 +85,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", type=Path, help="an existing run directory (record.json + frames.parquet)")
     ap.add_argument("--variant", default="openai-2024-12-11", help="blueprint name under blueprints/replays/")
-    ap.add_argument("--nodes", type=int, default=500)
-    ap.add_argument("--time-scale", type=float, default=3.0)
-    ap.add_argument("--seats", type=int, default=600, help="API server APF seats (the real 400 + 200)")
-    ap.add_argument("--apiserver-memory", type=float, default=48.0, help="API server memory limit (MiB, modelled)")
+    ap.add_argument("--nodes", type=int, default=200, help="kwok's nodes")
+    ap.add_argument("--apiserver-memory", type=float, default=360.0, help="kube-apiserver's memory cgroup limit (MiB)")
     args = ap.parse_args()
     if args.run_dir:
         report(args.run_dir, [])
@@ -99,10 +98,11 @@ def main() -> int:
     py = sys.executable
     try:
         t = time.monotonic()
-        subprocess.run([py, "-m", "lab", "up", "--nodes", str(args.nodes), "--gpu-nodes", "0", "--time-scale",
-                        str(args.time_scale), "--seats", str(args.seats), "--apiserver-memory", str(args.apiserver_memory),
-                        "--state-dir", str(lab_dir), "--timeout", "300"],
-                       cwd=ROOT, env=env, check=True, capture_output=True, timeout=400)
+        subprocess.run([py, "-m", "lab", "up", "--control-plane", "real", "--nodes", str(args.nodes), "--real-nodes", "2",
+                        "--max-requests-inflight", "400", "--max-mutating-requests-inflight", "200",
+                        "--apiserver-memory", f"{args.apiserver_memory:g}", "--node-lease-seconds", "20",
+                        "--node-monitor-grace", "20", "--state-dir", str(lab_dir), "--timeout", "400"],
+                       cwd=ROOT, env=env, check=True, capture_output=True, timeout=500)
         lab_up = time.monotonic() - t
         t = time.monotonic()
         proc = subprocess.run([py, "-m", "flows.cli", "run", str(REPLAYS / f"{args.variant}.yaml"), "--target", "lab", "--yes"],
@@ -114,7 +114,7 @@ def main() -> int:
             return 1
         record = json.loads((runs[-1] / "record.json").read_text())
         inside = (datetime.fromisoformat(record["ended_at"]) - datetime.fromisoformat(record["started_at"]))
-        report(runs[-1], [(f"lab up ({args.nodes} nodes)", lab_up),
+        report(runs[-1], [(f"lab up ({args.nodes} kwok + 2 real nodes)", lab_up),
                           ("CLI start-up + Prefect + report", run_s - inside.total_seconds())])
         print(f"\nrun directory: {runs[-1]}")
         return 0

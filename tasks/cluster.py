@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _RETRIES_429 = 3
+FORBIDDEN_RETRY_S = 15.0
+"""How long a 403 is retried by a client that rides out API server outages: a kube-apiserver that has just
+restarted (OOM-killed in a storm) answers 403 until its RBAC informers have synced, for a few seconds."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,11 @@ class Cluster(ClusterOps):
         """Run one API call with a timeout, retrying 429 briefly, mapping failures to typed errors.
 
         Once the server has answered, a connection failure (the API server restarting, OOM-killed) is retried
-        for up to ``outage_retry_s`` seconds; a server never reached fails at once.
+        for up to ``outage_retry_s`` seconds; a server never reached fails at once. With ``outage_retry_s`` on, a
+        403 is retried for up to ``FORBIDDEN_RETRY_S`` too (a restarted server's authorizer is not yet synced).
         """
         kwargs.setdefault("_request_timeout", self.timeout)
-        throttled, outage_deadline = 0, None
+        throttled, outage_deadline, forbidden_deadline = 0, None, None
         while True:
             try:
                 result = fn(*args, **kwargs)
@@ -158,6 +162,15 @@ class Cluster(ClusterOps):
                 if int(e.status or 0) == 429 and throttled < _RETRIES_429:
                     time.sleep(min(getattr(err, "delay", 1.0), 2.0))
                     continue
+                if int(e.status or 0) == 403 and self.outage_retry_s > 0:
+                    now = time.monotonic()
+                    if forbidden_deadline is None:
+                        forbidden_deadline = now + min(self.outage_retry_s, FORBIDDEN_RETRY_S)
+                        log.warning("%s: HTTP 403; retrying for up to %.0f s (an API server that has just restarted "
+                                    "denies until its RBAC caches have synced)", what, forbidden_deadline - now)
+                    if now < forbidden_deadline:
+                        time.sleep(0.5)
+                        continue
                 raise err from e
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 now = time.monotonic()

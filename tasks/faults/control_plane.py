@@ -87,10 +87,13 @@ def storm_daemonset(name: str, spec: ControlPlaneOverload) -> dict[str, Any]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "nodeSelector": dict(spec.node_selector),
+                    **({"serviceAccountName": spec.service_account} if spec.service_account else {}),
                     "tolerations": [{"operator": "Exists"}],
                     "containers": [{"name": "storm", "image": spec.image, "env": [
                         {"name": "RATE", "value": f"{spec.per_pod_rate:g}"},
-                        {"name": "RESOURCE", "value": spec.resource}]}],
+                        {"name": "RESOURCE", "value": spec.resource},
+                        *([{"name": "BACKOFF_MAX", "value": f"{spec.client_backoff_max.total_seconds():g}"}]
+                          if spec.client_backoff_max is not None else [])]}],
                 },
             },
         },
@@ -137,7 +140,9 @@ class ControlPlaneOverloadFault:
                         created_namespace=not c.namespace_exists(spec.namespace))
             targets = [f"node/{n.metadata.name}" for n in nodes]
             changes.append(Change(action="create", object=f"apps/v1 DaemonSet {spec.namespace}/{name}",
-                                  detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s",
+                                  detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s"
+                                         + (f" as {spec.namespace}/{spec.service_account}" if spec.service_account
+                                            else ""),
                                   undo="delete it (and the namespace if created)"))
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary=f"control-plane overload ({spec.mode})",

@@ -32,6 +32,9 @@ def measure(spec: KubernetesProbe, cluster: Any) -> Any:
     if spec.check == "deployment-available":
         dep = cluster.read_deployment(spec.namespace, spec.object_name)
         return int((dep.status.available_replicas if dep.status else 0) or 0)
+    if spec.check == "daemonset-available":
+        ds = cluster.read_daemonset(spec.namespace, spec.object_name)
+        return int((ds.status.number_available if ds.status else 0) or 0)
     if spec.check == "node-ready":
         return node_is_ready(cluster.read_node(spec.object_name))
     if spec.check in ("nodes-ready", "nodes-cordoned"):

@@ -148,3 +148,45 @@ def test_calls_ride_out_an_api_server_oom_kill_and_restart(tmp_path: Path) -> No
         finally:
             patient.close()
             hasty.close()
+
+
+def test_a_403_is_ridden_out_only_by_a_client_that_rides_out_outages(lab: Any) -> None:
+    """A client with outage retries keeps retrying a 403 until the permission exists (a restarted API server denies
+    until its RBAC caches sync); one without them fails at once with TargetError."""
+    import threading
+
+    from kubernetes import client as k8s
+
+    sa = "gameday-late-binding"
+    lab.kubectl("-n", "default", "create", "serviceaccount", sa, context="lab-admin")
+    token = lab.kubectl("-n", "default", "create", "token", sa, context="lab-admin").stdout.strip()
+    assert token
+
+    def cluster(outage_retry_s: float) -> Cluster:
+        configuration = k8s.Configuration()
+        configuration.host = lab.endpoints["apiserver"]
+        configuration.ssl_ca_cert = lab.endpoints["ca_file"]
+        configuration.api_key = {"authorization": f"Bearer {token}"}
+        return Cluster(k8s.ApiClient(configuration), user=sa, outage_retry_s=outage_retry_s)
+
+    strict, patient = cluster(0.0), cluster(60.0)
+    granted = threading.Event()
+
+    def grant() -> None:
+        lab.kubectl("-n", "default", "create", "rolebinding", sa, "--clusterrole", "view",
+                    f"--serviceaccount=default:{sa}", context="lab-admin")
+        granted.set()
+
+    try:
+        with pytest.raises(TargetError, match="403"):
+            strict.list_pods(["default"], {})
+        timer = threading.Timer(2.0, grant)
+        timer.start()
+        pods = patient.list_pods(["default"], {})
+        timer.join()
+        assert granted.is_set() and isinstance(pods, list)
+    finally:
+        strict.close()
+        patient.close()
+        lab.kubectl("-n", "default", "delete", "rolebinding,serviceaccount", sa, "--ignore-not-found",
+                    context="lab-admin")

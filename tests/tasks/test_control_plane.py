@@ -146,3 +146,53 @@ def test_daemonset_storm_puts_a_pod_on_every_node_and_rollback_removes_it(
     poll(lambda: not lab_cluster.namespace_exists("gameday-storm-t"), timeout=30)
     assert _apf(lab_cluster) == fs_before
     FAULT.rollback(inj, lab_ctx)
+
+
+def test_daemonset_storm_as_a_service_account_that_may_list_is_served(
+        lab: Any, lab_cluster: Cluster, lab_ctx: FaultContext) -> None:
+    """A daemonset-storm run as telemetry/telemetry (which may list pods) gets its LISTs served (200s, as the
+    incident's telemetry service did), and rollback leaves the namespace it did not create."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    spec = ControlPlaneOverload(mode="daemonset-storm", namespace="telemetry", service_account="telemetry",
+                                per_pod_rate=2, break_glass=False)
+    inj = FAULT.plan(spec, lab_ctx, run_id="ds2", stage="s", fault_id="sa")
+    assert inj.undo["created_namespace"] is False
+    assert "as telemetry/telemetry" in inj.changes[-1].detail
+    inj = FAULT.inject(inj, lab_ctx)
+    try:
+        evidence = FAULT.verify(inj, lab_ctx)
+        pods = {p.metadata.name for p in lab_cluster.list_pods(["telemetry"], {"app": inj.undo["daemonset"]})}
+        assert {p.spec.service_account_name for p in lab_cluster.list_pods(["telemetry"])} >= {"telemetry"}
+
+        def served() -> bool:
+            text = requests.get(lab.endpoints["runtime_metrics"], timeout=5).text
+            ok = {s.labels["pod"] for family in text_string_to_metric_families(text)
+                  for s in family.samples if s.name == "liststorm_requests_total" and s.labels.get("code") == "200"
+                  and s.value > 0}
+            return pods <= ok
+
+        poll(served, timeout=30)
+    finally:
+        FAULT.rollback(inj, lab_ctx)
+    assert evidence.landed, evidence.summary
+    poll(lambda: not lab_cluster.list_pods(["telemetry"], {"app": inj.undo["daemonset"]}), timeout=30)
+    assert lab_cluster.namespace_exists("telemetry")
+
+
+def test_storm_daemonset_pods_carry_rate_backoff_and_service_account() -> None:
+    """The storm DaemonSet's pods get RATE and RESOURCE, BACKOFF_MAX only when client_backoff_max is set, and the
+    service account when one is named."""
+    from datetime import timedelta
+
+    from tasks.faults.control_plane import storm_daemonset
+
+    plain = storm_daemonset("s", ControlPlaneOverload(mode="daemonset-storm", per_pod_rate=3))["spec"]["template"]["spec"]
+    assert {e["name"]: e["value"] for e in plain["containers"][0]["env"]} == {"RATE": "3", "RESOURCE": "pods"}
+    assert "serviceAccountName" not in plain
+    spec = ControlPlaneOverload(mode="daemonset-storm", client_backoff_max=timedelta(seconds=2),
+                                service_account="telemetry")
+    tuned = storm_daemonset("s", spec)["spec"]["template"]["spec"]
+    assert {e["name"]: e["value"] for e in tuned["containers"][0]["env"]}["BACKOFF_MAX"] == "2"
+    assert tuned["serviceAccountName"] == "telemetry"

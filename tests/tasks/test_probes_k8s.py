@@ -1,4 +1,4 @@
-"""Tests for the kubernetes probe's pod checks against the session lab."""
+"""Tests for the kubernetes probe's pod and workload checks against the session lab."""
 
 from __future__ import annotations
 
@@ -40,3 +40,30 @@ def test_pods_ready_counts_ready_pods_where_pods_running_counts_running_ones(lab
         assert count("pods-running") == 2
     finally:
         lab_cluster.core.delete_namespace(ns)
+
+
+def test_daemonset_available_counts_the_available_pods_of_a_daemonset(lab_cluster: Cluster) -> None:
+    """daemonset-available measures node-local-dns's available pods (one per real node, 3 in the session lab), and a
+    DaemonSet that does not exist is an error, not a zero."""
+    import pytest
+
+    from tasks.errors import NotFound
+
+    def probe(name: str) -> KubernetesProbe:
+        return KubernetesProbe.model_validate({"name": "ds", "type": "kubernetes", "check": "daemonset-available",
+                                               "namespace": "kube-system", "object": name,
+                                               "tolerance": {"range": [1, 100]}})
+
+    assert measure(probe("node-local-dns"), lab_cluster) == 3
+    with pytest.raises(NotFound):
+        measure(probe("no-such-daemonset"), lab_cluster)
+
+
+def test_daemonset_available_needs_namespace_and_object() -> None:
+    """A daemonset-available check without its object is refused at validation, naming the check."""
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'daemonset-available' needs namespace and object"):
+        KubernetesProbe.model_validate({"name": "ds", "type": "kubernetes", "check": "daemonset-available",
+                                        "namespace": "kube-system", "tolerance": {"range": [1, 1]}})
