@@ -79,6 +79,11 @@ def _header(run: Run, res: RunResults) -> str:
         f"{escape(rec.owner or '?')} · {(rec.ended_at - rec.started_at).total_seconds():.0f} s<br>target "
         f"<b>{escape(rec.target.cluster)}</b> {escape(rec.target.api_server)} · topology fingerprint "
         f"<code>{escape(rec.target.fingerprint or '?')}</code></p>")
+    if res.error_budget:
+        said = " ".join(escape(m[:1].upper() + m[1:].rstrip(".")) + "."
+                        for k in ("before", "after") if k in res.error_budget
+                        for m in [str(res.error_budget[k]["message"])])
+        out.append(f"<p><b>Error budget:</b> {said}</p>")
     for stage, why in res.aborted.items():
         out.append(f'<div class="abort"><b>Stage {escape(stage)} aborted:</b> {escape(why or "no reason given")}</div>')
     for f in rec.setup:

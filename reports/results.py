@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +43,9 @@ class RunResults(_Out):
     drift: bool = False
     aborted: dict[str, str] = {}
     rollback_problems: list[str] = []
+    error_budget: dict[str, dict[str, Any]] = {}
+    """The error-budget gate's figures: ``before`` (what remained when the run started) and ``after`` (what the run
+    consumed), from the record's error-budget events."""
     expectations: list[ExpectationReport]
     observables: list[ObservableStats]
 
@@ -89,4 +93,6 @@ def analyse(run: Run, history: HistoryStore | None = None,
         drift=any(e.flags.drift for e in reports),
         aborted={s.name: s.reason for s in run.record.stages if s.status == "aborted"},
         rollback_problems=rollback_problems(run), expectations=reports,
+        error_budget={str(e.data.get("phase")): {**e.data, "message": e.message}
+                      for e in run.record.events if e.kind == "error-budget" and e.data.get("phase")},
         observables=stats)

@@ -278,6 +278,8 @@ def firings(run: Run) -> list[GuardrailFiring]:
     for ev in run.record.events:
         if ev.kind != "guardrail-breach" or ev.stage not in aborted:
             continue
+        if ev.data.get("severity", "abort") in ("warn", "pause"):  # recorded, but it did not abort the stage
+            continue
         name = str(ev.data.get("guardrail") or "?")
         g = guardrails.get(name)
         refutes = bool(run.campaign is not None and g is not None and ev.data.get("evaluable", True)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from blueprints.budget import ErrorBudget
 from blueprints.campaign import SETUP, Campaign, Stage
 from blueprints.record import FaultOutcome, StageOutcome
+from tasks.budget import consumption
 from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import Approver, Ops, StageStatus, auto_approve
 from tasks.runner_preflight import plan_all, preflight
-from tasks.runner_record import Recorder
+from tasks.runner_record import Recorder, now
 from tasks.runner_rollback import Active, rollback
 from tasks.runner_stage import inject_stage, run_stage
 from tasks.runner_windows import quiet_window
@@ -44,6 +46,8 @@ class CampaignRunner:
     status: str = "completed"
     unwinding: bool = False
     operator_abort: bool = False
+    halted: bool = False
+    """A halt guardrail tripped: no further stage runs, whatever ``continue_on_abort`` says."""
 
     @property
     def run_id(self) -> str:
@@ -58,9 +62,10 @@ class CampaignRunner:
         """Steady state holds, every fault plans within the blast radius, every guardrail evaluates; else PreflightFailed."""
         return preflight(self.campaign, self.ctx, self.ops, self.recorder)
 
-    def window(self, kind: str, seconds: float, stage: str | None = None) -> None:
+    def window(self, kind: str, seconds: float, stage: str | None = None,
+               abort: threading.Event | None = None) -> None:
         """Wait out a quiet window (baseline, recovery, cooldown, final recovery) and record it."""
-        quiet_window(self.recorder, self.cancel, kind, seconds, stage)
+        quiet_window(self.recorder, self.cancel, kind, seconds, stage, abort)
 
     def current_ops(self) -> Ops:
         """The operations to use now: plain ones while unwinding from a cancellation."""
@@ -117,7 +122,18 @@ class CampaignRunner:
         finally:
             if held:
                 self.rollback_items(held, SETUP)
+            if c.preflight.error_budget is not None:
+                self.record_budget_consumed(c.preflight.error_budget)
         return self.status
+
+    def record_budget_consumed(self, spec: ErrorBudget) -> None:
+        """Record the share of the SLO window's error budget this run consumed (from its start to now)."""
+        seconds = (now() - self.recorder.started_at).total_seconds()
+        figures = consumption(spec, self.ops.plain.evaluate if self.ops.plain else self.ops.evaluate, seconds)
+        message = (f"the run consumed {figures['consumed']:.3%} of the error budget (SLI {figures['mean_sli']:.4%} "
+                   f"over its {seconds:.0f} s)" if "consumed" in figures
+                   else f"what the run consumed could not be read: {figures['error']}")
+        self.recorder.event("error-budget", message, **figures)
 
     def run_stages(self) -> None:
         """Every stage in order, with cooldowns between; stops at a failure, an abort (unless the blueprint goes
@@ -133,7 +149,7 @@ class CampaignRunner:
                 break
             if out.status == "aborted":
                 self.status = "aborted"
-                if self.operator_abort or not c.continue_on_abort:
+                if self.operator_abort or self.halted or not c.continue_on_abort:
                     break
             if i < len(c.stages) - 1:
                 self.window("cooldown", c.cooldown.total_seconds(), stage.name)

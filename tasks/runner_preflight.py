@@ -1,7 +1,7 @@
 """The runner's first phase: plan every fault (reads only) and check the target is fit to be hurt.
 
-Preflight fails closed: steady state out of tolerance or not evaluable, a fault that does not plan within
-its blast radius, or a guardrail already breached all raise :class:`~tasks.errors.PreflightFailed` before
+Preflight fails closed: steady state out of tolerance or not evaluable, an error budget with too little left (or
+unreadable), a fault that does not plan within its blast radius, or a guardrail already breached all raise :class:`~tasks.errors.PreflightFailed` before
 anything is injected. Expectations that could not be refuted (blueprints/refutability.py) are recorded as
 warnings; they do not block the run.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from blueprints.campaign import Campaign
 from blueprints.refutability import weak_expectations
+from tasks.budget import gate
 from tasks.errors import GamedayError, PreflightFailed
 from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import Ops
@@ -31,7 +32,8 @@ def plan_all(campaign: Campaign, ctx: FaultContext, ops: Ops, run_id: str) -> di
 def preflight(
     campaign: Campaign, ctx: FaultContext, ops: Ops, recorder: Recorder
 ) -> dict[str, list[Injection]]:
-    """Steady state holds, faults plan within blast radius, guardrails evaluate; else PreflightFailed."""
+    """Steady state holds, the error budget has enough left, faults plan within blast radius, guardrails evaluate;
+    else PreflightFailed."""
     problems: list[str] = []
     for p in campaign.steady_state:
         try:
@@ -40,6 +42,13 @@ def preflight(
                 problems.append(f"steady_state {p.name!r} out of tolerance: {v.detail or v.value!r}")
         except Exception as e:  # noqa: BLE001 - not evaluable is a preflight failure
             problems.append(f"steady_state {p.name!r} could not be evaluated: {e}")
+    budget = campaign.preflight.error_budget
+    if budget is not None:
+        problem, figures = gate(budget, ops.evaluate)
+        recorder.event("error-budget", problem or (f"{figures['remaining']:.1%} of the error budget remains "
+                                                   f"(at least {budget.min_remaining:.0%} needed)"), **figures)
+        if problem:
+            problems.append(problem)
     plans: dict[str, list[Injection]] = {}
     try:
         plans = plan_all(campaign, ctx, ops, recorder.run_id)
@@ -48,7 +57,9 @@ def preflight(
     watcher = GuardrailWatcher(campaign.guardrails, ops.evaluate)
     for g in campaign.guardrails:
         reason = watcher.check_once(g)
-        if reason is not None:
+        if reason is not None and g.severity == "warn":
+            recorder.event("note", f"guardrail {g.name!r} (warn) is already breached: {reason.reason}")
+        elif reason is not None:
             problems.append(f"guardrail {g.name!r} {reason.reason}")
     warnings = weak_expectations(campaign)
     for w in warnings:

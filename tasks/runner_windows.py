@@ -31,16 +31,18 @@ def wait(seconds: float, cancel: threading.Event, abort: threading.Event | None 
 
 
 def quiet_window(
-    recorder: Recorder, cancel: threading.Event, kind: str, seconds: float, stage: str | None = None
+    recorder: Recorder, cancel: threading.Event, kind: str, seconds: float, stage: str | None = None,
+    abort: threading.Event | None = None,
 ) -> None:
-    """Wait out a quiet window (baseline, recovery, cooldown, final recovery) and record it."""
+    """Wait out a quiet window (baseline, recovery, cooldown, final recovery) and record it; ``abort`` (a stage's
+    guardrail breaker) cuts it short too."""
     if seconds <= 0:
         return
     start = now()
     evt = _START_EVENTS.get(kind)
     if evt:
         recorder.event(evt, f"{kind} for {seconds:g}s", stage=stage, seconds=seconds)
-    wait(seconds, cancel)
+    wait(seconds, cancel, abort)
     recorder.window(kind, start, now(), stage)
     if kind == "baseline":
         recorder.event("baseline-end", stage=stage)

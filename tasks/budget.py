@@ -1,0 +1,69 @@
+"""Reading an error budget from Prometheus: the gate before a run, and what the run consumed after it.
+
+Both read the SLI's mean through the runner's probe evaluation (a ``prometheus`` probe, with its timeout), so the
+gate fails closed like the rest of preflight: a query Prometheus cannot answer, or one that returns no sample,
+refuses the run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from blueprints.budget import ErrorBudget
+from blueprints.probes import PrometheusProbe, Tolerance
+from tasks.errors import ProbeError
+from tasks.runner_watch import Evaluate
+
+QUERY_TIMEOUT = timedelta(seconds=30)
+"""A month-long subquery can take a while on a big Prometheus."""
+
+
+def _mean(spec: ErrorBudget, query: str, evaluate: Evaluate) -> float:
+    probe = PrometheusProbe(name="error-budget", query=query, timeout=QUERY_TIMEOUT, tolerance=Tolerance(range=(0, 1)))
+    verdict = evaluate(probe)
+    value = verdict.value
+    if isinstance(value, list):
+        raise ProbeError(f"{query!r} returned {len(value)} series; the SLI must be one ratio (aggregate it)")
+    if value is None:
+        raise ProbeError(f"{query!r} returned no sample: the SLI has no data ({verdict.detail})")
+    return float(value)
+
+
+def gate(spec: ErrorBudget, evaluate: Evaluate) -> tuple[str | None, dict[str, Any]]:
+    """(problem or None, figures) for the budget before the run: refused while less than ``min_remaining`` is left
+    or when the SLI cannot be read."""
+    figures: dict[str, Any] = {"phase": "before", "objective": spec.objective, "window_s": spec.window.total_seconds(),
+                               "min_remaining": spec.min_remaining, "query": spec.window_query()}
+    try:
+        mean = _mean(spec, spec.window_query(), evaluate)
+    except Exception as e:  # noqa: BLE001 - an unreadable budget refuses the run (fail closed)
+        figures["error"] = str(e)
+        return f"error_budget could not be read: {e}", figures
+    remaining = spec.remaining(mean)
+    figures.update(mean_sli=mean, remaining=remaining)
+    if remaining < spec.min_remaining:
+        return (f"error_budget: {remaining:.1%} of the {_days(spec)} budget remains (SLI {mean:.4%} against an "
+                f"objective of {spec.objective:.4%}); at least {spec.min_remaining:.0%} must remain"), figures
+    return None, figures
+
+
+def consumption(spec: ErrorBudget, evaluate: Evaluate, run_seconds: float) -> dict[str, Any]:
+    """Figures for what the run consumed: the SLI's mean over the run and the share of the window's budget used."""
+    query = spec.run_query(run_seconds)
+    figures: dict[str, Any] = {"phase": "after", "run_s": run_seconds, "query": query}
+    try:
+        mean = _mean(spec, query, evaluate)
+    except Exception as e:  # noqa: BLE001 - reported, the run is over either way
+        figures["error"] = str(e)
+        return figures
+    figures.update(mean_sli=mean, consumed=spec.consumed_by(mean, run_seconds))
+    return figures
+
+
+def _days(spec: ErrorBudget) -> str:
+    seconds = spec.window.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}-{unit}"
+    return f"{seconds:g}-second"
