@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from blueprints.budget import Preflight
 from blueprints.common import Duration, Model
 from blueprints.faults import Fault
 from blueprints.hypothesis import Hypothesis
@@ -89,6 +90,9 @@ class Campaign(Model):
     target: Target
     observables: list[Observable] = Field(default_factory=list)
     steady_state: list[Probe] = Field(default_factory=list)
+    preflight: Preflight = Field(default_factory=Preflight, description=(
+        "gates checked before anything is injected: error_budget refuses the run while its SLO has too little "
+        "budget left"))
     guardrails: list[Guardrail] = Field(default_factory=list)
     setup: list[Fault] = Field(
         default_factory=list,

@@ -40,6 +40,12 @@ class ControlPlaneOverload(_Fault):
     namespace: str = Field(default="gameday-storm", description="daemonset-storm: where the DaemonSet runs")
     image: str = Field(default="lab/list-storm", description="daemonset-storm: the storm pod image")
     per_pod_rate: float = Field(default=1, gt=0, le=1000, description="daemonset-storm: LIST/s per pod")
+    client_backoff_max: Duration | None = Field(default=None, description=(
+        "daemonset-storm: the longest retry back-off of the storm pods' clients after a failed request (client-go's "
+        "reflector: 30s); shorter brings them back sooner after an API server restart"))
+    service_account: str | None = Field(default=None, description=(
+        "daemonset-storm: the storm pods' service account in `namespace` (its RBAC decides whether their LISTs are "
+        "served; the namespace's default account may list nothing)"))
     node_selector: dict[str, str] = Field(default_factory=dict)
     break_glass: bool = Field(default=True, description="give the runner reserved API seats first")
     ballast: int = Field(default=0, ge=0, le=20_000, description=(

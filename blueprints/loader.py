@@ -93,6 +93,8 @@ def _semantic_problems(c: Campaign) -> list[str]:
     queries += [
         (f"guardrails[{i}].probe.query", g.probe.query) for i, g in enumerate(c.guardrails) if g.probe.type == "prometheus"
     ]
+    if c.preflight.error_budget is not None:
+        queries.append(("preflight.error_budget.sli", c.preflight.error_budget.sli))
     for (path, _), problem in zip(queries, check_promql([q for _, q in queries]), strict=True):
         if problem:
             problems.append(f"{path}: {problem}")

@@ -63,11 +63,12 @@ class HttpProbe(_Probe):
 
 
 class KubernetesProbe(_Probe):
-    """Kubernetes state: deployment available replicas, ready nodes, cordoned nodes, running or ready pods."""
+    """Kubernetes state: deployment or DaemonSet available pods, ready nodes, cordoned nodes, running or ready
+    pods."""
 
     type: Literal["kubernetes"] = "kubernetes"
-    check: Literal["deployment-available", "nodes-ready", "nodes-cordoned", "pods-running", "pods-ready",
-                   "node-ready"]
+    check: Literal["deployment-available", "daemonset-available", "nodes-ready", "nodes-cordoned", "pods-running",
+                   "pods-ready", "node-ready"]
     namespace: str | None = None
     object_name: str | None = Field(default=None, alias="object")
     label_selector: dict[str, str] = Field(default_factory=dict)
@@ -75,8 +76,8 @@ class KubernetesProbe(_Probe):
 
     @model_validator(mode="after")
     def _needs(self) -> KubernetesProbe:
-        if self.check == "deployment-available" and not (self.namespace and self.object_name):
-            raise ValueError("check 'deployment-available' needs namespace and object")
+        if self.check in ("deployment-available", "daemonset-available") and not (self.namespace and self.object_name):
+            raise ValueError(f"check {self.check!r} needs namespace and object")
         if self.check == "node-ready" and not self.object_name:
             raise ValueError("check 'node-ready' needs object (the node name)")
         return self
@@ -127,12 +128,25 @@ Probe = Annotated[
 """Any probe, chosen by its ``type``."""
 
 
+Severity = Literal["warn", "pause", "abort", "halt"]
+"""What a guardrail's breach does (a graded circuit breaker): ``warn`` records it; ``pause`` holds the stage's
+further injections until it clears (``pause_timeout`` later it aborts the stage); ``abort`` rolls the stage back
+(the campaign goes on only with ``continue_on_abort``); ``halt`` rolls back and stops the campaign."""
+
+
 class Guardrail(Model):
-    """A probe evaluated every ``every`` during stages; out of tolerance, or not evaluable, aborts the stage."""
+    """A probe evaluated every ``every`` from a stage's first injection to the end of its recovery window; out of
+    tolerance, not evaluable or not answering within its timeout counts as a breach, which does what ``severity``
+    says."""
 
     name: str = Field(min_length=1)
     probe: Probe
     every: Duration = timedelta(seconds=2)
+    severity: Severity = Field(default="abort", description=(
+        "warn: record it; pause: no further injections until it clears (abort after pause_timeout); abort: roll "
+        "the stage back; halt: roll back and stop the campaign"))
+    pause_timeout: Duration = Field(default=timedelta(seconds=60), description=(
+        "pause: how long the stage holds for the guardrail to clear before it is aborted"))
     refutes: bool | None = Field(
         default=None,
         description="whether a breach refutes the belief (true) or only makes the run inconclusive (false); "

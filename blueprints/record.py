@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 EventKind = Literal[
     "campaign-start", "preflight", "baseline-start", "baseline-end", "stage-start", "approval", "ledger",
     "inject", "verified", "verify-failed", "guardrail-breach", "abort", "rollback", "rollback-failed",
-    "recovery-start", "stage-end", "cooldown", "campaign-end", "error", "note",
+    "recovery-start", "stage-end", "cooldown", "campaign-end", "error", "note", "error-budget",
 ]
 
 

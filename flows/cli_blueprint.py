@@ -17,8 +17,18 @@ from flows.cli_common import err, out, user_errors
 
 
 @user_errors
+def _blueprint_files(paths: list[Path]) -> list[Path]:
+    """The files to check: each file as given, each folder's *.yaml and *.yml files in name order (an empty folder
+    stays, to be reported)."""
+    out: list[Path] = []
+    for path in paths:
+        found = sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]) if path.is_dir() else [path]
+        out.extend(found or [path])
+    return out
+
+
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="blueprint YAML files")],
+    files: Annotated[list[Path], typer.Argument(help="blueprint YAML files, or folders of them")],
     strict: Annotated[bool, typer.Option("--strict", help="treat refutability warnings as errors")] = False,
 ) -> None:
     """Check blueprints; print every problem with its path (exit 2 if any) and every expectation that could
@@ -27,7 +37,11 @@ def validate(
     from blueprints.refutability import weak_expectations
 
     failed = 0
-    for f in files:
+    for f in _blueprint_files(files):
+        if f.is_dir():
+            failed += 1
+            err.print(f"[red]invalid[/red] {f}: a folder with no blueprint (*.yaml, *.yml) in it", highlight=False)
+            continue
         try:
             c = load(f)
             warnings = weak_expectations(c)

@@ -71,6 +71,10 @@ def run(
         return
     prefect_defaults()
     quiet_console()
+    if not prefect_server_configured():  # the ephemeral Prefect server this run starts must die with it
+        from flows.reaper import start_reaper
+
+        start_reaper()
     from flows.campaign import run_campaign
     from flows.params import CampaignParams
     from flows.runview import RunView
@@ -114,12 +118,24 @@ def _where(view: Any, name: str) -> None:
                   highlight=False)
 
 
+def _free_limit(target: str) -> None:
+    """Delete the target's Prefect concurrency limit (a dead run's slot) on the configured or ephemeral server."""
+    prefect_defaults()
+    quiet_console()
+    from flows.locking import limit_name, release_limit
+
+    if release_limit(target):
+        out.print(f"freed the Prefect concurrency limit {limit_name(target)!r}", highlight=False)
+
+
 @user_errors
 def reconcile(
     target: Annotated[str, typer.Option(help="'lab' or a kubeconfig context")] = "lab",
     release_lease: Annotated[bool, typer.Option(help="also drop a dead run's campaign lock")] = False,
 ) -> None:
     """Revert whatever killed runs left on the target, object by object (exit 1 if a rollback failed)."""
+    if release_lease:
+        prefect_defaults()  # before Prefect is imported: the ephemeral server's home is the state dir's
     from flows.reconcile import reconcile_target
     from tasks.settings import Settings
 
@@ -130,17 +146,35 @@ def reconcile(
         log=lambda m: out.print(m, markup=False, highlight=False),
         release_lease=release_lease,
     )
-    if release_lease and prefect_server_configured():
-        from flows.locking import limit_name, release_limit
-
-        if release_limit(target):
-            out.print(f"freed the Prefect concurrency limit {limit_name(target)!r}", highlight=False)
+    if release_lease:  # the run's Prefect server, or the ephemeral one gameday runs use (started for this)
+        _free_limit(target)
     failed = [r for r in results if r.outcome != "rolled-back"]
     out.print(
         f"reconcile {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'}, "
         f"{len(failed)} failed",
         highlight=False,
     )
+    if failed:
+        raise typer.Exit(1)
+
+
+@user_errors
+def stop(
+    target: Annotated[str, typer.Option(help="'lab' or a kubeconfig context")] = "lab",
+    hold: Annotated[float, typer.Option(
+        min=0, help="seconds to keep new campaigns off the target after stopping (0: free it at once)")] = 0.0,
+) -> None:
+    """Kill switch: stop the campaign running on the target and revert every open fault of every campaign on it,
+    whoever started them (exit 1 if a rollback failed)."""
+    prefect_defaults()  # before Prefect is imported: the ephemeral server's home is the state dir's
+    from flows.reconcile import stop_target
+    from tasks.settings import Settings
+
+    results = stop_target(target, Settings(), log=lambda m: out.print(m, markup=False, highlight=False), hold_s=hold)
+    _free_limit(target)
+    failed = [r for r in results if r.outcome != "rolled-back"]
+    out.print(f"stop {target}: {len(results)} open entr{'y' if len(results) == 1 else 'ies'} reverted, "
+              f"{len(failed)} failed", highlight=False)
     if failed:
         raise typer.Exit(1)
 

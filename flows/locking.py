@@ -4,11 +4,13 @@ The Prefect limit ``gameday-target-<target>`` (limit 1, created on first use) re
 ``SLOT_TIMEOUT_S`` seconds; its slot is held under a Prefect lease that lapses ``SLOT_LEASE_S`` seconds after
 the holder dies. The coordination.k8s.io Lease in the cluster (``tasks/lease.py``) names the holder, guards
 runs that do not go through this Prefect server, and is renewed by a heartbeat so a dead run's lease goes
-stale within ``HEARTBEAT_TTL``. A refused run raises :class:`CampaignLocked` naming the holder.
+stale within ``HEARTBEAT_TTL``. A refused run raises :class:`CampaignLocked` naming the holder. A slot taken while
+the Lease says nobody holds the target (a dead run's slot that an ephemeral server never expires) is freed.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,6 +19,7 @@ from typing import Any
 from tasks.errors import CampaignLocked
 from tasks.lease import LeaseKeeper, lease_holder
 
+log = logging.getLogger(__name__)
 LIMIT_PREFIX = "gameday-target-"
 SLOT_TIMEOUT_S = 5.0
 SLOT_LEASE_S = 60.0
@@ -82,21 +85,40 @@ def target_lock(
     with ExitStack() as stack:
         if prefect_limit:
             ensure_limit(name)
-            try:
+
+            def slot() -> None:
                 stack.enter_context(
-                    concurrency(
-                        name,
-                        occupy=1,
-                        timeout_seconds=SLOT_TIMEOUT_S,
-                        strict=True,
-                        lease_duration=SLOT_LEASE_S,
-                    )
+                    concurrency(name, occupy=1, timeout_seconds=SLOT_TIMEOUT_S, strict=True,
+                                lease_duration=SLOT_LEASE_S)
                 )
+
+            try:
+                slot()
             except TimeoutError:
-                raise _refused(cluster, target, name, namespace) from None
+                if not _holder_dead(cluster, namespace):
+                    raise _refused(cluster, target, name, namespace) from None
+                # The slot outlived its run (an ephemeral server, SIGKILLed with its runner, never expires it): the
+                # cluster Lease, which every live run renews, says nobody holds the target. Free it and try again;
+                # two runners racing here still meet at the Lease below, which only one of them gets.
+                log.warning("Prefect limit %r is taken but no live run holds the target's lease: freeing it", name)
+                release_limit(target)
+                ensure_limit(name)
+                try:
+                    slot()
+                except TimeoutError:
+                    raise _refused(cluster, target, name, namespace) from None
         keeper = LeaseKeeper(cluster, holder, namespace, on_lost=on_lost).acquire()
         stack.callback(_release, keeper)
         yield keeper
+
+
+def _holder_dead(cluster: Any, namespace: str) -> bool:
+    """Whether the cluster Lease says no live run holds the target (none, or stale)."""
+    try:
+        holder, stale = lease_holder(cluster, namespace)
+    except Exception:  # noqa: BLE001 - unknown: assume alive, refuse
+        return False
+    return holder is None or stale
 
 
 def _release(keeper: LeaseKeeper) -> None:

@@ -95,6 +95,18 @@ class ReconcileParams(BaseModel):
     )
 
 
+class StopParams(BaseModel):
+    """Which target the kill switch stops, and how long it keeps new campaigns off it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(default="lab", description="'lab' or a kubeconfig context")
+    hold_seconds: float = Field(
+        default=0.0, ge=0, le=86_400,
+        description="keep the target's campaign lease this long after stopping (new campaigns are refused)",
+    )
+
+
 class ApprovalInput(RunInput):
     """The decision an operator gives a paused stage."""
 

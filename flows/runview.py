@@ -29,6 +29,7 @@ _SHOWN = {
     "rollback-failed",
     "error",
     "note",
+    "error-budget",
 }
 
 

@@ -20,7 +20,12 @@ from tasks.faults.selection import MANAGED_BY
 
 LEASE_NAME = "gameday-campaign"
 HEARTBEAT_TTL = 90.0
-"""Seconds a campaign lease lives without renewal (the keeper renews it every third of that)."""
+"""Seconds a campaign lease lives without renewal."""
+KEEPER_BEAT_S = 5.0
+"""The most seconds between a keeper's renewals (a third of the TTL when that is shorter): a run notices within this
+that ``gameday stop`` took its target."""
+STOP_PREFIX = "gameday-stop"
+"""Holder names of the kill switch's lease (``gameday stop``)."""
 
 
 def _micro(t: datetime) -> str:
@@ -47,6 +52,10 @@ def lease_holder(cluster: Any, namespace: str = "gameday") -> tuple[str | None, 
         lease = cluster.read_lease(namespace, LEASE_NAME)
     except NotFound:
         return None, True
+    return _holder_of(lease)
+
+
+def _holder_of(lease: Any) -> tuple[str | None, bool]:
     spec = lease.spec
     holder = spec.holder_identity if spec else None
     renewed = (spec.renew_time or spec.acquire_time) if spec else None
@@ -58,20 +67,27 @@ def lease_holder(cluster: Any, namespace: str = "gameday") -> tuple[str | None, 
     return holder, datetime.now(UTC) > renewed + timedelta(seconds=duration)
 
 
-def acquire_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> None:
-    """Take (or renew) the campaign lease for ``holder``; CampaignLocked if another live holder has it."""
-    ttl_s = _seconds(ttl)
-    now = datetime.now(UTC)
+def _read_or_create(cluster: Any, holder: str, ttl_s: int, namespace: str, now: datetime) -> Any | None:
+    """The campaign Lease as it is, or None when there was none and it was just created for ``holder``."""
     try:
-        lease = cluster.read_lease(namespace, LEASE_NAME)
+        return cluster.read_lease(namespace, LEASE_NAME)
     except NotFound:
         cluster.ensure_namespace(namespace, dict(MANAGED_BY))
         try:
             cluster.create_lease(namespace, _body(namespace, holder, ttl_s, now, now))
-            return
-        except Conflict:
-            lease = cluster.read_lease(namespace, LEASE_NAME)
-    current, stale = lease_holder(cluster, namespace)
+            return None
+        except Conflict:  # another runner created it between the read and the create
+            return cluster.read_lease(namespace, LEASE_NAME)
+
+
+def acquire_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> None:
+    """Take (or renew) the campaign lease for ``holder``; CampaignLocked if another live holder has it."""
+    ttl_s = _seconds(ttl)
+    now = datetime.now(UTC)
+    lease = _read_or_create(cluster, holder, ttl_s, namespace, now)
+    if lease is None:
+        return
+    current, stale = _holder_of(lease)
     if current and current != holder and not stale:
         raise CampaignLocked(f"target is locked by campaign {current!r} (lease {namespace}/{LEASE_NAME}); "
                              "wait for it, or run reconcile if it died")
@@ -83,6 +99,26 @@ def acquire_target_lease(cluster: Any, holder: str, ttl: timedelta | float, name
         raise CampaignLocked(f"another runner took lease {namespace}/{LEASE_NAME} at the same moment") from e
 
 
+def take_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> str | None:
+    """Take the campaign lease for ``holder`` whoever holds it (the kill switch); the live holder it was taken from.
+
+    That holder's keeper finds the lease taken at its next renewal and its run stops (``on_lost``)."""
+    ttl_s = _seconds(ttl)
+    for _ in range(5):
+        now = datetime.now(UTC)
+        lease = _read_or_create(cluster, holder, ttl_s, namespace, now)
+        if lease is None:
+            return None
+        current, stale = _holder_of(lease)
+        try:
+            cluster.replace_lease(namespace, LEASE_NAME,
+                                  _body(namespace, holder, ttl_s, now, now, lease.metadata.resource_version))
+        except Conflict:
+            continue  # renewed by its holder between the read and the write: read it again
+        return None if stale or current == holder else current
+    raise CampaignLocked(f"could not take lease {namespace}/{LEASE_NAME}: it changed under every attempt")
+
+
 def release_target_lease(cluster: Any, holder: str, namespace: str = "gameday") -> bool:
     """Delete the campaign lease if ``holder`` holds it; True when released."""
     current, _ = lease_holder(cluster, namespace)
@@ -92,7 +128,8 @@ def release_target_lease(cluster: Any, holder: str, namespace: str = "gameday") 
 
 
 class LeaseKeeper:
-    """A heartbeat thread renewing ``holder``'s campaign lease every ``ttl / 3`` seconds until stopped.
+    """A heartbeat thread renewing ``holder``'s campaign lease every ``ttl / 3`` seconds (at most ``KEEPER_BEAT_S``)
+    until stopped.
 
     A renewal that finds the lease taken by someone else calls ``on_lost`` once and stops; other errors
     (API briefly unreachable) are retried at the next beat, and the lease only goes stale if they last a TTL.
@@ -115,7 +152,7 @@ class LeaseKeeper:
         return self
 
     def _beat(self) -> None:
-        while not self._stop.wait(max(self.ttl / 3, 0.05)):
+        while not self._stop.wait(max(min(self.ttl / 3, KEEPER_BEAT_S), 0.05)):
             try:
                 acquire_target_lease(self.cluster, self.holder, self.ttl, self.namespace)
                 self.renewals += 1

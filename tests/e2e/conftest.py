@@ -50,12 +50,13 @@ class E2E:
             timeout=timeout,
         )
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        """Start `gameday ARGS` in its own process group (so the test can SIGKILL exactly it)."""
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start `gameday ARGS` in its own process group (so the test can SIGKILL exactly it); ``env`` replaces
+        this lab's environment when given."""
         return subprocess.Popen(
             [sys.executable, "-m", "flows.cli", *args],
             cwd=ROOT,
-            env=self.env,
+            env=self.env if env is None else env,
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

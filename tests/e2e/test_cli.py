@@ -3,9 +3,12 @@ reconcile, CTK import, search-limit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +94,9 @@ def test_smoke_run_produces_report(e2e: E2E) -> None:
     poll(lambda: ready_pods(e2e, "inference", "model-server") >= before, 60, "model-server pods to come back")
 
 
-def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_path: Path) -> None:
-    """SIGKILL `gameday run` while a node is cordoned and CoreDNS is at zero; `gameday reconcile` undoes both."""
-    node = sorted(n.metadata.name for n in core(e2e).list_node().items)[0]
-    dns_before = replicas(e2e, "kube-system", "coredns")
-    assert dns_before > 0 and not core(e2e).read_node(node).spec.unschedulable
+def start_killable(e2e: E2E, tmp_path: Path, node: str) -> subprocess.Popen[str]:
+    """Start `gameday run` of the KILLABLE campaign on ``node`` and return it once both its faults are in place
+    (the node cordoned, CoreDNS at zero)."""
     bp = tmp_path / "killable.yaml"
     bp.write_text(KILLABLE.replace("NODE", node))
     proc = e2e.popen("run", str(bp), "--yes")
@@ -107,6 +108,20 @@ def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_pat
             180,
             "both faults to be injected",
         )
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        raise
+    return proc
+
+
+def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_path: Path) -> None:
+    """SIGKILL `gameday run` while a node is cordoned and CoreDNS is at zero; `gameday reconcile` undoes both."""
+    node = sorted(n.metadata.name for n in core(e2e).list_node().items)[0]
+    dns_before = replicas(e2e, "kube-system", "coredns")
+    assert dns_before > 0 and not core(e2e).read_node(node).spec.unschedulable
+    proc = start_killable(e2e, tmp_path, node)
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -121,6 +136,81 @@ def test_sigkill_mid_stage_then_reconcile_restores_each_object(e2e: E2E, tmp_pat
     assert not core(e2e).read_node(node).spec.unschedulable
     again = e2e.gameday("reconcile", "--target", "lab", timeout=120)
     assert "0 open entries" in again.stdout
+
+
+def test_stop_reverts_a_live_runs_faults_and_the_run_stops(e2e: E2E, tmp_path: Path) -> None:
+    """`gameday stop` while a run holds a node cordoned and CoreDNS at zero: both are restored by the time it
+    returns, the run stops on its own (cancelled, rolled back) within seconds, and the target is free again."""
+    node = min(n.metadata.name for n in core(e2e).list_node().items)
+    dns_before = replicas(e2e, "kube-system", "coredns")
+    proc = start_killable(e2e, tmp_path, node)
+    try:
+        result = e2e.gameday("stop", "--target", "lab", timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "took the target from campaign" in result.stdout, result.stdout
+        assert replicas(e2e, "kube-system", "coredns") == dns_before
+        assert not core(e2e).read_node(node).spec.unschedulable
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    record = CampaignRecord.model_validate_json((last_run(e2e, "killable") / "record.json").read_text())
+    assert record.status in ("cancelled", "aborted"), record.status
+    assert any("lease lost" in e.message for e in record.events if e.kind == "error"), "the run said why it stopped"
+    assert replicas(e2e, "kube-system", "coredns") == dns_before
+    again = e2e.gameday("reconcile", "--target", "lab", timeout=120)
+    assert "0 open entries" in again.stdout, again.stdout
+    smoke = e2e.gameday("run", "blueprints/library/smoke.yaml", "--target", "lab", "--yes", "--dry-run")
+    assert smoke.returncode == 0 and "locked" not in (smoke.stdout + smoke.stderr).lower(), smoke.stdout
+
+
+def test_a_sigkilled_runs_ephemeral_prefect_server_dies_with_it(e2e: E2E, tmp_path: Path) -> None:
+    """`gameday run` without a Prefect server starts an ephemeral one; SIGKILL the runner alone (not its group) and
+    that uvicorn process is gone within seconds (the reaper), then reconcile --release-lease reverts the faults and
+    frees the slot the dead run held on that ephemeral server."""
+    from flows.reaper import descendants, stat
+
+    def servers(pid: int) -> list[int]:
+        found = []
+        for child in descendants(pid, -1):
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"uvicorn" in argv and b"prefect.server.api.server:create_app" in argv:
+                found.append(child)
+        return found
+
+    node = min(n.metadata.name for n in core(e2e).list_node().items)
+    dns_before = replicas(e2e, "kube-system", "coredns")
+    bp = tmp_path / "killable.yaml"
+    bp.write_text(KILLABLE.replace("NODE", node))
+    env = {k: v for k, v in e2e.env.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "240"
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # this run's ephemeral server keeps its slot here
+    proc = e2e.popen("run", str(bp), "--yes", env=env)
+    server: list[int] = []
+    try:
+        server = poll(lambda: servers(proc.pid), 240, "the ephemeral Prefect server")
+        poll(lambda: replicas(e2e, "kube-system", "coredns") == 0, 240, "CoreDNS scaled to zero by the run")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)  # not communicate(): an orphaned server would hold the output pipe open
+        poll(lambda: all(stat(pid) is None for pid in server), 20,
+             "the orphaned Prefect server to be stopped")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        for pid in server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "reconcile", "--target", "lab", "--release-lease"],
+                            cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                            timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert replicas(e2e, "kube-system", "coredns") == dns_before
+    assert "freed the Prefect concurrency limit 'gameday-target-lab'" in result.stdout, "the dead run's slot"
 
 
 def experiment(e2e: E2E) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +24,15 @@ class Health:
     def __init__(self) -> None:
         self.healthy = True
         self.hits = 0
+        self.delay = 0.0
+        """Seconds each answer waits first (a hung endpoint, for probe timeouts)."""
         health = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 health.hits += 1
+                if health.delay:
+                    time.sleep(health.delay)
                 code = 200 if health.healthy else 500
                 self.send_response(code)
                 self.send_header("Content-Length", "2")

@@ -94,13 +94,12 @@ def test_keeper_that_loses_its_lease_says_so(cluster: Cluster) -> None:
         keeper.release()
 
 
-def test_release_limit_frees_a_dead_runs_slot(harness: None, cluster: Cluster) -> None:
-    """A slot left taken (a dead run) refuses the next run until release_limit deletes the limit; then it is granted."""
+def _take_slot(name: str) -> None:
+    """Take one slot of the limit and never release it (a run that died holding it)."""
     from prefect.client.orchestration import get_client
 
-    from flows.locking import ensure_limit, release_limit
+    from flows.locking import ensure_limit
 
-    name = limit_name("dead-slot")
     ensure_limit(name)
     with get_client(sync_client=True) as client:
         client.request(
@@ -108,10 +107,33 @@ def test_release_limit_frees_a_dead_runs_slot(harness: None, cluster: Cluster) -
             "/v2/concurrency_limits/increment",
             json={"names": [name], "slots": 1, "mode": "concurrency"},
         )
-    with pytest.raises(CampaignLocked, match="dead-slot"):
+
+
+def test_release_limit_frees_a_slot_whose_lease_is_still_live(harness: None, cluster: Cluster) -> None:
+    """A slot left taken while its run's cluster lease is still live refuses the next run, naming that run, until
+    release_limit deletes the limit (and the lease is released); then it is granted."""
+    from flows.locking import release_limit
+    from tasks.lease import release_target_lease
+
+    _take_slot(limit_name("dead-slot"))
+    acquire_target_lease(cluster, "run-dead", 60)
+    with pytest.raises(CampaignLocked, match="run-dead"):
         with target_lock(cluster, "dead-slot", "run-next"):
-            pytest.fail("the slot is taken")
+            pytest.fail("the slot is taken by a run whose lease is live")
     assert release_limit("dead-slot")
+    assert release_target_lease(cluster, "run-dead")
     with target_lock(cluster, "dead-slot", "run-next"):
         assert lease_holder(cluster, "gameday")[0] == "run-next"
     assert not release_limit("no-such-target")
+
+
+def test_a_slot_no_live_run_holds_is_freed_on_the_next_lock(harness: None, cluster: Cluster,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A slot left taken with no cluster lease behind it (an ephemeral server never expires a SIGKILLed run's slot)
+    does not lock the target out: the next run frees it, says so, and gets the target."""
+    _take_slot(limit_name("orphan-slot"))
+    assert lease_holder(cluster, "gameday") == (None, True)
+    with caplog.at_level("WARNING", logger="flows.locking"):
+        with target_lock(cluster, "orphan-slot", "run-next"):
+            assert lease_holder(cluster, "gameday")[0] == "run-next"
+    assert "no live run holds the target's lease: freeing it" in caplog.text

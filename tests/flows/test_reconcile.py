@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from blueprints.faults import NodeCordon, Noop
 from flows.reconcile import reconcile_target
 from tasks.cluster import Cluster
@@ -72,4 +74,46 @@ def test_a_live_campaigns_entries_are_left_to_it(state: Path, apiserver: Any) ->
         assert [(r.run_id, r.outcome) for r in forced] == [("run-live", "rolled-back")]
         assert lease_holder(cluster, "gameday") == (None, True)
     finally:
+        cluster.close()
+
+
+def test_stop_takes_a_live_campaigns_target_and_reverts_its_faults(state: Path, apiserver: Any) -> None:
+    """`stop` takes the lease from a live run (whose keeper reports the loss at its next beat), reverts the run's
+    cordon though the run is live, and frees the target; with a hold it keeps new campaigns off instead."""
+    from flows.reconcile import stop_target
+    from tasks.errors import CampaignLocked
+    from tasks.lease import STOP_PREFIX, LeaseKeeper
+
+    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    lost: list[str] = []
+    keeper = LeaseKeeper(cluster, "run-live", ttl=0.6, on_lost=lost.append).acquire()
+    try:
+        ctx = FaultContext(cluster=cluster, run_id="run-live", log=lambda m: None)
+        spec = NodeCordon(selector={"names": ["node-1"], "mode": "all"})  # type: ignore[arg-type]
+        cordon = NodeCordonFault().plan(spec, ctx, run_id="run-live", stage="s1", fault_id="cordon")
+        ledger = Ledger(state, "run-live", cluster)
+        ledger.record(cordon)
+        ledger.update(NodeCordonFault().inject(cordon, ctx), "applied")
+        assert cluster.read_node("node-1").spec.unschedulable
+        assert reconcile_target("lab", Settings(), log=lambda m: None) == [], "reconcile leaves a live run alone"
+
+        said: list[str] = []
+        results = stop_target("lab", Settings(), log=said.append, settle_s=1.0)
+        assert [(r.run_id, r.fault_id, r.outcome) for r in results] == [("run-live", "cordon", "rolled-back")]
+        assert not cluster.read_node("node-1").spec.unschedulable
+        assert states(state, "run-live") == ["rolled-back"]
+        assert lost and STOP_PREFIX in lost[0], "the live run's keeper must learn its target was taken"
+        assert any("took the target from campaign 'run-live'" in m for m in said), said
+        assert lease_holder(cluster, "gameday") == (None, True), "without a hold the target is free at once"
+
+        held = stop_target("lab", Settings(), log=lambda m: None, hold_s=30)
+        assert held == []
+        holder, stale = lease_holder(cluster, "gameday")
+        assert holder is not None and holder.startswith(STOP_PREFIX) and not stale
+        with pytest.raises(CampaignLocked, match=STOP_PREFIX):
+            acquire_target_lease(cluster, "run-next", 60)
+    finally:
+        keeper.release()
+        cluster.set_unschedulable("node-1", False)
+        cluster.delete_lease("gameday", "gameday-campaign")
         cluster.close()

@@ -173,3 +173,41 @@ def test_report_lists_refutability_warnings(base: Path, tmp_path: Path) -> None:
     run = load_run(_build(base, tmp_path, [], ["max(dns_success_ratio) >= 0.5 during fault"], lambda *a: None))
     res = analyse(run)
     assert res.warnings and res.warnings[0].startswith("hypothesis.expectations[0]: ")
+
+
+def test_report_states_the_error_budget_before_and_what_the_run_consumed(base: Path, tmp_path: Path) -> None:
+    """The record's error-budget events reach results.json (by phase) and a line under the verdict in the HTML."""
+    from blueprints.record import TimelineEvent
+    from reports import build
+
+    run_dir = _build(base, tmp_path, [], ["max(dns_success_ratio) >= 0.5 during fault"], lambda *a: None)
+    rec = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    at = rec.started_at
+    events = [*rec.events,
+              TimelineEvent(at=at, kind="error-budget", message="87.5% of the error budget remains (at least 25% "
+                            "needed)", data={"phase": "before", "remaining": 0.875, "mean_sli": 0.99875}),
+              TimelineEvent(at=at, kind="error-budget", message="the run consumed 0.120% of the error budget",
+                            data={"phase": "after", "consumed": 0.0012, "mean_sli": 0.97, "run_s": 300.0})]
+    (run_dir / "record.json").write_text(rec.model_copy(update={"events": events}).model_dump_json())
+    res = analyse(load_run(run_dir))
+    assert res.error_budget["before"]["remaining"] == 0.875 and res.error_budget["after"]["consumed"] == 0.0012
+    build(run_dir, tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert ("<b>Error budget:</b> 87.5% of the error budget remains (at least 25% needed). The run consumed 0.120% "
+            "of the error budget.") in html
+
+
+def test_a_warn_or_pause_breach_is_not_a_guardrail_firing(base: Path, tmp_path: Path) -> None:
+    """Breaches recorded at severity warn or pause did not abort their stage: in an aborted stage they are not
+    counted as the guardrail firing that decided the verdict (the abort's own breach still is)."""
+    from reports.verdicts import firings
+
+    aborted = make_run(tmp_path / "aborted", "aborted")
+    run_dir = _build(aborted, tmp_path, [], ["mean(gpu_util) >= 0 during fault in stage corefile-servfail"],
+                     lambda *a: None, guardrail_refutes=True)
+    rec = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    breach = next(e for e in rec.events if e.kind == "guardrail-breach")
+    warned = [breach.model_copy(update={"data": {**breach.data, "severity": s, "guardrail": f"{s}-one"}})
+              for s in ("warn", "pause")]
+    (run_dir / "record.json").write_text(rec.model_copy(update={"events": [*warned, *rec.events]}).model_dump_json())
+    assert [f.guardrail for f in firings(load_run(run_dir))] == ["dns-floor"]

@@ -145,6 +145,20 @@ def test_validate_cli_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert "ok " in proc.stdout
 
 
+def test_validate_cli_checks_every_blueprint_in_a_folder(tmp_path: Path) -> None:
+    """`gameday validate FOLDER` checks each YAML file under it, and a folder without one is a problem (exit 2)."""
+    (tmp_path / "empty").mkdir()
+    run = [sys.executable, "-m", "flows.cli", "validate"]
+    env = {**os.environ, "COLUMNS": "400"}
+    ok = subprocess.run([*run, str(ROOT / "blueprints" / "replays")], capture_output=True, text=True, cwd=ROOT,
+                        timeout=60, env=env, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "openai-2024-12-11.yaml" in ok.stdout and "openai-2024-12-11-serve-stale.yaml" in ok.stdout
+    empty = subprocess.run([*run, str(tmp_path / "empty")], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                           env=env, check=False)
+    assert empty.returncode == 2 and "no blueprint" in empty.stderr, empty.stdout + empty.stderr
+
+
 def test_validate_cli_unreadable_yaml(tmp_path: Path) -> None:
     """A file that is not YAML gives a line/column message and exit 2, no traceback."""
     bad = tmp_path / "broken.yaml"
