@@ -3,7 +3,7 @@
 This module builds the typer ``app`` (the ``gameday`` console script is ``flows.cli:app``) and registers
 the commands, in the order ``--help`` lists them, from the modules that own them: ``cli_blueprint``
 (validate, list-faults, import-ctk, export-ctk), ``cli_run`` (plan, run, reconcile, stop, search-limit),
-``cli_report`` (report, suggest) and ``cli_lab`` (lab). ``cli_common`` holds the consoles and the
+``janitor`` (the dead-man switch's loop), ``cli_report`` (report, suggest) and ``cli_lab`` (lab). ``cli_common`` holds the consoles and the
 user-error boundary: every :class:`GamedayError` prints a clear message and exits with its ``exit_code``.
 """
 
@@ -16,6 +16,7 @@ from flows.cli_common import OrchestrationUnavailable, err, out, user_errors
 from flows.cli_lab import LAB_CONTEXT, lab
 from flows.cli_report import report, suggest
 from flows.cli_run import plan, reconcile, run, search_limit, stop
+from flows.janitor import janitor
 
 __all__ = ["OrchestrationUnavailable", "app", "err", "main", "out", "user_errors"]
 
@@ -30,6 +31,7 @@ app.command()(plan)
 app.command()(run)
 app.command()(reconcile)
 app.command()(stop)
+app.command()(janitor)
 app.command("search-limit")(search_limit)
 app.command("list-faults")(list_faults)
 app.command("import-ctk")(import_ctk)

@@ -64,6 +64,9 @@ def up_cmd(
              "TEST-NET pod network (root)")] = 0,
     gpu_reboot: Annotated[float, typer.Option(
         help="real: seconds the GPU health monitor's reboot of a node (XID 79) keeps its kubelet down")] = 60.0,
+    janitor: Annotated[bool | None, typer.Option(
+        "--janitor/--no-janitor", help="real: run gameday's janitor (the dead-man switch) as a pod on a real node "
+        "(default: on with --real-nodes)")] = None,
 ) -> None:
     """Start the lab and return when every node is Ready and workloads are up: emulated (API server, runtime,
     the GPU side with --gpu-nodes, Prometheus) or --control-plane real (the real components, kwok's nodes,
@@ -78,7 +81,8 @@ def up_cmd(
             unreachable_toleration_seconds=not_ready_toleration, apiserver_memory_mib=apiserver_memory,
             restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max,
             real_nodes=real_nodes, slot=slot, gpu_nodes=gpu_nodes or 0, training=training,
-            gpu_reboot_seconds=gpu_reboot), _cache_root(cache_dir))
+            gpu_reboot_seconds=gpu_reboot, janitor=real_nodes > 0 if janitor is None else janitor),
+            _cache_root(cache_dir))
         return
     gpu_nodes = 1 if gpu_nodes is None else gpu_nodes
     if gpu_nodes > nodes:

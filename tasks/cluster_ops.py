@@ -238,3 +238,9 @@ class ClusterOps:
     def delete_lease(self, namespace: str, name: str) -> bool:
         """Delete a Lease (False if already gone)."""
         return self._gone_ok(f"delete lease {namespace}/{name}", self.coord.delete_namespaced_lease, name, namespace)
+
+    # -- events ------------------------------------------------------------------------------------------------
+
+    def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        """Record a core/v1 Event."""
+        self.call(f"create event in {namespace}", self.core.create_namespaced_event, namespace, body)

@@ -56,15 +56,9 @@ def lease_holder(cluster: Any, namespace: str = "gameday") -> tuple[str | None, 
 
 
 def _holder_of(lease: Any) -> tuple[str | None, bool]:
-    spec = lease.spec
-    holder = spec.holder_identity if spec else None
-    renewed = (spec.renew_time or spec.acquire_time) if spec else None
-    duration = int((spec.lease_duration_seconds if spec else 0) or 0)
-    if renewed is None:
-        return holder, True
-    if renewed.tzinfo is None:
-        renewed = renewed.replace(tzinfo=UTC)
-    return holder, datetime.now(UTC) > renewed + timedelta(seconds=duration)
+    holder = lease.spec.holder_identity if lease.spec else None
+    deadline = lease_deadline(lease)
+    return holder, deadline is None or datetime.now(UTC) > deadline
 
 
 def _read_or_create(cluster: Any, holder: str, ttl_s: int, namespace: str, now: datetime) -> Any | None:
@@ -117,6 +111,41 @@ def take_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespa
             continue  # renewed by its holder between the read and the write: read it again
         return None if stale or current == holder else current
     raise CampaignLocked(f"could not take lease {namespace}/{LEASE_NAME}: it changed under every attempt")
+
+
+def lease_deadline(lease: Any) -> datetime | None:
+    """When a Lease runs out (its last renewal plus its duration); None when it was never renewed or acquired."""
+    spec = lease.spec
+    renewed: datetime | None = (spec.renew_time or spec.acquire_time) if spec else None
+    if renewed is None:
+        return None
+    if renewed.tzinfo is None:
+        renewed = renewed.replace(tzinfo=UTC)
+    return renewed + timedelta(seconds=int(spec.lease_duration_seconds or 0))
+
+
+def claim_expired_lease(cluster: Any, claimant: str, ttl: timedelta | float, namespace: str = "gameday",
+                        grace_s: float = 0.0) -> tuple[bool, str | None]:
+    """Take the campaign lease for ``claimant`` only where no live run holds it: (taken, the holder it was taken from).
+
+    Taken when there is none, when it has no holder, or when it ran out more than ``grace_s`` seconds ago; never from
+    a holder still within its duration plus the grace. The write carries the resourceVersion read, so a run that
+    renews or takes the lease in between wins and nothing is taken (``(False, holder)``)."""
+    now = datetime.now(UTC)
+    ttl_s = _seconds(ttl)
+    lease = _read_or_create(cluster, claimant, ttl_s, namespace, now)
+    if lease is None:
+        return True, None
+    holder = lease.spec.holder_identity if lease.spec else None
+    deadline = lease_deadline(lease)
+    if holder and holder != claimant and deadline is not None and now <= deadline + timedelta(seconds=grace_s):
+        return False, holder
+    try:
+        cluster.replace_lease(namespace, LEASE_NAME,
+                              _body(namespace, claimant, ttl_s, now, now, lease.metadata.resource_version))
+    except Conflict:
+        return False, holder
+    return True, holder
 
 
 def release_target_lease(cluster: Any, holder: str, namespace: str = "gameday") -> bool:

@@ -85,6 +85,9 @@ class ControlPlaneOptions:
     """Also run the CPU training job whose ranks the GPU nodes' agents partition (network namespaces)."""
     gpu_reboot_seconds: float = 60.0
     """How long the GPU health monitor's reboot of a node (XID 79) keeps the node's kubelet down."""
+    janitor: bool = False
+    """Also run gameday's janitor, the dead-man switch (agents/manifests/30-janitor.yaml), as a pod on a real node: it
+    reverts a dead campaign's faults once its campaign Lease runs out."""
 
     @property
     def lab_nodes(self) -> int:
@@ -114,6 +117,8 @@ class ControlPlaneOptions:
                          "(ip link, ip netns)")
         if self.training and self.gpu_nodes < 1:
             found.append("training: the training job's ranks are hosted by GPU nodes: give gpu_nodes >= 1")
+        if self.janitor and self.real_nodes < 1:
+            found.append("janitor: the janitor runs as a pod on one of the lab's real nodes: give real_nodes >= 1")
         if self.gpu_reboot_seconds <= 0:
             found.append(f"gpu_reboot_seconds: must be positive, not {self.gpu_reboot_seconds:g}")
         if self.slot is not None and not 0 <= self.slot < 8:

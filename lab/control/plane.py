@@ -58,6 +58,8 @@ MANIFESTS = Path(__file__).resolve().parent / "manifests"
 REAL_NODE_PREFIX = "lab-node"
 GPU_NODE_PREFIX = "gpu-node"
 GPU_ADDON = Path(__file__).resolve().parent / "addons" / "gpu" / "agents.yaml"
+JANITOR_MANIFEST = Path(__file__).resolve().parents[2] / "agents" / "manifests" / "30-janitor.yaml"
+"""gameday's stock janitor (the dead-man switch), applied as shipped but for a nodeSelector for the real nodes."""
 """The GPU side's service accounts and RBAC (applied with GPU nodes)."""
 POD_NETWORK_FILE = "pod-network.json"
 KWOK_USER = "kwok-controller"
@@ -191,6 +193,15 @@ def addons(opts: ControlPlaneOptions) -> list[dict[str, Any]]:
     return docs
 
 
+def janitor_manifest() -> list[dict[str, Any]]:
+    """agents/manifests/30-janitor.yaml with its Deployment's pod on the lab's real nodes (kwok's run no process)."""
+    docs = [d for d in yaml.safe_load_all(JANITOR_MANIFEST.read_text()) if d]
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"]["nodeSelector"] = {"gameday.dev/node-kind": "real"}
+    return docs
+
+
 def kube_dns_ip(opts: ControlPlaneOptions) -> str:
     """The kube-dns Service's ClusterIP: the service range's tenth address."""
     return str(ipaddress.ip_network(opts.service_cidr).network_address + 10)
@@ -315,6 +326,10 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
                        f"inference/{name} on the real nodes", log=layout.log("runtime"))
         if network is not None and runtime is not None and opts.gpu_nodes:
             gpu = _start_gpu(layout, opts, runtime, admin, deadline)
+        if network is not None and opts.janitor:
+            kubectl(layout, "apply", "-f", "-", stdin=yaml.safe_dump_all(janitor_manifest()))
+            await_condition(lambda: deployment_waiting(layout, admin, "gameday", "gameday-janitor"), deadline,
+                   "gameday/gameday-janitor on a real node", log=layout.log("runtime"))
         jobs = _scrape_jobs(layout, runtime) + [prometheus.scrape_job(name, url) for name, url in
                                                  (launch.scrape_jobs(gpu) if gpu else {}).items()]
         port = prometheus.free_port()

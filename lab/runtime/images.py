@@ -42,6 +42,7 @@ REGISTRY: dict[str, str] = {
     "lab/loadgen": "lab.workload.loadgen:LoadGenProgram",
     "lab/list-storm": "lab.workload.storm:ListStormProgram",
     "registry.k8s.io/coredns/coredns": "lab.control.coredns:CoreDnsBinary",
+    "ghcr.io/gameday/gameday": "lab.control.janitor:GamedayJanitor",
 }
 
 

@@ -66,3 +66,35 @@ def test_runner_role_may_use_the_agents() -> None:
     granted = {v for rule in rules if "gameday.dev" in rule["apiGroups"] and "agentfaults" in rule["resources"]
                for v in rule["verbs"]}
     assert granted >= {"create", "update", "delete", "get", "list"}
+
+
+def test_janitor_may_only_undo_and_read() -> None:
+    """The janitor's ClusterRole creates nothing, reads no Secret, and has the verbs the stock faults' rollbacks use;
+    its namespaced Role covers the Lease and Events only; both are bound to its own ServiceAccount alone."""
+    rules = _one("ClusterRole", "gameday-janitor")["rules"]
+    allowed = {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]}
+    assert not [rv for rv in allowed if rv[1] in ("create", "*") or rv[0] in ("secrets", "*")], allowed
+    assert {("deployments", "patch"), ("nodes", "patch"), ("networkpolicies", "delete"), ("daemonsets", "delete"),
+            ("configmaps", "patch"), ("flowschemas", "delete"), ("prioritylevelconfigurations", "delete"),
+            ("agentfaults", "delete")} <= allowed
+    role = {(r, v) for rule in _one("Role", "gameday-janitor")["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert {r for r, _ in role} == {"leases", "events"} and ("events", "create") in role
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        assert _one(kind, "gameday-janitor")["subjects"] == [
+            {"kind": "ServiceAccount", "name": "gameday-janitor", "namespace": "gameday"}]
+
+
+def test_janitor_deployment_args_are_accepted_by_gameday() -> None:
+    """The Deployment's container arguments parse as a `gameday` command line: outside a pod they get the clear
+    in-cluster error (exit 3), not a usage error (exit 2)."""
+    import subprocess
+    import sys
+
+    pod = _one("Deployment", "gameday-janitor")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "gameday-janitor" and _one("Deployment", "gameday-janitor")["spec"]["replicas"] == 1
+    args = pod["containers"][0]["args"]
+    assert args[:2] == ["janitor", "--in-cluster"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", *args, "--once"], cwd=MANIFESTS.parents[1], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 3 and "not running in a pod" in proc.stderr, (proc.returncode, proc.stderr)

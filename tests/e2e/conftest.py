@@ -78,27 +78,6 @@ def gameday_env(state: Path, prefect_api_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    """A running emulated lab (lab/testing.py) plus a Prefect test server that `gameday` subprocesses use, for one
-    module."""
-    from tests.conftest import require
-
-    try:
-        from lab.testing import running_lab
-    except ImportError as e:  # pragma: no cover - the lab is part of this repository
-        require(False, f"the lab cannot be imported: {e}")
-        raise
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    state = tmp_path_factory.mktemp("gameday-state")
-    with prefect_test_harness(server_startup_timeout=60):
-        env = gameday_env(state, str(PREFECT_API_URL.value()))
-        with running_lab(state / "lab", nodes=3, gpu_nodes=1, time_scale=10) as lab:
-            yield E2E(lab, state, env)
-
-
 REAL_FAST: dict[str, Any] = {"node_lease_seconds": 8, "node_monitor_grace_seconds": 12,
                              "node_monitor_period_seconds": 2}
 """The real plane's node timings in e2e labs: leases renewed every 2 s, NotReady 12 s after the last renewal."""
@@ -106,8 +85,8 @@ REAL_FAST: dict[str, Any] = {"node_lease_seconds": 8, "node_monitor_grace_second
 
 @pytest.fixture(scope="module")
 def e2e_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    """The real control plane (one kwok node, two real lab nodes, one GPU node with its agent; root) plus a Prefect
-    test server that `gameday` subprocesses use, for one module."""
+    """The real control plane (one kwok node, two real lab nodes, one GPU node with its agent, gameday's janitor as a
+    pod; root) plus a Prefect test server that `gameday` subprocesses use, for one module."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
@@ -118,7 +97,8 @@ def e2e_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     state = tmp_path_factory.mktemp("gameday-state-real")
     with prefect_test_harness(server_startup_timeout=60):
         env = gameday_env(state, str(PREFECT_API_URL.value()))
-        with running_control_plane(state / "lab", nodes=1, real_nodes=2, gpu_nodes=1, **REAL_FAST) as lab:
+        with running_control_plane(state / "lab", nodes=1, real_nodes=2, gpu_nodes=1, janitor=True,
+                                   **REAL_FAST) as lab:
             yield E2E(lab, state, env)
 
 

@@ -1,5 +1,5 @@
 """Whole campaigns through the `gameday` CLI against a running lab on the real control plane: smoke, SIGKILL +
-reconcile, CTK import, search-limit."""
+reconcile, the kill switch, the janitor after a SIGKILL, CTK import, search-limit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 import pytest
@@ -161,6 +163,53 @@ def test_stop_reverts_a_live_runs_faults_and_the_run_stops(e2e: E2E, tmp_path: P
     assert replicas(e2e, "kube-system", "coredns") == dns_before
     again = e2e.gameday("reconcile", "--target", "lab", timeout=120)
     assert "0 open entries" in again.stdout, again.stdout
+    smoke = e2e.gameday("run", "blueprints/library/smoke.yaml", "--target", "lab", "--yes", "--dry-run")
+    assert smoke.returncode == 0 and "locked" not in (smoke.stdout + smoke.stderr).lower(), smoke.stdout
+
+
+def test_the_janitor_reverts_a_sigkilled_runs_faults_with_nothing_typed(e2e: E2E, tmp_path: Path) -> None:
+    """SIGKILL `gameday run` mid-outage and type nothing: the janitor pod on a lab node (agents/manifests/30-janitor.yaml,
+    its own least-privilege service account) puts CoreDNS's replicas back and uncordons the node within the campaign
+    Lease's TTL + 60 s, records an Event on the Lease and frees the target for the next run."""
+    from kubernetes import client
+
+    from tasks.lease import HEARTBEAT_TTL, LEASE_NAME
+
+    janitor = core(e2e).list_namespaced_pod("gameday", label_selector="app.kubernetes.io/name=gameday-janitor").items
+    assert [p.status.phase for p in janitor] == ["Running"], janitor
+    assert core(e2e).read_node(janitor[0].spec.node_name).metadata.labels["gameday.dev/node-kind"] == "real"
+    node = min(n.metadata.name for n in core(e2e).list_node().items)
+    dns_before = replicas(e2e, "kube-system", "coredns")
+    proc = start_killable(e2e, tmp_path, node)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed = time.monotonic()
+    assert replicas(e2e, "kube-system", "coredns") == 0, "the killed run could not have rolled back"
+    poll(lambda: replicas(e2e, "kube-system", "coredns") == dns_before and not core(e2e).read_node(node).spec.unschedulable,
+         HEARTBEAT_TTL + 60, "the janitor to revert the killed run's faults")
+    took = time.monotonic() - killed
+    assert took > HEARTBEAT_TTL - 10, f"reverted {took:.0f} s after the kill: before the Lease ran out"
+    events = core(e2e).list_namespaced_event("gameday").items
+    reverted = [e for e in events if e.reason == "CampaignReverted" and "killable" in e.message]
+    assert reverted and "coredns-outage" in reverted[-1].message and "node-cordon" in reverted[-1].message, [
+        (e.reason, e.message) for e in events]
+    assert reverted[-1].reporting_component == "gameday-janitor"
+    prom = e2e.lab.endpoints["prometheus"]
+
+    def counted() -> float:
+        r = httpx.get(f"{prom}/api/v1/query", params={"query": 'sum(gameday_janitor_reverts_total{outcome="rolled-back"})'})
+        result = r.json()["data"]["result"]
+        return float(result[0]["value"][1]) if result else 0.0
+
+    poll(lambda: counted() >= 2, 30, "the lab's Prometheus to scrape the janitor's count of its two rollbacks")
+    with pytest.raises(client.ApiException) as gone:
+        client.CoordinationV1Api(e2e.lab.client()).read_namespaced_lease(LEASE_NAME, "gameday")
+    assert gone.value.status == 404
+    # the runner machine's own ledger still lists both (the janitor cannot reach it): reconcile there rolls them back
+    # again, which changes nothing
+    again = e2e.gameday("reconcile", "--target", "lab", timeout=120)
+    assert again.returncode == 0 and "2 open entries, 0 failed" in again.stdout, again.stdout
+    assert replicas(e2e, "kube-system", "coredns") == dns_before and not core(e2e).read_node(node).spec.unschedulable
     smoke = e2e.gameday("run", "blueprints/library/smoke.yaml", "--target", "lab", "--yes", "--dry-run")
     assert smoke.returncode == 0 and "locked" not in (smoke.stdout + smoke.stderr).lower(), smoke.stdout
 

@@ -1,6 +1,6 @@
 """The storm on the real control plane: `gameday run` (its own ephemeral Prefect, as a user without a server runs it)
 against `lab up --control-plane real --real-nodes 2`, the storm's LISTs sent as the telemetry service account and met
-by the real APF. (The DNS demo and its fix run on the real plane in tests/e2e/test_verdicts.py.)"""
+by the real APF, and confirmed. (The DNS demo and its fix run on the real plane in tests/e2e/test_verdicts.py.)"""
 
 from __future__ import annotations
 
@@ -56,22 +56,24 @@ def _run(real_lab: tuple[LabHandle, Path], blueprint: str, campaign: str) -> tup
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_storm_meets_the_real_apf_on_the_real_control_plane(real_lab: tuple[LabHandle, Path]) -> None:
+def test_storm_is_shed_by_the_real_apf_and_confirmed(real_lab: tuple[LabHandle, Path]) -> None:
     """control-plane-storm's LISTs, sent as the telemetry service account with a token from the real TokenRequest
-    API, are rejected in part by the real kube-apiserver's APF (429s in the storm, none in the baseline) while every
-    node stays Ready and the runner is served through break-glass, and the ballast and break-glass objects are gone
-    after the run."""
+    API, are mostly rejected by the real kube-apiserver's APF while every node stays Ready and the runner is served
+    through break-glass: confirmed, not low-information, the shed share measured (none of the storm's flow in the
+    baseline, 429s only in the storm), and the ballast and break-glass objects are gone after the run."""
     handle, state = real_lab
-    _, results = _run(real_lab, "control-plane-storm", "control-plane-storm")
-    verdicts = {e["result"]["text"]: e["result"]["verdict"] for e in results["expectations"]}
-    # how many the real APF rejects varies from run to run on this 2-core machine (27 to 627 a second measured, the
-    # stock expectation asks 100), so the verdict is decided, not fixed; the other three must hold
-    assert results["overall"]["verdict"] in ("confirmed", "refuted"), results["overall"]
-    assert [t for t, v in verdicts.items() if v != "confirmed" and "api_429_rate" not in t] == [], verdicts
-    shed = next(o for o in results["observables"] if o["observable"] == "api_429_rate")
-    fault = next(w for w in shed["windows"] if w["window"] == "fault")
-    baseline = next(w for w in shed["windows"] if w["window"] == "baseline")
-    assert fault["summary"]["mean"] > 1 and baseline["summary"]["p99"] == 0, (baseline, fault)
+    text, results = _run(real_lab, "control-plane-storm", "control-plane-storm")
+    assert results["overall"]["verdict"] == "confirmed", (results["overall"], [
+        (e["result"]["text"], e["result"]["reason"]) for e in results["expectations"]])
+    assert "verdict: ✅ confirmed: " in text
+    assert "storm_shed_share" not in results["no_effect"] and not results["low_information"], results["no_effect"]
+
+    def window(observable: str, name: str) -> dict[str, Any]:
+        found = next(o for o in results["observables"] if o["observable"] == observable)
+        return dict(next(w for w in found["windows"] if w["window"] == name)["summary"])
+
+    assert window("storm_shed_share", "fault")["mean"] >= 0.25, window("storm_shed_share", "fault")
+    assert window("api_429_rate", "baseline")["p99"] == 0 and window("api_429_rate", "fault")["mean"] > 1
     run = max((state / "runs").glob("control-plane-storm-*"))
     (fault_record,) = json.loads((run / "record.json").read_text())["stages"][0]["faults"]
     identity = fault_record["evidence"]["identity"]

@@ -1,7 +1,7 @@
 """Verdicts that can fail, on the lab with its real Prometheus, through the `gameday` CLI: on the real control plane
 (real CoreDNS pods on the lab's real nodes) the README's demo is refuted run after run and its serve-stale fix
 confirmed, a metric no exporter has is inconclusive and a guardrail abort is never confirmed. The storm's verdict is in
-tests/e2e/test_storm_verdict.py."""
+tests/e2e/test_real_plane.py."""
 
 from __future__ import annotations
 

@@ -140,11 +140,12 @@ def test_missing_binaries_are_named_before_anything_starts(tmp_path: Path) -> No
 def test_knobs_that_cannot_work_are_all_named(tmp_path: Path) -> None:
     """Bad knobs are reported together, each by name, and up refuses them before writing anything."""
     opts = ControlPlaneOptions(tmp_path / "state", nodes=0, node_monitor_grace_seconds=5, node_monitor_period_seconds=5,
-                               not_ready_toleration_seconds=-1, service_cidr="10.96.0.1/16", pod_cidr="10.0.0.0/8")
+                               not_ready_toleration_seconds=-1, service_cidr="10.96.0.1/16", pod_cidr="10.0.0.0/8",
+                               janitor=True)
     found = opts.problems()
-    assert [p.split(":")[0] for p in found] == ["nodes", "not_ready_toleration_seconds", "node_monitor_grace_seconds",
-                                                "service_cidr", "pod_cidr"]
-    assert "has host bits set" in found[3] and "overlaps node addresses" in found[4]
+    assert [p.split(":")[0] for p in found] == ["nodes", "not_ready_toleration_seconds", "janitor",
+                                                "node_monitor_grace_seconds", "service_cidr", "pod_cidr"]
+    assert "has host bits set" in found[4] and "overlaps node addresses" in found[5]
     with pytest.raises(LabError, match="cannot work") as err:
         plane.up(opts, {})
     assert all(p in str(err.value) for p in found)
