@@ -19,17 +19,21 @@ SETUP = "setup"  # the stage name under which the setup's changes are ledgered a
 
 
 class BlastRadius(Model):
-    """The most a campaign may touch at once; checked at plan time for every stage."""
+    """The most a campaign may touch at once: checked at plan time for each fault and for each stage's faults
+    together (the distinct nodes, pods and GPUs they touch)."""
 
     max_nodes: int | None = Field(default=None, ge=0)
     max_nodes_percent: float | None = Field(default=None, ge=0, le=100)
     max_pods: int | None = Field(default=None, ge=0)
     max_pods_percent: float | None = Field(default=None, ge=0, le=100)
+    max_gpus: int | None = Field(default=None, ge=0, description="GPUs node-agent faults act on (gpu-xid, gpu-degrade)")
 
     @model_validator(mode="after")
     def _declared(self) -> BlastRadius:
-        if all(v is None for v in (self.max_nodes, self.max_nodes_percent, self.max_pods, self.max_pods_percent)):
-            raise ValueError("declare at least one limit (max_nodes, max_nodes_percent, max_pods, max_pods_percent)")
+        if all(v is None for v in (self.max_nodes, self.max_nodes_percent, self.max_pods, self.max_pods_percent,
+                                   self.max_gpus)):
+            raise ValueError("declare at least one limit (max_nodes, max_nodes_percent, max_pods, max_pods_percent, "
+                             "max_gpus)")
         return self
 
 

@@ -214,8 +214,13 @@ class AgentHeldFault:
         chosen = choose(nodes, sel)
         if not chosen:
             raise TargetError(f"{self.kind}: no node matches {sel.label_selector or sel.names}")
-        check_blast_radius(ctx, self.kind, nodes=len(chosen))
+        check_blast_radius(ctx, self.kind, nodes=len(chosen), gpus=len(self.gpus(spec, chosen)))
         return chosen
+
+    def gpus(self, spec: Any, nodes: list[str]) -> list[str]:
+        """The GPUs the fault acts on, as ``<node>/<index>`` (none unless the spec names a ``gpu_index``)."""
+        index = getattr(spec, "gpu_index", None)
+        return [] if index is None else [f"{n}/{index}" for n in nodes]
 
     def plan(self, spec: Any, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Choose the nodes, build each node's request and find each agent (read only)."""
@@ -238,7 +243,8 @@ class AgentHeldFault:
                    for n in nodes]
         return Injection(
             run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec=spec.model_dump(mode="json"),
-            summary=f"{self.what} on {len(nodes)} node(s) via agents", targets=[f"node/{n}" for n in nodes],
+            summary=f"{self.what} on {len(nodes)} node(s) via agents",
+            targets=[f"node/{n}" for n in nodes] + [f"gpu/{g}" for g in self.gpus(spec, nodes)],
             changes=changes, planned_at=now(),
             undo={"agent_fault_id": afid, "agent_run_id": arun, "ttl_seconds": spec.lease.total_seconds(),
                   "params": params, "endpoints": endpoints},

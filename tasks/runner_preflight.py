@@ -13,6 +13,7 @@ from blueprints.refutability import weak_expectations
 from tasks.budget import gate
 from tasks.errors import GamedayError, PreflightFailed
 from tasks.faults.base import FaultContext, Injection
+from tasks.faults.selection import check_stage_blast_radius
 from tasks.runner_ops import Ops
 from tasks.runner_record import Recorder
 from tasks.runner_watch import GuardrailWatcher
@@ -26,6 +27,9 @@ def plan_all(campaign: Campaign, ctx: FaultContext, ops: Ops, run_id: str) -> di
     for stage in ([setup] if setup is not None else []) + campaign.stages:
         ids = campaign.fault_ids(stage)
         plans[stage.name] = [ops.plan(f, ctx, run_id, stage.name, i) for f, i in zip(stage.faults, ids)]
+        # a stage's faults are in place together, with the setup's changes held through every stage
+        held = plans.get("setup", []) if setup is not None and stage is not setup else []
+        check_stage_blast_radius(ctx, stage.name, held + plans[stage.name])
     return plans
 
 

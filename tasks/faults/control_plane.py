@@ -138,7 +138,7 @@ class ControlPlaneOverloadFault:
             name = k8s_name("gameday-storm", run_id, fault_id)
             undo.update(namespace=spec.namespace, daemonset=name,
                         created_namespace=not c.namespace_exists(spec.namespace))
-            targets = [f"node/{n.metadata.name}" for n in nodes]
+            targets = [f"pod/{spec.namespace}/{name}@{n.metadata.name}" for n in nodes]  # one pod on each node
             changes.append(Change(action="create", object=f"apps/v1 DaemonSet {spec.namespace}/{name}",
                                   detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s"
                                          + (f" as {spec.namespace}/{spec.service_account}" if spec.service_account

@@ -17,7 +17,7 @@ from tasks.errors import BlastRadiusExceeded
 if TYPE_CHECKING:
     from blueprints.campaign import BlastRadius
     from blueprints.common import _Selecting
-    from tasks.faults.base import FaultContext
+    from tasks.faults.base import FaultContext, Injection
 
 T = TypeVar("T")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gameday"}
@@ -33,7 +33,7 @@ def choose(candidates: Sequence[T], selector: _Selecting, rng: random.Random | N
 
 
 def blast_radius_problems(radius: BlastRadius | None, *, nodes: int, pods: int, total_nodes: int,
-                          total_pods: int) -> list[str]:
+                          total_pods: int, gpus: int = 0) -> list[str]:
     """Every cap the given counts exceed (empty when within the radius or no radius is declared)."""
     if radius is None:
         return []
@@ -52,21 +52,24 @@ def blast_radius_problems(radius: BlastRadius | None, *, nodes: int, pods: int, 
     if radius.max_pods_percent is not None and pct(pods, total_pods) > radius.max_pods_percent:
         out.append(f"{pods}/{total_pods} pods ({pct(pods, total_pods):.1f}%) > max_pods_percent "
                    f"{radius.max_pods_percent:g}%")
+    if radius.max_gpus is not None and gpus > radius.max_gpus:
+        out.append(f"{gpus} GPU(s) > max_gpus {radius.max_gpus}")
     return out
 
 
-def check_blast_radius(ctx: FaultContext, what: str, *, nodes: int = 0, pods: int = 0) -> dict[str, int]:
-    """Raise BlastRadiusExceeded if touching ``nodes``/``pods`` exceeds ctx.blast_radius; return the counts."""
-    counts = {"nodes": nodes, "pods": pods, "total_nodes": 0, "total_pods": 0}
+def check_blast_radius(ctx: FaultContext, what: str, *, nodes: int = 0, pods: int = 0,
+                       gpus: int = 0) -> dict[str, int]:
+    """Raise BlastRadiusExceeded if touching ``nodes``/``pods``/``gpus`` exceeds ctx.blast_radius; return the counts."""
+    counts = {"nodes": nodes, "pods": pods, "gpus": gpus, "total_nodes": 0, "total_pods": 0}
     radius = ctx.blast_radius
-    if radius is None or (nodes == 0 and pods == 0):
+    if radius is None or (nodes == 0 and pods == 0 and gpus == 0):
         return counts
     if nodes and (radius.max_nodes_percent is not None):
         counts["total_nodes"] = len(ctx.cluster.list_nodes())
     if pods and (radius.max_pods_percent is not None):
         counts["total_pods"] = len(ctx.cluster.list_pods())
     problems = blast_radius_problems(radius, nodes=nodes, pods=pods, total_nodes=counts["total_nodes"],
-                                     total_pods=counts["total_pods"])
+                                     total_pods=counts["total_pods"], gpus=gpus)
     if problems:
         raise BlastRadiusExceeded(f"{what} exceeds the blast radius: " + "; ".join(problems))
     return counts
@@ -87,3 +90,25 @@ def now() -> datetime:
 def labels_of(obj: Any) -> dict[str, str]:
     """An object's metadata.labels (empty dict when none)."""
     return dict(getattr(obj.metadata, "labels", None) or {})
+
+
+def touched(injections: list[Injection]) -> dict[str, set[str]]:
+    """The distinct nodes, pods and GPUs a set of planned faults touch, from their targets (``node/<n>``,
+    ``pod/<ns>/<name>``, ``gpu/<node>/<index>``)."""
+    found: dict[str, set[str]] = {"nodes": set(), "pods": set(), "gpus": set()}
+    for inj in injections:
+        for target in inj.targets:
+            kind, _, name = target.partition("/")
+            if kind in ("node", "pod", "gpu"):
+                found[kind + "s"].add(name)
+    return found
+
+
+def check_stage_blast_radius(ctx: FaultContext, stage: str, injections: list[Injection]) -> dict[str, int]:
+    """Raise BlastRadiusExceeded if a stage's faults, all in place at once, touch more distinct nodes, pods or GPUs
+    together than ctx.blast_radius allows (each may be within it alone); return the counts."""
+    found = touched(injections)
+    if len(injections) < 2:
+        return {k: len(v) for k, v in found.items()}
+    return check_blast_radius(ctx, f"stage {stage!r} ({len(injections)} faults together)",
+                              nodes=len(found["nodes"]), pods=len(found["pods"]), gpus=len(found["gpus"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,32 @@ def test_rollback_of_a_half_applied_cordon(lab_admin: Cluster, lab_ctx: FaultCon
     lab_admin.set_unschedulable("lab-node-0", True)  # what inject had done before the crash
     FAULT.rollback(inj, lab_ctx)
     assert _flags(lab_admin) == before
+
+
+def test_a_stage_of_faults_each_within_the_radius_is_refused_together(lab_ctx: FaultContext, tmp_path: Any) -> None:
+    """Two node-cordon faults of one stage, each cordoning one lab node under max_nodes 1, are refused at plan time
+    as a stage (2 nodes at once), with nothing cordoned; the same two faults in two stages plan."""
+    from blueprints.campaign import Campaign
+    from tasks.faults import REGISTRY
+    from tasks.runner_connect import plain_ops
+    from tasks.runner_preflight import plan_all
+
+    def campaign(stages: list[list[str]]) -> Campaign:
+        return Campaign.model_validate({
+            "name": "two-cordons", "owner": "tests",
+            "hypothesis": {"belief": "b", "expectations": ["x >= 0 during fault"]},
+            "target": {"cluster": "lab", "namespaces": ["kube-system"], "blast_radius": {"max_nodes": 1}},
+            "observables": [{"name": "x", "query": "vector(1)"}], "baseline": "0s",
+            "stages": [{"name": f"s{i}", "observe": "1s", "recovery": "0s", "faults": [
+                {"kind": "node-cordon", "name": n, "selector": {"names": [n], "mode": "all"}} for n in nodes]}
+                for i, nodes in enumerate(stages)]})
+
+    ctx = FaultContext(cluster=lab_ctx.cluster, run_id="radius", blast_radius=BlastRadius(max_nodes=1),
+                       extra=lab_ctx.extra, log=lambda m: None)
+    ops = plain_ops(REGISTRY, None, lambda p: None)  # type: ignore[arg-type,return-value]
+    before = _flags(lab_ctx.cluster)
+    with pytest.raises(BlastRadiusExceeded, match=r"stage 's0' \(2 faults together\)"):
+        plan_all(campaign([["lab-node-0", "lab-node-1"]]), ctx, ops, "radius")
+    assert _flags(lab_ctx.cluster) == before
+    plans = plan_all(campaign([["lab-node-0"], ["lab-node-1"]]), ctx, ops, "radius")
+    assert [i.targets for i in plans["s0"] + plans["s1"]] == [["node/lab-node-0"], ["node/lab-node-1"]]

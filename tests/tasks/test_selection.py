@@ -72,3 +72,27 @@ def test_k8s_name_is_a_dns_label() -> None:
     name = k8s_name("gameday-dns-block", "Run_2024/11:23" * 10, "f")
     assert len(name) <= 63 and name == name.lower() and name[0].isalnum() and name[-1].isalnum()
     assert all(ch.isalnum() or ch == "-" for ch in name)
+
+
+def _planned(*targets: list[str]) -> list[Any]:
+    from datetime import UTC, datetime
+
+    from tasks.faults.base import Injection
+
+    return [Injection(run_id="r", stage="s", fault_id=f"f{i}", kind="node-cordon", spec={}, summary="", targets=t,
+                      planned_at=datetime.now(UTC)) for i, t in enumerate(targets)]
+
+
+def test_a_stages_faults_are_counted_together_each_object_once() -> None:
+    """Two faults each within max_nodes 1 exceed it together (the stage is named); the same node touched by both
+    counts once; GPUs are counted against max_gpus the same way."""
+    from tasks.faults.selection import check_stage_blast_radius
+
+    ctx = FaultContext(cluster=_CountingCluster(nodes=4, pods=10), run_id="r",
+                       blast_radius=BlastRadius(max_nodes=1, max_gpus=1))
+    with pytest.raises(BlastRadiusExceeded, match=r"stage 's' \(2 faults together\).*2 node\(s\) > max_nodes 1"):
+        check_stage_blast_radius(ctx, "s", _planned(["node/a"], ["node/b"]))
+    counts = check_stage_blast_radius(ctx, "s", _planned(["node/a"], ["node/a", "gpu/a/0"]))
+    assert (counts["nodes"], counts["gpus"]) == (1, 1)
+    with pytest.raises(BlastRadiusExceeded, match=r"2 GPU\(s\) > max_gpus 1"):
+        check_stage_blast_radius(ctx, "s", _planned(["gpu/a/0"], ["gpu/a/1"]))

@@ -26,7 +26,7 @@ def test_fake_xid_lands_on_every_node_and_rolls_back(gpu_node: AddNode, runner_c
                                                                mode="all"), lease=timedelta(seconds=20))
     fault = GpuXidFault()
     inj = fault.plan(spec, runner_ctx, run_id="run-t", stage="s1", fault_id="xid")
-    assert inj.targets == ["node/gpu-1", "node/gpu-2"] and not a.kmsg_path.exists()
+    assert inj.targets == ["node/gpu-1", "node/gpu-2", "gpu/gpu-1/1", "gpu/gpu-2/1"] and not a.kmsg_path.exists()
     inj = fault.inject(inj, runner_ctx)
     ev = fault.verify(inj, runner_ctx)
     assert ev.landed, ev
