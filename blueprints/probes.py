@@ -134,6 +134,18 @@ further injections until it clears (``pause_timeout`` later it aborts the stage)
 (the campaign goes on only with ``continue_on_abort``); ``halt`` rolls back and stops the campaign."""
 
 
+class Band(Model):
+    """An anomaly band learnt from the baseline window: the guardrail breaches when its Prometheus probe's value
+    leaves mean ± max(k·σ, floor) of the values the same query had during the baseline (pooled over its series),
+    within the probe's own tolerance range, which holds until the band is learnt and whenever it cannot be."""
+
+    k: float = Field(default=4.0, gt=0, description="how many baseline standard deviations the band spans each side")
+    floor: float = Field(default=0.0, ge=0, description="the least half-width, for a baseline that hardly moved")
+    side: Literal["both", "upper", "lower"] = Field(default="upper", description="which edges breach")
+    min_samples: int = Field(default=5, ge=2, description="fewer baseline samples than this: no band (the "
+                                                              "probe's tolerance alone, and a note)")
+
+
 class Guardrail(Model):
     """A probe evaluated every ``every`` from a stage's first injection to the end of its recovery window; out of
     tolerance, not evaluable or not answering within its timeout counts as a breach, which does what ``severity``
@@ -152,3 +164,12 @@ class Guardrail(Model):
         description="whether a breach refutes the belief (true) or only makes the run inconclusive (false); "
         "default: true when the guardrail reads a metric that an observable named by the hypothesis reads",
     )
+    band: Band | None = Field(default=None, description=(
+        "anomaly guardrail: breach when the value leaves the band learnt from the baseline window (a prometheus "
+        "probe with a range tolerance, which still bounds it)"))
+
+    @model_validator(mode="after")
+    def _band_needs_a_metric(self) -> Guardrail:
+        if self.band is not None and (self.probe.type != "prometheus" or self.probe.tolerance.range is None):
+            raise ValueError("band: an anomaly band needs a prometheus probe with a range tolerance (the outer bound)")
+        return self

@@ -113,7 +113,8 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
 
     lock = ExitStack()
     try:
-        lock.enter_context(target_lock(conn.cluster, campaign.target.cluster, run_id, settings.ledger_namespace, lost))
+        lock.enter_context(target_lock(conn.cluster, campaign.target.cluster, run_id, settings.ledger_namespace, lost,
+                                       ttl_s=settings.lease_ttl_s))
     except BaseException:
         conn.close()
         raise

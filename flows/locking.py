@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from tasks.errors import CampaignLocked
-from tasks.lease import LeaseKeeper, lease_holder
+from tasks.lease import HEARTBEAT_TTL, LeaseKeeper, lease_holder
 
 log = logging.getLogger(__name__)
 LIMIT_PREFIX = "gameday-target-"
@@ -77,6 +77,7 @@ def target_lock(
     namespace: str = "gameday",
     on_lost: Callable[[str], None] | None = None,
     prefect_limit: bool = True,
+    ttl_s: float = HEARTBEAT_TTL,
 ) -> Iterator[LeaseKeeper]:
     """Hold the target for one run: Prefect slot (if ``prefect_limit``) then cluster Lease with a heartbeat."""
     from prefect.concurrency.sync import concurrency
@@ -107,7 +108,7 @@ def target_lock(
                     slot()
                 except TimeoutError:
                     raise _refused(cluster, target, name, namespace) from None
-        keeper = LeaseKeeper(cluster, holder, namespace, on_lost=on_lost).acquire()
+        keeper = LeaseKeeper(cluster, holder, namespace, ttl=ttl_s, on_lost=on_lost).acquire()
         stack.callback(_release, keeper)
         yield keeper
 

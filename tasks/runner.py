@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from blueprints.budget import ErrorBudget
 from blueprints.campaign import SETUP, Campaign, Stage
 from blueprints.record import FaultOutcome, StageOutcome
+from tasks.bands import learn_bands
 from tasks.budget import consumption
 from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import Approver, Ops, StageStatus, auto_approve
@@ -117,6 +118,7 @@ class CampaignRunner:
             if setup is not None and not self.apply_setup(setup, held):
                 return self.status
             self.window("baseline", c.baseline.total_seconds())
+            self.learn_bands()
             self.run_stages()
             self.window("final-recovery", c.final_recovery.total_seconds())
         finally:
@@ -134,6 +136,18 @@ class CampaignRunner:
                    f"over its {seconds:.0f} s)" if "consumed" in figures
                    else f"what the run consumed could not be read: {figures['error']}")
         self.recorder.event("error-budget", message, **figures)
+
+    def learn_bands(self) -> None:
+        """Narrow each anomaly guardrail (``band``) to what its query did during the baseline window, noting it."""
+        if not any(g.band for g in self.campaign.guardrails):
+            return
+        window = next((w for w in reversed(self.recorder.windows) if w.kind == "baseline"), None)
+        guardrails, learnt = learn_bands(self.campaign.guardrails, self.ctx.prometheus_url,
+                                         window.start if window else None, window.end if window else None)
+        self.campaign = self.campaign.model_copy(update={"guardrails": guardrails})
+        for band in learnt:
+            self.recorder.event("note", f"guardrail {band.guardrail!r}: {band.note}", guardrail=band.guardrail,
+                                band=band.model_dump(mode="json"))
 
     def run_stages(self) -> None:
         """Every stage in order, with cooldowns between; stops at a failure, an abort (unless the blueprint goes

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     history_db: Path | None = Field(default=None, description="default: <state_dir>/history.sqlite")
     request_timeout_s: float = Field(default=10.0, gt=0)
     api_outage_retry_s: float = Field(default=90.0, ge=0)
+    lease_ttl_s: float = Field(default=90.0, ge=10, le=3600, description=(
+        "how long a run's campaign Lease lives without renewal: after a killed runner, the janitor reverts its "
+        "faults this long after the last renewal"))
 
     @property
     def lab_dir(self) -> Path:
