@@ -57,6 +57,16 @@ def test_second_lock_on_a_target_is_refused_naming_the_holder(harness: None, clu
         assert lease_holder(cluster, "gameday")[0] == "run-b"
 
 
+def test_the_lease_lives_as_long_as_the_setting_says(harness: None, cluster: Cluster) -> None:
+    """A run's campaign Lease carries the TTL it was given (GAMEDAY_LEASE_TTL_S): the janitor's clock."""
+    from tasks.lease import LEASE_NAME
+
+    with target_lock(cluster, "ttl-test", "run-ttl", ttl_s=12):
+        assert cluster.read_lease("gameday", LEASE_NAME).spec.lease_duration_seconds == 12
+    with target_lock(cluster, "ttl-test", "run-ttl"):
+        assert cluster.read_lease("gameday", LEASE_NAME).spec.lease_duration_seconds == 90
+
+
 def test_keeper_renews_a_short_lease_until_released(cluster: Cluster) -> None:
     """A 1.5 s lease stays live for several TTLs while its keeper beats, and is gone after release."""
     keeper = LeaseKeeper(cluster, "run-k", ttl=1.5).acquire()
