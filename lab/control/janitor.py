@@ -6,7 +6,8 @@ The container's arguments (``janitor --in-cluster ...``) are run by ``python -m 
 configuration the official client reads (``KUBERNETES_SERVICE_HOST``/``PORT`` and the pod's bound service-account
 token, the lab's CA and the namespace mounted at ``/var/run/secrets/kubernetes.io/serviceaccount`` in a private
 mount namespace), in this machine's network, its metrics served on the pod's own address. Ready while the process
-runs; stopped with SIGTERM (SIGKILL after ``STOP_GRACE_S``) when the pod goes.
+runs; stopped with SIGTERM (SIGKILL after ``STOP_GRACE_S``) when the pod goes, and sent SIGTERM by the kernel
+if the runtime that started it dies first.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class GamedayJanitor:
         argv = [sys.executable, "-m", "flows.cli", *args]
         with (pod_dir / "gameday.log").open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                *host_network_command(argv, account), env=env, cwd=str(ROOT), stdin=asyncio.subprocess.DEVNULL,
+                # setpriv --pdeathsig: it dies with the runtime even when the runtime is SIGKILLed (a kubelet's
+                # containers outlive it; the lab's pods must not outlive the lab)
+                "setpriv", "--pdeathsig", "TERM", *host_network_command(argv, account), env=env, cwd=str(ROOT),
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=log, stderr=log, start_new_session=True)
 
     def ready(self) -> bool:
