@@ -6,6 +6,8 @@ asserts that every kind here has exactly one behaviour there and the reverse.
 
 from __future__ import annotations
 
+import re
+
 import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -183,6 +185,17 @@ class ChaosToolkitFault(_Fault):
     verify: dict[str, Any] | None = None
     configuration: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, Any] = Field(default_factory=dict)
+    touches: list[str] = Field(default_factory=list, description=(
+        "what the action touches, for the blast radius (gameday cannot see inside it): node/<name>, "
+        "pod/<namespace>/<name> or gpu/<node>/<index>"))
+
+    @field_validator("touches")
+    @classmethod
+    def _touches(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if not re.fullmatch(r"node/[^/]+|pod/[^/]+/[^/]+|gpu/[^/]+/\d+", t)]
+        if bad:
+            raise ValueError(f"touches: {bad} are not node/<name>, pod/<namespace>/<name> or gpu/<node>/<index>")
+        return v
 
     @field_validator("action", "rollback", "verify")
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from blueprints.faults import ChaosToolkitFault
 from tasks.errors import ActivityFailed
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import now
+from tasks.faults.selection import check_blast_radius, now, touched_by
 from tasks.probes.chaostoolkit import run_activity
 
 
@@ -32,7 +32,10 @@ class ChaosToolkitBehaviour:
         action = _activity("action", f"{fault_id}-action", spec.action)
         rollback = _activity("action", f"{fault_id}-rollback", spec.rollback) if spec.rollback else None
         probe = _activity("probe", f"{fault_id}-verify", spec.verify) if spec.verify else None
-        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
+        found = touched_by(spec.touches)
+        check_blast_radius(ctx, f"chaostoolkit action {action['name']!r}", nodes=len(found["nodes"]),
+                           pods=len(found["pods"]), gpus=len(found["gpus"]))
+        return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, targets=list(spec.touches),
                          spec=spec.model_dump(mode="json"), summary=f"chaostoolkit action {action['name']!r}",
                          changes=[Change(action="local", object=f"ctk {action['provider']['type']} activity",
                                          detail=action["name"],

@@ -92,16 +92,19 @@ def labels_of(obj: Any) -> dict[str, str]:
     return dict(getattr(obj.metadata, "labels", None) or {})
 
 
-def touched(injections: list[Injection]) -> dict[str, set[str]]:
-    """The distinct nodes, pods and GPUs a set of planned faults touch, from their targets (``node/<n>``,
-    ``pod/<ns>/<name>``, ``gpu/<node>/<index>``)."""
+def touched_by(targets: Sequence[str]) -> dict[str, set[str]]:
+    """The distinct nodes, pods and GPUs among targets (``node/<n>``, ``pod/<ns>/<name>``, ``gpu/<node>/<index>``)."""
     found: dict[str, set[str]] = {"nodes": set(), "pods": set(), "gpus": set()}
-    for inj in injections:
-        for target in inj.targets:
-            kind, _, name = target.partition("/")
-            if kind in ("node", "pod", "gpu"):
-                found[kind + "s"].add(name)
+    for target in targets:
+        kind, _, name = target.partition("/")
+        if kind in ("node", "pod", "gpu"):
+            found[kind + "s"].add(name)
     return found
+
+
+def touched(injections: list[Injection]) -> dict[str, set[str]]:
+    """The distinct nodes, pods and GPUs a set of planned faults touch, from their targets."""
+    return touched_by([t for inj in injections for t in inj.targets])
 
 
 def check_stage_blast_radius(ctx: FaultContext, stage: str, injections: list[Injection]) -> dict[str, int]:

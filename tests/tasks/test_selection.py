@@ -96,3 +96,28 @@ def test_a_stages_faults_are_counted_together_each_object_once() -> None:
     assert (counts["nodes"], counts["gpus"]) == (1, 1)
     with pytest.raises(BlastRadiusExceeded, match=r"2 GPU\(s\) > max_gpus 1"):
         check_stage_blast_radius(ctx, "s", _planned(["gpu/a/0"], ["gpu/a/1"]))
+
+
+def test_a_chaostoolkit_action_counts_what_it_declares_it_touches() -> None:
+    """A CTK action declaring two nodes is refused under max_nodes 1 at plan time; one node plans, its targets are
+    what it declared (so the stage counts them with the other faults); a target that is no node/pod/gpu is refused
+    at its path."""
+    from blueprints.errors import BlueprintError
+    from blueprints.faults import ChaosToolkitFault
+    from blueprints.loader import parse
+    from tasks.faults.chaostoolkit import ChaosToolkitBehaviour as Behaviour
+
+    ctx = FaultContext(cluster=_CountingCluster(nodes=4, pods=10), run_id="r", blast_radius=BlastRadius(max_nodes=1))
+    action = {"name": "drain", "type": "action", "provider": {"type": "process", "path": "true"}}
+    with pytest.raises(BlastRadiusExceeded, match="2 node"):
+        Behaviour().plan(ChaosToolkitFault(action=action, touches=["node/a", "node/b"]), ctx, run_id="r", stage="s",
+                         fault_id="ctk")
+    inj = Behaviour().plan(ChaosToolkitFault(action=action, touches=["node/a", "pod/ns/p"]), ctx, run_id="r",
+                           stage="s", fault_id="ctk")
+    assert inj.targets == ["node/a", "pod/ns/p"]
+    text = ("name: t\nowner: o\nhypothesis: {belief: b, expectations: ['x >= 0 during fault']}\n"
+            "target: {cluster: lab, namespaces: [a], blast_radius: {max_nodes: 1}}\n"
+            "observables: [{name: x, query: up}]\nstages: [{name: s, faults: [{kind: chaostoolkit, "
+            "action: {name: a, type: action, provider: {type: process, path: 'true'}}, touches: [nodes/a]}]}]\n")
+    with pytest.raises(BlueprintError, match=r"stages\[0\]\.faults\[0\].*touches"):
+        parse(text)
