@@ -168,7 +168,7 @@ def run_blueprint(name: str, state: Path, env: dict[str, str]) -> Path:
         env=env,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=840,  # serve-stale alone took over 9 min on this 2-core machine (stop 25)
         check=False,
     )
     runs = sorted((state / "runs").glob(f"{name}-2*"))
