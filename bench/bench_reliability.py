@@ -91,6 +91,22 @@ def snapshot(kubeconfig: Path) -> dict[str, Any]:
         api.close()
 
 
+def steady(kubeconfig: Path, timeout: float = 120.0) -> None:
+    """Wait (bounded) until CoreDNS has all its replicas ready, as every stock blueprint's steady state asks."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(str(kubeconfig), context="lab-admin")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            d = client.AppsV1Api(api).read_namespaced_deployment("coredns", "kube-system")
+            if d.spec.replicas and (d.status.ready_replicas or 0) >= d.spec.replicas:
+                return
+            time.sleep(1)
+    finally:
+        api.close()
+
+
 def _storms() -> int:
     """Live client-storm processes of this benchmark's campaigns (their tag starts with the campaign's name)."""
     from tasks.faults.storm_process import MODULE
@@ -182,6 +198,7 @@ def main() -> None:
             for k in range(args.kills):
                 name = names[k % len(names)]
                 bp = str(state / "two-faults.yaml") if name == "two-faults" else name
+                steady(kubeconfig)  # a campaign refused at preflight (CoreDNS still starting) would prove nothing
                 before = snapshot(kubeconfig)
                 kill_at = rng.uniform(*windows[name])
                 lived, killed = run_once(bp, BLUEPRINTS[name], env, kill_at)
