@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ import aiohttp
 
 from lab.pods import PodContext
 from lab.runtime.errors import LabError
+from lab.runtime.procs import stop_group
 from lab.sandbox import host_network_command
 
 READY_PORT = 8181
@@ -106,13 +106,4 @@ class CoreDnsBinary:
             self._probe = None
         proc, self._proc = self._proc, None
         self._ready = False
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        await stop_group(proc, STOP_GRACE_S)

@@ -13,14 +13,13 @@ if the runtime that started it dies first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lab.pods import PodContext
+from lab.runtime.procs import stop_group
 from lab.sandbox import host_network_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,13 +67,4 @@ class GamedayJanitor:
     async def stop(self) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        await stop_group(proc, STOP_GRACE_S)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -99,6 +101,20 @@ def stop_pid(pid: int, grace: float = 10.0) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not gone():
         time.sleep(0.05)
+
+
+async def stop_group(proc: asyncio.subprocess.Process | None, grace: float) -> None:
+    """SIGTERM an asyncio child's process group, SIGKILL it after ``grace`` seconds; nothing for None or exited."""
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
 
 
 def pid_alive(pid: int) -> bool:
