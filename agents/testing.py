@@ -50,6 +50,7 @@ class AgentProcess:
     extra_args: list[str] = field(default_factory=list)
     python: str = sys.executable
     authorize: str | None = None
+    api_ca_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
 
@@ -83,6 +84,8 @@ class AgentProcess:
                 "--kmsg-path", str(self.kmsg_path), "--state-file", str(self.state_file),
                 "--nvml", self.nvml, "--gpu-count", str(self.gpu_count), "--nvml-state-file", str(self.nvml_state),
                 "--ready-file", str(self.workdir / "ready")]
+        if self.api_ca_file is not None:
+            args += ["--api-ca-file", str(self.api_ca_file)]
         if self.authorize is not None:
             args += ["--authorize", self.authorize]
         for user in self.allow_users if self.authorize != "sar" else []:
@@ -130,10 +133,10 @@ class AgentProcess:
 @contextmanager
 def running_agent(tmp_path: Path, node: str, api_url: str, api_token: str, *, allow_users: list[str] | None = None,
                   nvml: str = "fake", gpu_count: int = 2, extra_args: list[str] | None = None,
-                  authorize: str | None = None) -> Iterator[AgentProcess]:
-    """Start an agent in ``tmp_path/<node>``, yield it, always stop it."""
+                  authorize: str | None = None, api_ca_file: Path | None = None) -> Iterator[AgentProcess]:
+    """Start an agent in ``tmp_path/<node>``, yield it, always stop it (``api_ca_file``: the API server's CA)."""
     agent = AgentProcess(tmp_path / node, node, api_url, api_token, allow_users or ["gameday-runner"], nvml,
-                         gpu_count, extra_args or [], authorize=authorize)
+                         gpu_count, extra_args or [], authorize=authorize, api_ca_file=api_ca_file)
     try:
         agent.start()
         yield agent

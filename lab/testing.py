@@ -19,6 +19,14 @@ Usage::
     handle.control("node-1", "pause")   # pause|resume|kill|revive a node's kubelet
     handle.client()        # kubernetes.client.ApiClient (admin unless token= is given)
 
+Only the real etcd and kube-apiserver, for tests of API clients (Node objects and ``system:node:`` identities for
+``nodes``; static users in ``identities``; service-account tokens from the real TokenRequest)::
+
+    with running_api(tmp_path, nodes=["gpu-1"], identities={"mallory": ["devs"]}, request_timeout_seconds=8) as api:
+        api.url, api.ca_file, api.kubeconfig                  # HTTPS; contexts "lab" (runner) and "lab-admin"
+        api.token_for("system:serviceaccount:gameday:gameday-agent")
+        poll_until(lambda: ..., timeout=10)                   # the deadline-bounded wait to use instead of sleeps
+
 On the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok; the
 components are built first when the cache lacks them)::
 
@@ -38,10 +46,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +58,20 @@ from lab.apiserver.users import ADMIN, RUNNER, read_sa_secret, sa_token, token_f
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
+from lab.runtime.errors import LabError
 from lab.runtime.lifecycle import UpOptions, down, up
+
+
+def poll_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Call ``predicate`` until it returns a truthy value (returned) or raise TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
 
 
 @dataclass
@@ -59,6 +81,17 @@ class LabHandle:
     state_dir: Path
     endpoints: dict[str, Any]
     users: dict[str, dict[str, Any]]
+    _sa_tokens: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The API server's URL (HTTPS on the real plane: ``endpoints["ca_file"]`` is its CA)."""
+        return str(self.endpoints["apiserver"])
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the API server's serving certificate."""
+        return Path(self.endpoints["ca_file"])
 
     @property
     def kubeconfig(self) -> Path:
@@ -76,8 +109,45 @@ class LabHandle:
         return token_for(self.users, RUNNER)
 
     def token_for(self, username: str) -> str:
-        """The bearer token of any lab identity (signed service-account tokens: ``sa_token``)."""
-        return token_for(self.users, username)
+        """The bearer token of any lab identity: a static one from the users file or, on the real plane, a
+        ``system:serviceaccount:<ns>:<name>`` token the API server issues (TokenRequest; the account is created
+        first when missing)."""
+        try:
+            return token_for(self.users, username)
+        except KeyError:
+            prefix = "system:serviceaccount:"
+            if not username.startswith(prefix) or self.endpoints.get("control_plane") != "real":
+                raise
+            namespace, _, name = username[len(prefix):].partition(":")
+            return self.request_token(namespace, name)
+
+    def request_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+        """A service account's token from the real API server's TokenRequest (namespace and account are created
+        when missing); one per account for the handle's life."""
+        key = (namespace, name)
+        if key not in self._sa_tokens:
+            from kubernetes import client
+            from kubernetes.client.exceptions import ApiException
+
+            with self.client() as api:
+                core = client.CoreV1Api(api)
+                try:
+                    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+                except ApiException as err:
+                    if err.status != 409:
+                        raise
+                try:
+                    core.create_namespaced_service_account(
+                        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
+                except ApiException as err:
+                    if err.status != 409:
+                        raise
+                answer = core.create_namespaced_service_account_token(name, namespace, client.AuthenticationV1TokenRequest(
+                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)))
+                if answer.status is None or not answer.status.token:
+                    raise LabError(f"the API server issued no token for {namespace}/{name}")
+                self._sa_tokens[key] = answer.status.token
+        return self._sa_tokens[key]
 
     def sa_token(self, namespace: str, name: str = "default") -> str:
         """The signed token of any service account, as a pod running as it gets."""
@@ -148,3 +218,22 @@ def running_control_plane(state_dir: Path, nodes: int = 3, cache_dir: Path | Non
         yield LabHandle(state_dir, endpoints, users)
     finally:
         plane.down(state_dir)
+
+
+@contextmanager
+def running_api(state_dir: Path, nodes: list[str] | None = None, identities: dict[str, list[str]] | None = None,
+                cache_dir: Path | None = None, **knobs: Any) -> Iterator[LabHandle]:
+    """Only the real etcd and kube-apiserver (``ControlPlaneOptions.api_only``), with a Node object and a
+    ``system:node:<name>`` identity for each of ``nodes`` and the extra static users in ``identities`` (name ->
+    groups); service-account tokens come from ``handle.token_for``. Always ``lab down``."""
+    with running_control_plane(state_dir, nodes=0, cache_dir=cache_dir, api_only=True,
+                               node_identities=tuple(nodes or ()),
+                               identities=tuple((name, tuple(groups)) for name, groups in (identities or {}).items()),
+                               **knobs) as handle:
+        if nodes:
+            from kubernetes import client
+
+            with handle.client() as api:
+                for name in nodes:
+                    client.CoreV1Api(api).create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name)))
+        yield handle

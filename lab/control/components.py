@@ -85,6 +85,18 @@ class ControlPlaneOptions:
     """Also run the CPU training job whose ranks the GPU nodes' agents partition (network namespaces)."""
     gpu_reboot_seconds: float = 60.0
     """How long the GPU health monitor's reboot of a node (XID 79) keeps the node's kubelet down."""
+    api_only: bool = False
+    """Only etcd and kube-apiserver (with the lab's RBAC): no controllers, scheduler, kwok, nodes or Prometheus. For
+    tests of API clients (agents, the runner's tasks) that arrange their own objects: Node objects they create stay
+    as created, as nothing manages them."""
+    identities: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """More static-token users for the API server's token file: (username, groups); e.g. an outsider in no group."""
+    node_identities: tuple[str, ...] = ()
+    """``system:node:<name>`` identities (group ``system:nodes``) for nodes the lab does not run itself (tests' own
+    Node objects), so the Node authorizer and NodeRestriction judge them as they would a kubelet."""
+    request_timeout_seconds: int = 60
+    """kube-apiserver ``--request-timeout``: APF bounds a request's wait in its queue by a quarter of it (Kubernetes:
+    60, so 15 s in the queue before a 429)."""
     janitor: bool = False
     """Also run gameday's janitor, the dead-man switch (agents/manifests/30-janitor.yaml), as a pod on a real node: it
     reverts a dead campaign's faults once its campaign Lease runs out."""
@@ -97,12 +109,17 @@ class ControlPlaneOptions:
     def problems(self) -> list[str]:
         """Every knob that cannot work, each as 'name: why' (empty when all can)."""
         found = []
-        if self.nodes < 0 or self.nodes + self.lab_nodes < 1:
+        if self.api_only:
+            if self.nodes or self.lab_nodes or self.janitor or self.training:
+                found.append(f"api_only: runs no nodes, janitor or training job, but nodes={self.nodes}, "
+                             f"real_nodes={self.real_nodes}, gpu_nodes={self.gpu_nodes}, janitor={self.janitor}, "
+                             f"training={self.training} were asked for")
+        elif self.nodes < 0 or self.nodes + self.lab_nodes < 1:
             found.append(f"nodes: kwok's nodes, 0 or more, and at least one node in all, not {self.nodes} "
                          f"(+ {self.lab_nodes} of the lab's own)")
         found += [f"{name}: must be at least 1, not {getattr(self, name)}" for name in (
             "max_requests_inflight", "max_mutating_requests_inflight", "node_lease_seconds",
-            "node_monitor_grace_seconds", "node_monitor_period_seconds") if getattr(self, name) < 1]
+            "node_monitor_grace_seconds", "node_monitor_period_seconds", "request_timeout_seconds") if getattr(self, name) < 1]
         found += [f"{name}: must not be negative, not {getattr(self, name)}" for name in (
             "not_ready_toleration_seconds", "unreachable_toleration_seconds", "apiserver_memory_mib",
             "restart_backoff_seconds") if getattr(self, name) < 0]
@@ -272,6 +289,7 @@ def argv(name: str, layout: Layout, opts: ControlPlaneOptions) -> list[str]:
                 "--service-cluster-ip-range", opts.service_cidr,
                 "--max-requests-inflight", str(opts.max_requests_inflight),
                 "--max-mutating-requests-inflight", str(opts.max_mutating_requests_inflight),
+                "--request-timeout", _duration(opts.request_timeout_seconds),
                 "--default-not-ready-toleration-seconds", str(opts.not_ready_toleration_seconds),
                 "--default-unreachable-toleration-seconds", str(opts.unreachable_toleration_seconds),
                 "--allow-privileged=true", "--profiling=false",

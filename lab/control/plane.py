@@ -93,7 +93,9 @@ def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[
     for name in ("kube-controller-manager", "kube-scheduler"):
         pki.serving_cert(ca, layout.pki, name, ["127.0.0.1", "localhost"])
     pki.service_account_keys(layout.pki)
-    users = make_users(lab_node_names(opts), [], {k: list(v) for k, v in CONTROL_PLANE_USERS.items()})
+    users = make_users([*lab_node_names(opts), *opts.node_identities], [],
+                       {**{k: list(v) for k, v in CONTROL_PLANE_USERS.items()},
+                        **{name: list(groups) for name, groups in opts.identities}})
     write_users(layout.state_dir / "users.json", users)
     layout.tokens_csv.write_text(components.tokens_csv(users))
     layout.tokens_csv.chmod(0o600)
@@ -304,6 +306,8 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
         for name in ORDER[:2]:
             _start(layout, opts, name, deadline)
         kubectl(layout, "apply", "-f", str(MANIFESTS))
+        if opts.api_only:
+            return _endpoints(opts, layout, binaries, None, None, {}, None)
         for name in ORDER[2:]:
             _start(layout, opts, name, deadline)
         nodes = [kwok.node(n, kwok.node_ip(i)) for i, n in enumerate(kwok.node_names(opts.nodes))]
@@ -340,11 +344,19 @@ def up(opts: ControlPlaneOptions, binaries: dict[str, Path]) -> dict[str, Any]:
     except BaseException:
         down(state)
         raise
+    return _endpoints(opts, layout, binaries, network, runtime, gpu, prom_url)
+
+
+def _endpoints(opts: ControlPlaneOptions, layout: Layout, binaries: dict[str, Path], network: PodNetwork | None,
+               runtime: dict[str, Any] | None, gpu: dict[str, Any], prom_url: str | None) -> dict[str, Any]:
+    """Write and return endpoints.json: where every part of a lab that is up listens."""
+    state = layout.state_dir
+    started = ORDER[:2] if opts.api_only else ORDER
     endpoints = {
         "control_plane": "real",
         "apiserver": layout.apiserver_url, "apiserver_https": layout.apiserver_url, "ca_file": str(layout.ca.cert),
         "etcd": layout.etcd_url, "prometheus": prom_url,
-        "metrics": {name: layout.metrics_url(name) for name in ORDER},
+        "metrics": {name: layout.metrics_url(name) for name in started},
         "supervisors": {name: str(layout.supervisor_status(name)) for name in SUPERVISED},
         "kubeconfig": str(state / "kubeconfig"), "users": str(state / "users.json"),
         "kubectl": str(binaries["kubectl"]), "nodes": opts.nodes, "gpu_nodes": opts.gpu_nodes,
