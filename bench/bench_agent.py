@@ -1,6 +1,6 @@
 """Benchmark the node agent: inject request → fault in place, and lease expiry → revert.
 
-Runs a lab API server (for TokenReview) and a real agent process with fake GPUs; with root, also a
+Runs the real kube-apiserver alone (``lab.testing.running_api``, for TokenReview) and a real agent process with fake GPUs; with root, also a
 partition into a network namespace. Prints distributions (ms) and ratios to a plain authenticated GET,
 never asserts. Usage: ``python bench/bench_agent.py [--n 30] [--no-netns]``.
 """
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.testing import AgentProcess, running_agent
-from lab.apiserver.testing import running_apiserver
+from lab.testing import running_api
 
 AGENT_SA = "system:serviceaccount:gameday:gameday-agent"
 
@@ -85,13 +85,13 @@ def bench_fake(agent: AgentProcess, token: str, n: int) -> dict[str, list[float]
     return out
 
 
-def bench_netns(tmp: Path, api_url: str, agent_token: str, token: str, n: int) -> dict[str, list[float]]:
+def bench_netns(tmp: Path, api_url: str, api_ca: Path, agent_token: str, token: str, n: int) -> dict[str, list[float]]:
     """Partition latencies inside a throwaway namespace (root only)."""
     ns = f"gdtest-bench-{os.getpid()}"
     out: dict[str, list[float]] = {"inject nccl-partition → chain present": [], "lease expiry → chain gone": []}
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        with running_agent(tmp, "net-1", api_url, agent_token, nvml="none",
+        with running_agent(tmp, "net-1", api_url, agent_token, nvml="none", api_ca_file=api_ca,
                            extra_args=["--netns", ns, "--allow-cidr", "192.0.2.0/24"]) as agent:
             def chain() -> bool:
                 res = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-S"], check=False,
@@ -118,11 +118,14 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="gameday-bench-agent-") as d:
         tmp = Path(d)
-        with running_apiserver(tmp / "api", nodes=[], service_accounts=[("gameday", "gameday-agent")]) as api:
-            with running_agent(tmp, "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake", gpu_count=1) as agent:
+        with running_api(tmp / "api") as api:
+            for manifest in ("00-namespace.yaml", "10-agent-rbac.yaml"):  # the agent's own RBAC (TokenReview, SAR)
+                api.kubectl("apply", "-f", str(ROOT / "agents" / "manifests" / manifest), context="lab-admin")
+            with running_agent(tmp, "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake", gpu_count=1,
+                               api_ca_file=api.ca_file) as agent:
                 results = bench_fake(agent, api.runner_token, args.n)
             if os.geteuid() == 0 and not args.no_netns:
-                results |= bench_netns(tmp, api.url, api.token_for(AGENT_SA), api.runner_token, args.n)
+                results |= bench_netns(tmp, api.url, api.ca_file, api.token_for(AGENT_SA), api.runner_token, args.n)
     base = statistics.median(results["GET /v1/faults (baseline)"])
     print("latency in ms; 'x' = median / median of an authenticated GET /v1/faults")
     for name, xs in results.items():

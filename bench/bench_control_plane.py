@@ -1,6 +1,6 @@
 """Benchmark: the real control plane with 1,000 kwok nodes, idle and with 10,000 pods, beside the emulator's figures.
 
-Brings ``lab up --control-plane real`` up with N kwok nodes, then measures over an idle window, a rollout of a
+Brings ``lab up`` up with N kwok nodes, then measures over an idle window, a rollout of a
 Deployment of P pods (bound by the real scheduler, made Running by kwok), and a window with every pod running:
 - lease renewals: the API server's own latency of Lease writes (``apiserver_request_duration_seconds`` for
   ``leases`` PUT, p50/p99 from Prometheus) and the oldest Lease's age sampled every second (max; a renewal is

@@ -1,6 +1,6 @@
 """Nothing left broken when the runner is SIGKILLed at random moments, with no command typed: figures, no assertions.
 
-Starts a lab on the real control plane with gameday's janitor as a pod (``lab up --control-plane real --real-nodes 2
+Starts a lab on the real control plane with gameday's janitor as a pod (``lab up --real-nodes 2
 --gpu-nodes 1 --janitor``; root). For each blueprint it first runs it once to the end (its duration D and a check
 that it completes, and the span from its first ledger write to its last rollback, when faults are in place), then,
 ``--kills`` times in all, round-robin over the blueprints: snapshots every object the stock faults touch, starts

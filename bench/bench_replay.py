@@ -98,7 +98,7 @@ def main() -> int:
     py = sys.executable
     try:
         t = time.monotonic()
-        subprocess.run([py, "-m", "lab", "up", "--control-plane", "real", "--nodes", str(args.nodes), "--real-nodes", "2",
+        subprocess.run([py, "-m", "lab", "up", "--nodes", str(args.nodes), "--real-nodes", "2", "--gpu-nodes", "0",
                         "--max-requests-inflight", "400", "--max-mutating-requests-inflight", "200",
                         "--apiserver-memory", f"{args.apiserver_memory:g}", "--node-lease-seconds", "20",
                         "--node-monitor-grace", "20", "--state-dir", str(lab_dir), "--timeout", "400"],

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = {
     "gameday CLI (flows.cli + flows.campaign)": "import flows.cli, flows.campaign",
     "Prefect server app": "import prefect.server.api.server",
-    "lab API server": "import lab.apiserver.server",
+    "lab runtime (the real nodes' kubelets)": "import lab.runtime.app",
 }
 
 

@@ -1,7 +1,7 @@
 """Benchmark: achieved LIST rate of the storm client vs. its target, aiohttp vs. the bare asyncio.Protocol client.
 
-Runs against the lab's emulated API server (``lab.apiserver.testing.running_apiserver``), with many seats so
-the server's APF does not throttle and the client's own ceiling shows. Prints a side-by-side table; asserts
+Runs against the real kube-apiserver alone (``lab.testing.running_api``: etcd + kube-apiserver v1.37.2, HTTPS),
+with 2,000 seats so the server's APF does not throttle and the client's own ceiling shows. Prints a side-by-side table; asserts
 nothing. Usage: ``.venv/bin/python bench/bench_storm.py [--seconds 4] [--objects 20]``.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from lab.apiserver.testing import running_apiserver
+from lab.testing import running_api
 from tasks.cluster import Cluster
 from tasks.faults.storm import StormConfig, run_storm
 
@@ -34,20 +34,21 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, running_apiserver(Path(tmp), nodes=["n0"], seats=2000) as api:
+    with tempfile.TemporaryDirectory() as tmp, running_api(Path(tmp), nodes=["n0"], max_requests_inflight=1000,
+                                                             max_mutating_requests_inflight=1000) as api:
         admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
         admin.ensure_namespace("bench")
         for i in range(args.objects):
             admin.create_configmap("bench", {"metadata": {"name": f"cm-{i}"}, "data": {"x": "y" * 100}})
         admin.close()
         print(f"LIST configmaps ({args.objects} objects), {args.seconds:g}s per cell, "
-              f"concurrency {args.concurrency}, plain HTTP on loopback")
+              f"concurrency {args.concurrency}, HTTPS on loopback, kube-apiserver v1.37.2")
         print(f"{'target/s':>9} | {'aiohttp/s':>9} {'p50 ms':>7} {'p99 ms':>7} | "
               f"{'protocol/s':>10} {'p50 ms':>7} {'p99 ms':>7} | {'protocol÷aiohttp':>16}")
         for rate in RATES:
             row = {}
             for client in ("aiohttp", "protocol"):
-                cfg = StormConfig(url=api.url, token=api.admin_token, resource="configmaps", rate=rate,
+                cfg = StormConfig(url=api.url, token=api.admin_token, ca_cert=str(api.ca_file), resource="configmaps", rate=rate,
                                   concurrency=args.concurrency, ramp_up_s=0.0, stats_path=f"{tmp}/{client}.json",
                                   client=client)  # type: ignore[arg-type]
                 row[client] = asyncio.run(_measure(cfg, args.seconds))

@@ -16,7 +16,6 @@ from lab.build import RichProgress, default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
 from lab.runtime.errors import LabError
-from lab.runtime.lifecycle import UpOptions, down, status, up
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local Kubernetes lab.")
 DEFAULT_STATE = Path(".gameday/lab")
@@ -28,72 +27,68 @@ def _cache_root(cache_dir: Path | None) -> Path:
 
 @app.command("up")
 def up_cmd(
-    nodes: Annotated[int, typer.Option(help="virtual nodes (GPU nodes included); kwok's nodes with the real plane")] = 3,
+    nodes: Annotated[int | None, typer.Option(
+        help="kwok's fake nodes (kwok-node-0 ...): Node objects whose leases kwok renews through the API, pods that "
+             "never run a process (default 1)")] = None,
+    real_nodes: Annotated[int | None, typer.Option(
+        help="the lab's own nodes (lab-node-0 ...) whose pods really run (CoreDNS, NodeLocal DNSCache, the "
+             "inference workload, the janitor), as local processes on the slot's TEST-NET pod network (root) "
+             "(default 2)")] = None,
     gpu_nodes: Annotated[int | None, typer.Option(
-        help="emulated: of which GPU nodes (default 1); real: GPU nodes besides --real-nodes, run by the lab like its "
-             "real nodes (default 0, root) (8 x nvidia.com/gpu each, a node agent each)")] = None,
-    time_scale: Annotated[float, typer.Option(help="lab seconds per real second (intervals are divided by it)")] = 1.0,
+        help="GPU nodes besides --real-nodes, run by the lab like its real nodes (8 x nvidia.com/gpu each, a node "
+             "agent each with fake NVML, the GPU health monitor and exporter; root) (default 1)")] = None,
+    api_only: Annotated[bool, typer.Option(
+        help="only etcd and kube-apiserver (no controllers, scheduler, nodes or Prometheus), for API clients' "
+             "tests; the node counts default to 0")] = False,
     state_dir: Annotated[Path, typer.Option(help="where pids, logs, kubeconfig and endpoints go")] = DEFAULT_STATE,
-    seats: Annotated[int, typer.Option(help="API server APF seats")] = 60,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the lab to be ready")] = 180.0,
-    eviction_timeout: Annotated[float, typer.Option(help="lab seconds before pods leave an unreachable node")] = 300.0,
     slot: Annotated[int | None, typer.Option(help="address slot 0-7 (default: first free)")] = None,
     training: Annotated[bool, typer.Option(help="also run the CPU training job in network namespaces (root)")] = False,
     apiserver_memory: Annotated[float, typer.Option(
-        help="API server memory limit in MiB (emulated: of the modelled heap; real: its memory cgroup, so the kernel "
-             "OOM-kills it past the limit); 0: off")] = 0.0,
+        help="kube-apiserver's memory cgroup limit in MiB (the kernel OOM-kills it past the limit); 0: off")] = 0.0,
     restart_backoff: Annotated[float, typer.Option(
-        help="real: seconds before the API server is restarted after it exits, doubling up to --restart-backoff-max")
+        help="seconds before the API server is restarted after it exits, doubling up to --restart-backoff-max")
     ] = 10.0,
-    restart_backoff_max: Annotated[float, typer.Option(help="real: the longest restart delay (s)")] = 300.0,
-    control_plane: Annotated[str, typer.Option(
-        help="emulated (lab/apiserver and lab/runtime) or real (etcd, kube-apiserver, kube-controller-manager, "
-             "kube-scheduler and kwok, built by `lab build` on first use)")] = "emulated",
+    restart_backoff_max: Annotated[float, typer.Option(help="the longest restart delay (s)")] = 300.0,
     max_requests_inflight: Annotated[int, typer.Option(
-        help="real: kube-apiserver --max-requests-inflight (Kubernetes: 400; APF's seats are the sum)")] = 40,
+        help="kube-apiserver --max-requests-inflight (Kubernetes: 400; APF's seats are the sum)")] = 40,
     max_mutating_requests_inflight: Annotated[int, typer.Option(
-        help="real: kube-apiserver --max-mutating-requests-inflight (Kubernetes: 200)")] = 20,
-    node_lease_seconds: Annotated[int, typer.Option(help="real: the node Lease duration kwok writes")] = 40,
+        help="kube-apiserver --max-mutating-requests-inflight (Kubernetes: 200)")] = 20,
+    request_timeout: Annotated[int, typer.Option(
+        help="kube-apiserver --request-timeout (s); APF waits in a queue a quarter of it before a 429")] = 60,
+    node_lease_seconds: Annotated[int, typer.Option(help="the node Lease duration kwok writes")] = 40,
     node_monitor_grace: Annotated[int, typer.Option(
-        help="real: kube-controller-manager --node-monitor-grace-period (s)")] = 40,
+        help="kube-controller-manager --node-monitor-grace-period (s)")] = 40,
     not_ready_toleration: Annotated[int, typer.Option(
-        help="real: seconds pods tolerate a NotReady/unreachable node before eviction")] = 300,
-    cache_dir: Annotated[Path | None, typer.Option(help="real: the component build cache root")] = None,
-    real_nodes: Annotated[int, typer.Option(
-        help="real: the lab's own nodes (lab-node-0 ...) whose pods really run, as local processes on the slot's "
-             "TEST-NET pod network (root)")] = 0,
+        help="seconds pods tolerate a NotReady/unreachable node before eviction")] = 300,
+    cache_dir: Annotated[Path | None, typer.Option(help="the component build cache root")] = None,
     gpu_reboot: Annotated[float, typer.Option(
-        help="real: seconds the GPU health monitor's reboot of a node (XID 79) keeps its kubelet down")] = 60.0,
+        help="seconds the GPU health monitor's reboot of a node (XID 79) keeps its kubelet down")] = 60.0,
     janitor: Annotated[bool | None, typer.Option(
-        "--janitor/--no-janitor", help="real: run gameday's janitor (the dead-man switch) as a pod on a real node "
+        "--janitor/--no-janitor", help="run gameday's janitor (the dead-man switch) as a pod on a real node "
         "(default: on with --real-nodes)")] = None,
+    control_plane: Annotated[str, typer.Option(hidden=True, help="only 'real' (the emulator is gone)")] = "real",
 ) -> None:
-    """Start the lab and return when every node is Ready and workloads are up: emulated (API server, runtime,
-    the GPU side with --gpu-nodes, Prometheus) or --control-plane real (the real components, kwok's nodes,
-    Prometheus)."""
-    if control_plane not in ("emulated", "real"):
-        raise typer.BadParameter("--control-plane must be emulated or real")
-    if control_plane == "real":
-        _up_real(ControlPlaneOptions(
-            state_dir.resolve(), nodes=nodes, timeout=timeout, max_requests_inflight=max_requests_inflight,
-            max_mutating_requests_inflight=max_mutating_requests_inflight, node_lease_seconds=node_lease_seconds,
-            node_monitor_grace_seconds=node_monitor_grace, not_ready_toleration_seconds=not_ready_toleration,
-            unreachable_toleration_seconds=not_ready_toleration, apiserver_memory_mib=apiserver_memory,
-            restart_backoff_seconds=restart_backoff, restart_backoff_max_seconds=restart_backoff_max,
-            real_nodes=real_nodes, slot=slot, gpu_nodes=gpu_nodes or 0, training=training,
-            gpu_reboot_seconds=gpu_reboot, janitor=real_nodes > 0 if janitor is None else janitor),
-            _cache_root(cache_dir))
-        return
-    gpu_nodes = 1 if gpu_nodes is None else gpu_nodes
-    if gpu_nodes > nodes:
-        raise typer.BadParameter("--gpu-nodes cannot exceed --nodes")
-    try:
-        endpoints = up(UpOptions(state_dir.resolve(), nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout,
-                                 slot, training, apiserver_memory))
-    except LabError as err:
-        typer.echo(f"lab up failed: {err}", err=True)
-        raise typer.Exit(1) from err
-    typer.echo(json.dumps(endpoints, indent=1))
+    """Start the lab on the real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+    kube-scheduler, kwok's nodes, the lab's own real and GPU nodes, Prometheus; built by `lab build` on first use)
+    and return when every node is Ready and the workloads are up."""
+    if control_plane != "real":
+        raise typer.BadParameter(f"{control_plane!r}: the lab runs the real control plane only (the emulated one "
+                                 "was retired); leave --control-plane out", param_hint="--control-plane")
+    def count(given: int | None, default: int) -> int:
+        return given if given is not None else 0 if api_only else default
+
+    real_nodes = count(real_nodes, 2)
+    _up_real(ControlPlaneOptions(
+        state_dir.resolve(), nodes=count(nodes, 1), timeout=timeout, max_requests_inflight=max_requests_inflight,
+        max_mutating_requests_inflight=max_mutating_requests_inflight, request_timeout_seconds=request_timeout,
+        node_lease_seconds=node_lease_seconds, node_monitor_grace_seconds=node_monitor_grace,
+        not_ready_toleration_seconds=not_ready_toleration, unreachable_toleration_seconds=not_ready_toleration,
+        apiserver_memory_mib=apiserver_memory, restart_backoff_seconds=restart_backoff,
+        restart_backoff_max_seconds=restart_backoff_max, real_nodes=real_nodes, slot=slot, gpu_nodes=count(gpu_nodes, 1),
+        training=training, gpu_reboot_seconds=gpu_reboot, api_only=api_only,
+        janitor=real_nodes > 0 and not api_only if janitor is None else janitor),
+        _cache_root(cache_dir))
 
 
 def _up_real(opts: ControlPlaneOptions, cache_root: Path) -> None:
@@ -119,7 +114,7 @@ def status_cmd(
 ) -> None:
     """Print components, PIDs alive, node and pod counts (exit 1 when a component is down)."""
     state = state_dir.resolve()
-    result = plane.status(state) if plane.is_real(state) else status(state)
+    result = plane.status(state)
     typer.echo(json.dumps(result, indent=1))
     comps = result["components"]
     if not comps or not all(c["alive"] for c in comps.values()):
@@ -133,7 +128,7 @@ def down_cmd(
 ) -> None:
     """Stop everything the lab started (idempotent)."""
     state = state_dir.resolve()
-    stopped = plane.down(state, grace) if plane.is_real(state) else down(state, grace)
+    stopped = plane.down(state, grace)
     typer.echo(json.dumps({"stopped": stopped}))
 
 

@@ -1,7 +1,7 @@
 """The pod network of a lab on the real control plane: TEST-NET addresses on a bridge link of its own.
 
 The real API server refuses loopback addresses in Endpoints and EndpointSlices ("may not be in the loopback
-range"), so the pods the lab runs itself cannot keep the emulator's 127.x addresses. Each lab address slot
+range"), so the pods the lab runs itself cannot have 127.x addresses. Each lab address slot
 k (0-7) gets a /26 of the documentation ranges (RFC 5737 TEST-NET-2 and TEST-NET-3, never routed on the
 internet; TEST-NET-1 is left alone, it may be the machine's own network): slots 0-3 take 198.51.100.0/24 in
 quarters, slots 4-7 203.0.113.0/24. The block's first addresses are the real lab nodes' InternalIPs, the

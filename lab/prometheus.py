@@ -1,9 +1,9 @@
-"""The lab's Prometheus: Debian's ``/usr/bin/prometheus`` scraping the API server, the runtime, itself
-and any extra jobs (the GPU side: ``gpu-exporter``, ``gpu-monitor``, ``training``).
+"""The lab's Prometheus: Debian's ``/usr/bin/prometheus`` scraping the control plane's components, the runtime,
+the pods that ask to be, itself and the GPU side (``gpu-exporter``, ``gpu-monitor``, ``training``).
 
-``write_config`` generates the scrape config (1 s interval; the API server is scraped with the
-admin token through ``authorization: credentials_file``); ``start`` launches Prometheus with its
-TSDB in the state dir and returns once ``/-/ready`` answers and every job has an ``up`` sample.
+``scrape_job`` and ``write_jobs_config`` write the scrape config (1 s interval; the API server is scraped with a
+token through ``authorization: credentials_file``); ``launch`` runs Prometheus with its TSDB in the state dir and
+returns once ``/-/ready`` answers and every job has an ``up`` sample.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from lab.runtime.errors import LabStartError
 from lab.runtime.procs import log_tail, spawn, stop_pid
 
 PROMETHEUS_BIN = "/usr/bin/prometheus"
-JOBS = ("apiserver", "lab-runtime", "prometheus")
 
 
 def find_binary() -> str | None:
@@ -97,26 +96,6 @@ def write_jobs_config(state_dir: Path, port: int, jobs: list[dict[str, Any]]) ->
     return path
 
 
-def write_config(
-    state_dir: Path, apiserver_url: str, runtime_url: str, port: int, admin_token: str,
-    extra_jobs: dict[str, str] | None = None,
-) -> Path:
-    """Write prometheus.yml (and the token file it reads) into state_dir; extra_jobs maps job -> metrics URL."""
-    token_file = state_dir / "prometheus-token"
-    token_file.write_text(admin_token)
-    token_file.chmod(0o600)
-    api_scheme, api_host = _target(apiserver_url)
-    rt_scheme, rt_host = _target(runtime_url)
-    jobs: list[dict[str, Any]] = [
-        {"job_name": "apiserver", "scheme": api_scheme,
-         "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-         "static_configs": [{"targets": [api_host]}]},
-        {"job_name": "lab-runtime", "scheme": rt_scheme, "static_configs": [{"targets": [rt_host]}]},
-        *(scrape_job(name, url) for name, url in (extra_jobs or {}).items()),
-    ]
-    return write_jobs_config(state_dir, port, jobs)
-
-
 def up_jobs(url: str) -> set[str]:
     """Jobs that have at least one ``up`` sample now."""
     resp = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5)
@@ -125,7 +104,7 @@ def up_jobs(url: str) -> set[str]:
 
 
 def wait_ready(
-    url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float, jobs: tuple[str, ...] = JOBS,
+    url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float, jobs: tuple[str, ...],
 ) -> None:
     """Poll /-/ready, then the ``up`` series of every job; LabStartError on death or timeout."""
     deadline = time.monotonic() + timeout
@@ -142,16 +121,6 @@ def wait_ready(
             pass
         time.sleep(0.2)
     raise LabStartError(f"prometheus had no samples for {sorted(set(jobs) - seen)} within {timeout:.0f} s")
-
-
-def start(
-    state_dir: Path, apiserver_url: str, runtime_url: str, admin_token: str, port: int | None = None,
-    timeout: float = 60.0, extra_jobs: dict[str, str] | None = None,
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start Prometheus for the emulated lab and wait until every job has data; returns (process, URL)."""
-    port = port or free_port()
-    config = write_config(state_dir, apiserver_url, runtime_url, port, admin_token, extra_jobs)
-    return launch(state_dir, config, port, (*JOBS, *(extra_jobs or {})), timeout)
 
 
 def launch(state_dir: Path, config: Path, port: int, jobs: tuple[str, ...], timeout: float = 60.0,

@@ -1,23 +1,20 @@
-"""Start a whole lab for the length of a ``with`` block (the fixture the project's integration tests use).
+"""Start a lab for the length of a ``with`` block (the fixtures the project's integration tests use); every one
+runs the same code as ``python -m lab up`` and always runs ``down`` on exit, even when ``up`` or the block failed,
+so no process outlives it.
 
-Usage::
+The real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok's nodes, and with
+``real_nodes``/``gpu_nodes`` the lab's own nodes whose pods really run; root); the components are built first
+when the cache lacks them::
 
-    from lab.testing import running_lab
-
-    @pytest.fixture(scope="session")
-    def lab(tmp_path_factory):
-        with running_lab(tmp_path_factory.mktemp("lab"), nodes=4, gpu_nodes=1, time_scale=10) as handle:
-            yield handle
-
-    handle.kubeconfig      # Path; contexts "lab" (gameday-runner, current) and "lab-admin"
-    handle.endpoints       # {"apiserver", "prometheus", "dns", "gateway", "runtime_metrics", ...}
-    handle.endpoints["gpu_agents"]   # {gpu node: agent URL} (also the Node annotation gameday.dev/agent-endpoint)
-    handle.endpoints["gpu_exporter"], handle.endpoints["gpu_monitor"]   # scraped by Prometheus
-    handle.admin_token     # system:masters (APF exempt)
-    handle.runner_token    # gameday-runner (group gameday:runners)
-    handle.token_for("system:serviceaccount:telemetry:telemetry")
-    handle.control("node-1", "pause")   # pause|resume|kill|revive a node's kubelet
-    handle.client()        # kubernetes.client.ApiClient (admin unless token= is given)
+    with running_control_plane(tmp_path, nodes=1, real_nodes=2, gpu_nodes=1, node_monitor_grace_seconds=8) as lab:
+        lab.kubeconfig      # Path; contexts "lab" (gameday-runner, current) and "lab-admin"
+        lab.endpoints       # {"apiserver", "ca_file", "prometheus", "dns", "runtime", "gpu_agents", ...}
+        lab.admin_token     # system:masters (APF exempt)
+        lab.runner_token    # gameday-runner (group gameday:runners)
+        lab.token_for("system:serviceaccount:telemetry:telemetry")   # a TokenRequest token
+        lab.control("lab-node-1", "pause")   # pause|resume|kill|revive a real node's kubelet (the runtime's API)
+        lab.client()        # kubernetes.client.ApiClient (admin unless token= is given)
+        lab.kubectl("create", "namespace", "demo")          # the lab's own kubectl v1.37.2, context "lab"
 
 Only the real etcd and kube-apiserver, for tests of API clients (Node objects and ``system:node:`` identities for
 ``nodes``; static users in ``identities``; service-account tokens from the real TokenRequest)::
@@ -26,19 +23,6 @@ Only the real etcd and kube-apiserver, for tests of API clients (Node objects an
         api.url, api.ca_file, api.kubeconfig                  # HTTPS; contexts "lab" (runner) and "lab-admin"
         api.token_for("system:serviceaccount:gameday:gameday-agent")
         poll_until(lambda: ..., timeout=10)                   # the deadline-bounded wait to use instead of sleeps
-
-On the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok; the
-components are built first when the cache lacks them)::
-
-    with running_control_plane(tmp_path, nodes=3, node_monitor_grace_seconds=8) as handle:
-        handle.kubectl("create", "namespace", "demo")          # the lab's own kubectl v1.37.2, context "lab"
-        handle.kubectl("auth", "can-i", "*", "*", context="lab-admin")
-
-``running_lab`` runs the same code as ``python -m lab up`` (API server, runtime, the GPU side when
-``gpu_nodes > 0`` (``training=True`` adds the training job; root) and Prometheus as background
-processes, logs in ``state_dir``) and always runs ``down`` on exit, even when ``up`` or
-the block failed, so no process outlives it. Time-scaled labs (``time_scale=10``) make the
-40 s node grace period 4 s and the 300 s eviction timeout 30 s.
 """
 
 from __future__ import annotations
@@ -54,12 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.apiserver.users import ADMIN, RUNNER, read_sa_secret, sa_token, token_for
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
+from lab.control.users import ADMIN, RUNNER, token_for
 from lab.runtime.errors import LabError
-from lab.runtime.lifecycle import UpOptions, down, up
 
 
 def poll_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
@@ -149,10 +132,6 @@ class LabHandle:
                 self._sa_tokens[key] = answer.status.token
         return self._sa_tokens[key]
 
-    def sa_token(self, namespace: str, name: str = "default") -> str:
-        """The signed token of any service account, as a pod running as it gets."""
-        return sa_token(read_sa_secret(self.state_dir / "sa-secret"), namespace, name)
-
     def control(self, node: str, action: str) -> dict[str, Any]:
         """pause | resume | kill | revive a node's kubelet through the runtime's control API."""
         url = f"{self.endpoints['runtime']}/control/nodes/{node}/{action}"
@@ -181,33 +160,9 @@ class LabHandle:
 
 
 @contextmanager
-def running_lab(
-    state_dir: Path,
-    nodes: int = 3,
-    gpu_nodes: int = 1,
-    time_scale: float = 10.0,
-    seats: int = 60,
-    timeout: float = 180.0,
-    eviction_timeout: float = 300.0,
-    slot: int | None = None,
-    training: bool = False,
-    apiserver_memory_mb: float = 0.0,
-) -> Iterator[LabHandle]:
-    """``lab up`` in state_dir, yield a LabHandle, and always ``lab down``."""
-    state_dir = Path(state_dir).resolve()
-    try:
-        endpoints = up(UpOptions(state_dir, nodes, gpu_nodes, time_scale, seats, timeout, eviction_timeout, slot,
-                                 training, apiserver_memory_mb))
-        users = json.loads((state_dir / "users.json").read_text())
-        yield LabHandle(state_dir, endpoints, users)
-    finally:
-        down(state_dir)
-
-
-@contextmanager
 def running_control_plane(state_dir: Path, nodes: int = 3, cache_dir: Path | None = None,
                           **knobs: Any) -> Iterator[LabHandle]:
-    """``lab up --control-plane real`` in state_dir (building missing components first), yield a LabHandle,
+    """``lab up`` in state_dir (building missing components first), yield a LabHandle,
     and always ``lab down``; knobs are ``ControlPlaneOptions`` fields."""
     state_dir = Path(state_dir).resolve()
     root = cache_dir or default_cache_dir(os.environ.get("XDG_CACHE_HOME"), Path.home())

@@ -1,4 +1,4 @@
-"""``lab up --control-plane real``: start, inspect and stop the real Kubernetes control plane of a lab.
+"""``lab up``: start, inspect and stop the real Kubernetes control plane of a lab.
 
 ``up`` writes the lab's PKI, identities and kubeconfigs into the state dir, then starts etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok (each recorded in ``pids.json`` as soon as it starts, so
@@ -24,7 +24,6 @@ import requests
 import yaml
 
 from lab import prometheus
-from lab.apiserver.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.control import components, kwok, pki
 from lab.control.components import DEFAULT_SERVICE_CIDR, LOOPBACK, ORDER, ControlPlaneOptions, Layout, Ports
 from lab.control.readiness import (
@@ -37,6 +36,7 @@ from lab.control.readiness import (
     nodes_waiting,
     service_account_waiting,
 )
+from lab.control.users import ADMIN, RUNNER, make_users, token_for, write_users
 from lab.gpu import launch
 from lab.network import PodNetwork
 from lab.runtime import slots
@@ -93,7 +93,7 @@ def _write_secrets(layout: Layout, opts: ControlPlaneOptions) -> dict[str, dict[
     for name in ("kube-controller-manager", "kube-scheduler"):
         pki.serving_cert(ca, layout.pki, name, ["127.0.0.1", "localhost"])
     pki.service_account_keys(layout.pki)
-    users = make_users([*lab_node_names(opts), *opts.node_identities], [],
+    users = make_users([*lab_node_names(opts), *opts.node_identities],
                        {**{k: list(v) for k, v in CONTROL_PLANE_USERS.items()},
                         **{name: list(groups) for name, groups in opts.identities}})
     write_users(layout.state_dir / "users.json", users)
@@ -152,9 +152,9 @@ def _start_real_nodes(layout: Layout, opts: ControlPlaneOptions, network: PodNet
     """Start the runtime that runs the real nodes (kubelets and leases as each node's own identity)."""
     state = layout.state_dir
     proc, info = start_runtime(
-        state, layout.apiserver_url, state / "users.json", opts.lab_nodes, opts.gpu_nodes, 1.0, slot=network.slot,
+        state, layout.apiserver_url, state / "users.json", opts.lab_nodes, opts.gpu_nodes, slot=network.slot,
         timeout=max(deadline - time.monotonic(), 10),
-        extra=["--real-plane", "--ca-file", str(layout.ca.cert), "--node-prefix", REAL_NODE_PREFIX,
+        extra=["--ca-file", str(layout.ca.cert), "--node-prefix", REAL_NODE_PREFIX,
                "--gpu-node-prefix", GPU_NODE_PREFIX,
                "--node-lease-seconds", str(opts.node_lease_seconds), "--pods-dir", str(state / "pods"),
                "--binary", f"coredns={layout.binaries['coredns']}"])

@@ -1,8 +1,8 @@
 """What the GPU health monitor does to the cluster, through the API server only.
 
 - restart-app: delete the pods on the node that request ``nvidia.com/gpu`` (their controllers recreate them).
-- reset-gpu: annotate the node ``gameday.dev/gpu-reset-<pci>`` (the lab's stand-in for ``nvidia-smi -r``),
-  then restart the GPU pods as above.
+- reset-gpu: annotate the node ``gameday.dev/gpu-reset-<pci>`` (the lab's stand-in for ``nvidia-smi -r``; the PCI
+  address with ``.`` for ``:``, which an annotation key may not hold), then restart the GPU pods as above.
 - reboot (79, 48, 74): cordon (``spec.unschedulable``), then evict every pod on the node except DaemonSet
   and mirror pods (``kubectl drain --ignore-daemonsets``), and annotate ``gameday.dev/reboot-requested``.
   Given the runtime's control URL, the reboot is real in the lab's terms: the node's kubelet is killed
@@ -160,7 +160,8 @@ class Remediator:
         if action == "restart-app":
             out["restarted"] = await self.restart_gpu_pods(node)
         elif action == "reset-gpu":
-            await self.annotate(node, {f"{RESET_ANNOTATION}{event.pci or 'unknown'}": _now()})
+            pci = (event.pci or "unknown").replace(":", ".")
+            await self.annotate(node, {f"{RESET_ANNOTATION}{pci}": _now()})
             out["node"].append("gpu-reset")
             out["restarted"] = await self.restart_gpu_pods(node)
         elif action == "reboot":

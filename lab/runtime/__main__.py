@@ -18,17 +18,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
     p.add_argument("--users", required=True, help="users file (token -> identity)")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--gpu-nodes", type=int, default=0)
-    p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--metrics-port", type=int, default=0)
-    p.add_argument("--eviction-timeout", type=float, default=300.0, help="lab seconds before untolerated pods go")
     p.add_argument("--ready-file", default=None)
-    p.add_argument("--slot", type=int, default=0, help="address slot: pod IPs in 127.(10+2*slot).0.0/15")
-    p.add_argument("--sa-secret-file", default="", help="secret signing pods' service-account tokens")
+    p.add_argument("--slot", type=int, default=0, help="address slot: node and pod IPs in the slot's pod network")
     p.add_argument("--no-proxy", action="store_true", help="do not front Services")
-    p.add_argument("--real-plane", action="store_true",
-                   help="host the real lab nodes of a real control plane: kubelets and leases only, addresses from "
-                        "the slot's pod network, tokens from the TokenRequest API")
     p.add_argument("--ca-file", default="", help="CA of the API server's certificate (an https --api)")
     p.add_argument("--node-prefix", default="node", help="hosted nodes are PREFIX-0, PREFIX-1, ...")
     p.add_argument("--gpu-node-prefix", default="gpu-node", help="hosted GPU nodes are PREFIX-0, PREFIX-1, ...")
@@ -36,16 +30,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
     p.add_argument("--binary", action="append", default=[], metavar="NAME=PATH",
                    help="a built component pod programs may run (repeatable)")
     p.add_argument("--node-lease-seconds", type=int, default=40,
-                   help="the nodes' Lease duration (lab seconds); renewed every quarter of it, as a kubelet does")
+                   help="the nodes' Lease duration (s); renewed every quarter of it, as a kubelet does")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if a.gpu_nodes > a.nodes:
         p.error("--gpu-nodes cannot exceed --nodes")
     cfg = RuntimeConfig(
-        api_url=a.api, users_file=a.users, nodes=a.nodes, gpu_nodes=a.gpu_nodes, time_scale=a.time_scale,
-        metrics_host=a.metrics_host, metrics_port=a.metrics_port, eviction_timeout_s=a.eviction_timeout,
-        proxy=not a.no_proxy, slot=a.slot, sa_secret_file=a.sa_secret_file, real_plane=a.real_plane,
+        api_url=a.api, users_file=a.users, nodes=a.nodes, gpu_nodes=a.gpu_nodes,
+        metrics_host=a.metrics_host, metrics_port=a.metrics_port, proxy=not a.no_proxy, slot=a.slot,
         ca_file=a.ca_file, node_prefix=a.node_prefix, gpu_node_prefix=a.gpu_node_prefix, lease_duration_s=a.node_lease_seconds,
         renew_interval_s=a.node_lease_seconds / 4, pods_dir=a.pods_dir,
         binaries=tuple((n, path) for n, _, path in (b.partition("=") for b in a.binary)),

@@ -17,9 +17,8 @@ import gc
 import json
 import logging
 import os
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -27,12 +26,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from lab.network import PodNetwork
 from lab.runtime.cluster import Cluster
 from lab.runtime.config import RuntimeConfig
-from lab.runtime.controllers.daemonset import DaemonSetController
-from lab.runtime.controllers.deployment import DeploymentController
-from lab.runtime.controllers.endpoints import EndpointsController
-from lab.runtime.controllers.garbage import GarbageCollector
-from lab.runtime.controllers.nodelifecycle import NodeLifecycleController
-from lab.runtime.controllers.scheduler import Scheduler
 from lab.runtime.errors import LabError
 from lab.runtime.kubelet import Kubelets
 from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED, NODES_READY, NODES_TOTAL
@@ -42,13 +35,6 @@ from lab.runtime.proxy import LOOPBACK, ServiceProxy
 from lab.runtime.traffic import KwokTraffic
 
 log = logging.getLogger(__name__)
-
-
-class Controller(Protocol):
-    """A control loop of the emulated plane."""
-
-    def run(self) -> Coroutine[Any, Any, None]:
-        """Run until cancelled."""
 
 
 def lease_stats(since: float, until: float) -> dict[str, Any]:
@@ -78,7 +64,7 @@ async def watch_loop_lag(period: float = 0.1, freeze_every: float = 30.0) -> Non
 
 
 class Runtime:
-    """The whole runtime: node agents, kubelets, controllers, proxy and the HTTP front."""
+    """The whole runtime: node agents, kubelets, the kube-proxy stand-in, kwok pods' traffic and the HTTP front."""
 
     def __init__(self, config: RuntimeConfig) -> None:
         self.config = config
@@ -87,16 +73,11 @@ class Runtime:
             name: NodeAgent(self.cluster, name, i) for i, name in enumerate(config.node_names())
         }
         self.kubelets = Kubelets(self.cluster, self.agents)
-        # on the real plane, kube-controller-manager and kube-scheduler do what these emulate
-        self.controllers: list[Controller] = [] if config.real_plane else [
-            Scheduler(self.cluster), DeploymentController(self.cluster), DaemonSetController(self.cluster),
-            EndpointsController(self.cluster), NodeLifecycleController(self.cluster), GarbageCollector(self.cluster)]
-        # on the real plane the lab's pods are on the slot's pod network; its other endpoints (kwok's pods) are
-        # addresses nothing here serves
-        reachable = [LOOPBACK, PodNetwork(config.slot).cidr] if config.real_plane else None
+        # the lab's pods are on the slot's pod network; other endpoints (kwok's pods) are addresses nothing here serves
+        reachable = [LOOPBACK, PodNetwork(config.slot).cidr]
         self.proxy = ServiceProxy(self.cluster, reachable) if config.proxy else None
         # kwok runs no process for its pods: the API traffic of those that make some runs here
-        self.traffic = KwokTraffic(self.cluster) if config.real_plane else None
+        self.traffic = KwokTraffic(self.cluster)
         self.url = ""
 
     async def _register_nodes(self) -> None:
@@ -129,10 +110,9 @@ class Runtime:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         NODES_PAUSED.set(sum(1 for a in self.agents.values() if not a.alive))
-        if self.config.real_plane:  # every node's readiness, as kube-state-metrics reads it from the API at a scrape
-            nodes = self.cluster.nodes.items()
-            NODES_TOTAL.set(len(nodes))
-            NODES_READY.set(sum(1 for node in nodes if node_ready(node)))
+        nodes = self.cluster.nodes.items()  # every node's readiness, as kube-state-metrics reads it at a scrape
+        NODES_TOTAL.set(len(nodes))
+        NODES_READY.set(sum(1 for node in nodes if node_ready(node)))
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -190,11 +170,9 @@ class Runtime:
             await self.cluster.wait_synced(timeout=120)
             gc.freeze()
             leases.start()
-            loops = [self.kubelets.run(), *(c.run() for c in self.controllers)]
+            loops = [self.kubelets.run(), self.traffic.run()]
             if self.proxy is not None:
                 loops.append(self.proxy.run())
-            if self.traffic is not None:
-                loops.append(self.traffic.run())
             loops += [watch_loop_lag(), self._watch_thread(leases)]
             tasks += [asyncio.create_task(c) for c in loops]
             if ready_file:
@@ -215,8 +193,7 @@ class Runtime:
                 self.proxy.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.kubelets.stop_all(), 15)
-            if self.traffic is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.traffic.stop_all(), 15)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.traffic.stop_all(), 15)
             await runner.cleanup()
             await self.cluster.close()

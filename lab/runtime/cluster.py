@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 
-from lab.apiserver.users import read_sa_secret, sa_token
 from lab.runtime.client import ApiClient, api_path
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.informer import Informer
@@ -18,8 +17,6 @@ from lab.runtime.informer import Informer
 ADMIN = "admin"
 TOKEN_SECONDS = 86400
 """How long a pod's service-account token lives (no rotation in the lab: a day outlasts any lab run)."""
-CONTROLLER_MANAGER = "system:kube-controller-manager"
-SCHEDULER = "system:kube-scheduler"
 
 
 def client_session(config: RuntimeConfig, limit: int) -> aiohttp.ClientSession:
@@ -43,12 +40,9 @@ class Cluster:
     api: ApiClient
     watch_api: ApiClient
     sessions: list[aiohttp.ClientSession]
-    sa_secret: bytes | None = None
     pods: Informer = field(init=False)
     nodes: Informer = field(init=False)
     leases: Informer = field(init=False)
-    deployments: Informer = field(init=False)
-    daemonsets: Informer = field(init=False)
     services: Informer = field(init=False)
     endpoints: Informer = field(init=False)
     networkpolicies: Informer = field(init=False)
@@ -58,8 +52,6 @@ class Cluster:
         self.pods = Informer(w, api_path("", "v1", "pods"))
         self.nodes = Informer(w, api_path("", "v1", "nodes"))
         self.leases = Informer(w, api_path("coordination.k8s.io", "v1", "leases", "kube-node-lease"))
-        self.deployments = Informer(w, api_path("apps", "v1", "deployments"))
-        self.daemonsets = Informer(w, api_path("apps", "v1", "daemonsets"))
         self.services = Informer(w, api_path("", "v1", "services"))
         self.endpoints = Informer(w, api_path("", "v1", "endpoints"))
         self.networkpolicies = Informer(w, api_path("networking.k8s.io", "v1", "networkpolicies"))
@@ -68,9 +60,8 @@ class Cluster:
     def connect(cls, config: RuntimeConfig) -> Cluster:
         """Open HTTP sessions (node leases use their own, in the lease thread)."""
         tokens = load_tokens(config.users_file)
-        # the emulated plane's controllers speak as the controller manager; on the real plane that identity is
-        # the real one's, and the kubelets' own calls use their node tokens
-        admin = tokens[ADMIN] if config.real_plane else tokens.get(CONTROLLER_MANAGER) or tokens[ADMIN]
+        # the kubelets' own calls use their node tokens; the admin's is for what a kubelet stand-in does beyond them
+        admin = tokens[ADMIN]
         main = client_session(config, limit=64)
         watches = client_session(config, limit=0)
         return cls(
@@ -79,33 +70,17 @@ class Cluster:
             api=ApiClient(config.api_url, admin, main),
             watch_api=ApiClient(config.api_url, tokens[ADMIN], watches),
             sessions=[main, watches],
-            sa_secret=read_sa_secret(config.sa_secret_file) if config.sa_secret_file else None,
         )
 
     def informers(self) -> list[Informer]:
         """All informers, in start order."""
         return [
-            self.nodes, self.leases, self.pods, self.deployments,
-            self.daemonsets, self.services, self.endpoints, self.networkpolicies,
+            self.nodes, self.leases, self.pods, self.services, self.endpoints, self.networkpolicies,
         ]
 
     def token(self, username: str) -> str:
         """The token of a user; the admin token when the users file lacks that identity."""
         return self.tokens.get(username) or self.tokens[ADMIN]
-
-    def sa_token(self, namespace: str, name: str) -> str:
-        """The token a pod running as service account namespace/name gets; never an admin one.
-
-        With the lab's signing secret: a signed token for exactly that account (any namespace).
-        Without it: the users file's token for that account or ``<ns>:default``, else "" (no token).
-        """
-        if self.sa_secret:
-            return sa_token(self.sa_secret, namespace, name)
-        return (
-            self.tokens.get(f"system:serviceaccount:{namespace}:{name}")
-            or self.tokens.get(f"system:serviceaccount:{namespace}:default")
-            or ""
-        )
 
     async def request_token(self, namespace: str, name: str, pod: str, uid: str, node_token: str) -> str:
         """A service-account token bound to one pod, from the TokenRequest API, asked for as the pod's node (the

@@ -1,4 +1,4 @@
-"""The runtime's settings: cluster shape and every interval, divided by the time scale."""
+"""The runtime's settings: which of the lab's own nodes it runs, where the API server is, and its intervals."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """What one runtime process hosts and how fast lab time runs."""
+    """What one runtime process hosts: the lab's own nodes of a real control plane (kubelets and leases only; the
+    real controller manager and scheduler do the rest), node and pod addresses from the slot's pod network
+    (lab/network.py), service-account tokens from the TokenRequest API."""
 
     api_url: str
     users_file: str
     nodes: int = 3
     gpu_nodes: int = 0
-    time_scale: float = 1.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     node_prefix: str = "node"
@@ -23,28 +24,16 @@ class RuntimeConfig:
     node_pods: int = 110
     lease_duration_s: int = 40
     renew_interval_s: float = 10.0
-    node_grace_s: float = 40.0
-    node_monitor_s: float = 5.0
-    eviction_timeout_s: float = 300.0
     probe_period_s: float = 1.0
     restart_backoff_s: float = 10.0
     proxy: bool = True
     slot: int = 0
-    sa_secret_file: str = ""
-    real_plane: bool = False
-    """The runtime hosts the real lab nodes of a real control plane (lab/control): kubelets and leases only (the
-    real controller manager and scheduler do the rest), node and pod addresses from the slot's pod network
-    (lab/network.py), service-account tokens from the TokenRequest API."""
     ca_file: str = ""
     """The CA that signed the API server's certificate (HTTPS API URL)."""
     pods_dir: str = ""
     """Where each pod's directory (volumes, logs) goes; default a folder in the system's temporary directory."""
     binaries: tuple[tuple[str, str], ...] = ()
     """The lab's built components (name, path) that pod programs may run (the real CoreDNS)."""
-
-    def scaled(self, seconds: float) -> float:
-        """A lab interval in real seconds."""
-        return seconds / self.time_scale
 
     def node_names(self) -> list[str]:
         """Names of the nodes this runtime hosts: CPU nodes, then GPU nodes."""
@@ -53,14 +42,10 @@ class RuntimeConfig:
         return cpu + gpu
 
     def node_ip(self, index: int) -> str:
-        """The InternalIP of the index-th hosted node: the slot's pod network on the real plane, else
-        127.30.0.0/16 (clear of every slot's loopback pod range)."""
-        if self.real_plane:
-            from lab.network import PodNetwork
+        """The InternalIP of the index-th hosted node: the first addresses of the slot's pod network."""
+        from lab.network import PodNetwork
 
-            return PodNetwork(self.slot, self.nodes).node_ip(index)
-        n = index + 1
-        return f"127.30.{n // 256}.{n % 256}"
+        return PodNetwork(self.slot, self.nodes).node_ip(index)
 
     def is_gpu(self, node: str) -> bool:
         """Whether a hosted node carries GPUs."""

@@ -36,7 +36,6 @@ class ImagePullError(LookupError):
 
 REGISTRY: dict[str, str] = {
     "lab/pause": "lab.runtime.images:PauseProgram",
-    "lab/coredns": "lab.dns.program:CoreDnsProgram",
     "lab/model-server": "lab.workload.model_server:ModelServerProgram",
     "lab/gateway": "lab.workload.gateway:GatewayProgram",
     "lab/loadgen": "lab.workload.loadgen:LoadGenProgram",

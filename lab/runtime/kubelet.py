@@ -25,13 +25,11 @@ from lab.runtime.envvars import container_env
 from lab.runtime.errors import ApiStatusError, LabError
 from lab.runtime.images import ImagePullError, program_for, sandboxed
 from lab.runtime.informer import Key
-from lab.runtime.ipam import IpPool
 from lab.runtime.metrics import PODS_RUNNING_LOCAL
 from lab.runtime.nodeagent import NodeAgent
 from lab.runtime.objects import is_terminating, now_time
 from lab.runtime.podstatus import pod_status, readiness_url
 from lab.runtime.scrape import SCRAPE_TARGETS, ScrapeTarget, scrape_target, write_targets
-from lab.runtime.slots import pod_first_octet
 from lab.runtime.volumes import SYNC_S, ConfigMapVolumes
 from lab.runtime.workqueue import WorkQueue
 from lab.sandbox import PodSandbox
@@ -71,11 +69,9 @@ class Kubelets:
         self.cluster = cluster
         self.agents = agents
         cfg = cluster.config
-        self.pool: IpPool | PodAddresses = (PodAddresses(PodNetwork(cfg.slot, cfg.nodes)) if cfg.real_plane
-                                            else IpPool(first_octet=pod_first_octet(cfg.slot)))
+        self.pool = PodAddresses(PodNetwork(cfg.slot, cfg.nodes))
         self.pods_root = Path(cfg.pods_dir or Path(tempfile.gettempdir()) / f"gameday-pods-{os.getpid()}")
-        if cfg.real_plane:
-            write_targets(self.pods_root / SCRAPE_TARGETS, [])
+        write_targets(self.pods_root / SCRAPE_TARGETS, [])
         self.pods: dict[Key, LocalPod] = {}
         self.queue: WorkQueue[Key] = WorkQueue("kubelet")
         cluster.pods.add_handler(self._on_pod)
@@ -120,24 +116,18 @@ class Kubelets:
 
     def _admit(self, key: Key, pod: Obj, agent: NodeAgent) -> LocalPod:
         """A new local pod with its address: on the bridge, or (a program that asks for a network namespace of its
-        own, on the real plane) held by its sandbox once that is made."""
+        own) held by its sandbox once that is made."""
         meta = pod["metadata"]
-        boxed = False
-        if (pod.get("spec") or {}).get("hostNetwork") and self.cluster.config.real_plane:
+        if (pod.get("spec") or {}).get("hostNetwork"):
             # the node's own network: the node's address, no sandbox (what a kubelet does for hostNetwork)
             return LocalPod(key, str(meta.get("uid", "")), agent.name, agent.ip, host_network=True)
-        if isinstance(self.pool, PodAddresses):
-            container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
-            boxed = sandboxed(str(container.get("image") or "lab/pause"), dict(meta.get("annotations") or {}))
-            ip = self.pool.allocate(on_link=not boxed)
-        else:
-            ip = self.pool.allocate()
+        container = ((pod.get("spec") or {}).get("containers") or [{}])[0]
+        boxed = sandboxed(str(container.get("image") or "lab/pause"), dict(meta.get("annotations") or {}))
+        ip = self.pool.allocate(on_link=not boxed)
         return LocalPod(key, str(meta.get("uid", "")), agent.name, ip, sandboxed=boxed)
 
     async def _prepare(self, local: LocalPod, pod: Obj, agent: NodeAgent) -> None:
-        """On the real plane: the pod's directory, its configMap volumes and (when it asks for one) its sandbox."""
-        if not self.cluster.config.real_plane:
-            return
+        """The pod's directory, its configMap volumes and (when it asks for one) its sandbox."""
         pod_dir = self.pods_root / local.uid
         if local.volumes is None:
             local.volumes = ConfigMapVolumes(pod, pod_dir / "volumes")
@@ -158,10 +148,9 @@ class Kubelets:
             await self.cluster.api.delete(path, grace=0)
 
     async def _token(self, local: LocalPod, spec: Obj) -> str:
-        """The token the pod's program speaks with: its service account's, never an admin one."""
+        """The token the pod's program speaks with: its service account's (TokenRequest, bound to the pod), never an
+        admin one."""
         account = spec.get("serviceAccountName") or "default"
-        if not self.cluster.config.real_plane:
-            return self.cluster.sa_token(local.key[0], account)
         return await self.cluster.request_token(local.key[0], account, local.key[1], local.uid,
                                                 self.agents[local.node].token)
 
@@ -190,7 +179,6 @@ class Kubelets:
             args=[*(container.get("command") or []), *(container.get("args") or [])],
             api_url=self.cluster.config.api_url,
             api_token=token,
-            time_scale=self.cluster.config.time_scale,
             api_ca_file=self.cluster.config.ca_file,
             sandbox=local.sandbox,
             volumes=local.volumes.paths() if local.volumes is not None else {},
@@ -210,10 +198,9 @@ class Kubelets:
             self._backoff(local, "CrashLoopBackOff", repr(err))
             return
         local.program = program
-        if self.cluster.config.real_plane:
-            local.scrape = scrape_target(pod, local.ip)
-            if local.scrape is not None:
-                self._write_targets()
+        local.scrape = scrape_target(pod, local.ip)
+        if local.scrape is not None:
+            self._write_targets()
         local.waiting = ""
         local.message = ""
         local.started_at = now_time()
@@ -223,7 +210,7 @@ class Kubelets:
         """Retry the pod's start later: after CrashLoopBackOff's doubling delay when its program failed (a
         restart), after CONFIG_RETRY_S when what it needs was not there yet (no restart, as a kubelet's next sync)."""
         cfg = self.cluster.config
-        delay = cfg.scaled(min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0)) if crashed else CONFIG_RETRY_S
+        delay = min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0) if crashed else CONFIG_RETRY_S
         log.info("pod %s/%s: %s: %s (retry in %.1f s)", *local.key, reason, message, delay)
         local.waiting, local.message = reason, message
         local.restarts += int(crashed)
@@ -286,7 +273,7 @@ class Kubelets:
 
     async def probe_loop(self) -> None:
         """Re-check readiness of every running pod each probe period; report changes."""
-        period = self.cluster.config.scaled(self.cluster.config.probe_period_s)
+        period = self.cluster.config.probe_period_s
         while True:
             await asyncio.sleep(period)
             for local in list(self.pods.values()):

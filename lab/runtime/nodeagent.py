@@ -67,8 +67,7 @@ def node_object(cluster: Cluster, name: str, index: int) -> Obj:
         "kubernetes.io/arch": "amd64",
         "node.kubernetes.io/instance-type": "lab-gpu" if cfg.is_gpu(name) else "lab-cpu",
     }
-    if cfg.real_plane:
-        labels[NODE_KIND_LABEL] = "real"
+    labels[NODE_KIND_LABEL] = "real"
     if cfg.is_gpu(name):
         capacity["nvidia.com/gpu"] = "8"
         labels.update({
@@ -93,8 +92,8 @@ def node_object(cluster: Cluster, name: str, index: int) -> Obj:
             "nodeInfo": {
                 "kubeletVersion": "v1.32.0-lab", "kubeProxyVersion": "v1.32.0-lab",
                 "containerRuntimeVersion": "lab://1.0", "operatingSystem": "linux",
-                "architecture": "amd64", "osImage": "gameday lab (emulated)",
-                "kernelVersion": "emulated", "machineID": name, "systemUUID": name, "bootID": name,
+                "architecture": "amd64", "osImage": "gameday lab",
+                "kernelVersion": "lab", "machineID": name, "systemUUID": name, "bootID": name,
             },
         },
     }
@@ -230,7 +229,7 @@ class NodeAgent:
     async def renew(self, api: ApiClient, deadline: float) -> bool:
         """Renew the lease, retrying until the monotonic deadline; True when it landed."""
         due = time.monotonic()
-        backoff = 0.2 / self.cluster.config.time_scale
+        backoff = 0.2
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.alive:
@@ -253,7 +252,7 @@ class NodeAgent:
 
     async def run(self, api: ApiClient) -> None:
         """Renew through api every interval forever; re-post Ready status when the node is not Ready."""
-        interval = self.cluster.config.scaled(self.cluster.config.renew_interval_s)
+        interval = self.cluster.config.renew_interval_s
         await asyncio.sleep(random.uniform(0, interval))
         next_due = time.monotonic()
         while True:

@@ -172,9 +172,8 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 
 def start_runtime(
-    state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int, time_scale: float,
-    metrics_port: int = 0, eviction_timeout: float = 300.0, timeout: float = 120.0, slot: int = 0,
-    sa_secret_file: Path | None = None, extra: list[str] | None = None,
+    state_dir: Path, api_url: str, users_file: Path, nodes: int, gpu_nodes: int,
+    metrics_port: int = 0, timeout: float = 120.0, slot: int = 0, extra: list[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start ``python -m lab.runtime`` (``extra``: more of its flags) in its own session; returns (process, ready
     info)."""
@@ -182,13 +181,9 @@ def start_runtime(
     ready.unlink(missing_ok=True)
     cmd = [
         sys.executable, "-m", "lab.runtime", "--api", api_url, "--users", str(users_file),
-        "--nodes", str(nodes), "--gpu-nodes", str(gpu_nodes), "--time-scale", str(time_scale),
-        "--metrics-port", str(metrics_port), "--eviction-timeout", str(eviction_timeout),
-        "--ready-file", str(ready), "--slot", str(slot),
+        "--nodes", str(nodes), "--gpu-nodes", str(gpu_nodes), "--metrics-port", str(metrics_port),
+        "--ready-file", str(ready), "--slot", str(slot), *(extra or []),
     ]
-    if sa_secret_file is not None:
-        cmd += ["--sa-secret-file", str(sa_secret_file)]
-    cmd += extra or []
     proc = spawn(cmd, state_dir / "runtime.log")
     try:
         info = wait_ready_file(ready, proc, timeout, "runtime")

@@ -1,9 +1,8 @@
 """Address slots: several labs on one machine without address clashes.
 
-Slot k (0-7) gives a lab Service addresses in 127.(96+k).0.0/16 (kube-dns at 127.(96+k).0.10, the
-gateway at 127.(96+k).0.20) and pod IPs in 127.(10+2k).0.0/15. ``up`` claims the first free slot
-with an exclusive file in the temp dir naming its state dir; a slot whose lab has no live process
-left is reclaimed. Slot 0 is the familiar 127.96.0.10 / 127.96.0.20.
+Slot k (0-7) gives a lab Service addresses in 127.(96+k).0.0/16 (kube-dns at 127.(96+k).0.10) and its own
+nodes and pods a /26 of TEST-NET (lab/network.py). ``up`` claims the first free slot with an exclusive file in
+the temp dir naming its state dir; a slot whose lab has no live process left is reclaimed.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from lab.runtime.errors import LabError
 from lab.runtime.procs import pid_alive
 
 SLOTS = 8
-MANIFEST_PREFIX = "127.96.0."
 
 
 def registry_dir() -> Path:
@@ -31,21 +29,6 @@ def registry_dir() -> Path:
 def service_prefix(slot: int) -> str:
     """The first three octets (with trailing dot) of a slot's Service addresses."""
     return f"127.{96 + slot}.0."
-
-
-def pod_first_octet(slot: int) -> int:
-    """The second octet where a slot's pod IP block starts."""
-    return 10 + 2 * slot
-
-
-def dns_address(slot: int) -> str:
-    """ip:port of the slot's kube-dns Service."""
-    return f"{service_prefix(slot)}10:53"
-
-
-def gateway_url(slot: int) -> str:
-    """URL of the slot's gateway Service."""
-    return f"http://{service_prefix(slot)}20:80"
 
 
 def _addresses_free(slot: int) -> bool:

@@ -104,7 +104,7 @@ class KwokTraffic:
             env=container_env(container, pod, str(status.get("podIP") or ""), str(status.get("hostIP") or ""),
                               self.cluster.services.items()),
             args=[*(container.get("command") or []), *(container.get("args") or [])],
-            api_url=self.cluster.config.api_url, api_token=token, time_scale=self.cluster.config.time_scale,
+            api_url=self.cluster.config.api_url, api_token=token,
             api_ca_file=self.cluster.config.ca_file, extra={"uid": uid, "kwok": True},
         )
         program = program_for(str(container.get("image") or ""), dict(meta.get("annotations") or {}))

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from blueprints.faults import CorednsOutage
 from tasks.errors import NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.corefile import Dialect, apply_edit, has_edit
+from tasks.faults.corefile import apply_edit, has_edit
 from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
 from tasks.probes.dns import DnsAnswer, lab_dns_server, query
 
@@ -39,12 +39,6 @@ def check_name(undo: dict[str, Any]) -> str:
 def dns_server_for(ctx: FaultContext) -> str | None:
     """The DNS server verify should ask: ctx.extra['dns_server'], else the lab's kube-dns address."""
     return ctx.extra.get("dns_server") or lab_dns_server(getattr(ctx.cluster, "lab", None))
-
-
-def corefile_dialect(lab: dict[str, Any] | None) -> Dialect:
-    """How a SERVFAIL is written: the emulated lab DNS server's ``erratic servfail``, or the ``template`` plugin of a
-    real CoreDNS (any cluster's, and the real control plane lab's)."""
-    return "lab" if lab and lab.get("control_plane", "emulated") != "real" else "coredns"
 
 
 def block_policy(name: str, namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
@@ -87,8 +81,7 @@ class CorednsOutageFault:
                 raise NotFound(f"configmap {ns}/{spec.configmap} has no {COREFILE_KEY} key")
             original = data[COREFILE_KEY]
             tag = f"{run_id}/{fault_id}"
-            dialect = corefile_dialect(getattr(c, "lab", None))
-            edited = apply_edit(original, spec.corefile, tag, dialect)
+            edited = apply_edit(original, spec.corefile, tag)
             undo.update(configmap=spec.configmap, original=original, edited=edited, tag=tag,
                         zones=list(spec.corefile.zones), action=spec.corefile.action, every=spec.corefile.every,
                         delay_s=spec.corefile.delay.total_seconds())

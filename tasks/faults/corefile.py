@@ -2,20 +2,18 @@
 
 The edit prepends one server block per chosen zone, between ``# gameday:begin <id>`` / ``# gameday:end <id>``
 markers, so CoreDNS routes those zones to it (the most specific zone wins) and every other zone is untouched.
-The block uses ``erratic``: ``drop N``, ``delay N DURATION``, and for SERVFAIL the lab's ``servfail N``
-extension or, on a real CoreDNS (which has no such property), ``template ANY ANY { rcode SERVFAIL }``.
+The block uses ``erratic`` (``drop N``, ``delay N DURATION``) and, for SERVFAIL, which erratic has no property
+for, the ``template`` plugin: ``template ANY ANY { rcode SERVFAIL }``.
 Rollback never parses the edit back out: it restores the original text saved in the ledger, byte for byte.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from blueprints.faults import CorefileEdit
 from tasks.errors import InjectionFailed
 
-Dialect = Literal["lab", "coredns"]
 _BLOCK_KEY = re.compile(r"^([^\s{#][^{#]*?)\s*\{\s*$")
 
 
@@ -45,21 +43,19 @@ def default_port(text: str) -> str:
     return _zone_port(keys[0])[1] if keys else "53"
 
 
-def _plugin_lines(edit: CorefileEdit, dialect: Dialect) -> list[str]:
+def _plugin_lines(edit: CorefileEdit) -> list[str]:
     n = edit.every
     if edit.action == "drop":
         return ["erratic {", f"    drop {n}", "}"]
     if edit.action == "delay":
         ms = max(1, int(edit.delay.total_seconds() * 1000))
         return ["erratic {", f"    delay {n} {ms}ms", "}"]
-    if dialect == "lab":
-        return ["erratic {", f"    servfail {n}", "}"]
     return ["template ANY ANY {", "    rcode SERVFAIL", "}"]
 
 
-def fault_blocks(edit: CorefileEdit, tag: str, port: str, dialect: Dialect) -> str:
+def fault_blocks(edit: CorefileEdit, tag: str, port: str) -> str:
     """The marked server blocks the edit adds (ending with a newline)."""
-    body = _plugin_lines(edit, dialect)
+    body = _plugin_lines(edit)
     out = [f"# gameday:begin {tag}"]
     for zone in edit.zones:
         z = zone.rstrip(".").lower() or "."
@@ -70,7 +66,7 @@ def fault_blocks(edit: CorefileEdit, tag: str, port: str, dialect: Dialect) -> s
     return "\n".join(out) + "\n"
 
 
-def apply_edit(original: str, edit: CorefileEdit, tag: str, dialect: Dialect = "lab") -> str:
+def apply_edit(original: str, edit: CorefileEdit, tag: str) -> str:
     """The Corefile with the fault blocks prepended; InjectionFailed if a zone already has its own block."""
     port = default_port(original)
     existing = {_zone_port(k) for k in server_block_keys(original)}
@@ -78,7 +74,7 @@ def apply_edit(original: str, edit: CorefileEdit, tag: str, dialect: Dialect = "
     if clash:
         raise InjectionFailed(f"the Corefile already has a server block for {clash} on port {port}; "
                               "choose other zones")
-    return fault_blocks(edit, tag, port, dialect) + original
+    return fault_blocks(edit, tag, port) + original
 
 
 def has_edit(text: str, tag: str) -> bool:

@@ -1,20 +1,48 @@
-"""Fixtures for the agent tests: one lab API server (TokenReview), agents as real processes, raw HTTP calls."""
+"""Fixtures for the agent tests: one real kube-apiserver (TokenReview, SubjectAccessReview), agents as real
+processes, raw HTTP calls."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from agents.testing import AgentProcess, running_agent
-from lab.apiserver.testing import RunningApiServer, running_apiserver
+from lab.testing import LabHandle, running_api
 
 AGENT_SA = "system:serviceaccount:gameday:gameday-agent"
 OUTSIDER = "mallory"
+MANIFESTS = Path(__file__).resolve().parents[2] / "agents" / "manifests"
+
+
+def install_agent_rbac(api: LabHandle) -> None:
+    """Apply the shipped namespace and agent RBAC (TokenReview + SubjectAccessReview for gameday/gameday-agent)."""
+    done = api.kubectl("apply", "-f", str(MANIFESTS / "00-namespace.yaml"), "-f", str(MANIFESTS / "10-agent-rbac.yaml"),
+                       context="lab-admin")
+    assert done.returncode == 0, done.stderr
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def foreign_token(like: str) -> str:
+    """``like`` (a service-account JWT of this cluster) re-signed with a fresh ES256 key: a well-formed token with the
+    same issuer and claims, minted by some other cluster."""
+    header, payload, _ = like.split(".")
+    signed = f"{header}.{payload}".encode()
+    der = ec.generate_private_key(ec.SECP256R1()).sign(signed, ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return f"{header}.{payload}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 def call(url: str, method: str, path: str, token: str | None = None, body: Any = None,
@@ -49,23 +77,30 @@ def degrade(fault_id: str = "f-deg", ttl: float = 30, **params: Any) -> dict[str
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
-    """The lab API server: answers the agents' TokenReviews (runner, agent SA, an outsider)."""
-    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["gpu-1"], service_accounts=[("gameday", "gameday-agent")],
-                           extra_users={OUTSIDER: ["devs"]}) as server:
-        yield server
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """A real kube-apiserver answering the agents' TokenReviews (runner, agent service account, an outsider)."""
+    with running_api(tmp_path_factory.mktemp("api"), identities={OUTSIDER: ["devs"]}) as handle:
+        install_agent_rbac(handle)
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def foreign(api: LabHandle) -> str:
+    """A well-formed service-account token this cluster did not sign."""
+    return foreign_token(api.token_for(AGENT_SA))
 
 
 @pytest.fixture(scope="module")
-def module_agent(tmp_path_factory: pytest.TempPathFactory, api: RunningApiServer) -> Iterator[AgentProcess]:
+def module_agent(tmp_path_factory: pytest.TempPathFactory, api: LabHandle) -> Iterator[AgentProcess]:
     """An agent with two fake GPUs and a file as its kernel log, shared by a module's tests."""
     with running_agent(tmp_path_factory.mktemp("agent"), "gpu-1", api.url, api.token_for(AGENT_SA), nvml="fake",
-                       gpu_count=2, extra_args=["--allow-cidr", "192.0.2.0/24", "--max-ttl", "120"]) as proc:
+                       gpu_count=2, extra_args=["--allow-cidr", "192.0.2.0/24", "--max-ttl", "120"],
+                       api_ca_file=api.ca_file) as proc:
         yield proc
 
 
 @pytest.fixture
-def agent(module_agent: AgentProcess, api: RunningApiServer) -> Iterator[AgentProcess]:
+def agent(module_agent: AgentProcess, api: LabHandle) -> Iterator[AgentProcess]:
     """The module's agent, running and holding nothing before and after each test."""
     if module_agent.proc is None or module_agent.proc.poll() is not None:
         module_agent.start()

@@ -14,15 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.testing import AgentProcess
-from lab.apiserver.testing import RunningApiServer
-from lab.apiserver.users import make_users
+from lab.testing import LabHandle
 from tests.agents.conftest import OUTSIDER, call
 from tests.agents.test_server import _snapshot
 
 PATHS = ["/v1/faults", "/v1/faults/f-1", "/v1/faults/f-1/renew", "/v1/devices", "/v1/faults/../faults",
          "/v1/faults/%00", "/v1/faults/" + "x" * 300, "/v1", "/", "/v2/faults", "/v1/faults/f-1/renew/x"]
 METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"]
-FOREIGN = next(iter(make_users([])))  # well formed, minted for another cluster
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
@@ -53,11 +51,11 @@ def _send(url: str, method: str, path: str, headers: dict[str, str], body: Any) 
 @settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=st.sampled_from(METHODS), path=st.sampled_from(PATHS), caller=who, body=bodies)
-def test_no_request_breaks_the_agent_or_gets_past_its_gate(agent: AgentProcess, api: RunningApiServer, method: str,
-                                                           path: str, caller: str, body: Any) -> None:
+def test_no_request_breaks_the_agent_or_gets_past_its_gate(agent: AgentProcess, api: LabHandle, foreign: str,
+                                                           method: str, path: str, caller: str, body: Any) -> None:
     """Every answer is below 500 and traceback-free; only the runner's token gets anything but 401/403/404/405, and
     nothing else changes the agent's state, kernel log or GPUs."""
-    tokens = {"runner": api.runner_token, "outsider": api.token_for(OUTSIDER), "foreign": FOREIGN}
+    tokens = {"runner": api.runner_token, "outsider": api.token_for(OUTSIDER), "foreign": foreign}
     fixed = {"none": None, "empty": "Bearer ", "garbage": "Bearer not.a.token;x", "basic": "Basic YTpi"}
     auth = fixed[caller] if caller in fixed else f"Bearer {tokens[caller]}"
     headers = {"Content-Type": "application/json", **({"Authorization": auth} if auth is not None else {})}

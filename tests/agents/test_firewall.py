@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agents.testing import AgentProcess, running_agent
-from lab.apiserver.testing import RunningApiServer, poll_until
+from lab.testing import LabHandle, poll_until
 from tests.agents.conftest import AGENT_SA, call
 from tests.agents.netpair import IP_A, IP_B, NetPair, netpair
 from tests.conftest import require
@@ -28,16 +28,16 @@ def net() -> Iterator[NetPair]:
 
 
 @pytest.fixture(scope="module")
-def module_node_agent(tmp_path_factory: pytest.TempPathFactory, api: RunningApiServer,
+def module_node_agent(tmp_path_factory: pytest.TempPathFactory, api: LabHandle,
                       net: NetPair) -> Iterator[AgentProcess]:
     """An agent that applies partitions inside namespace a."""
     with running_agent(tmp_path_factory.mktemp("fw"), "gpu-1", api.url, api.token_for(AGENT_SA), nvml="none",
-                       extra_args=["--netns", net.a, "--allow-cidr", "192.0.2.0/24"]) as proc:
+                       extra_args=["--netns", net.a, "--allow-cidr", "192.0.2.0/24"], api_ca_file=api.ca_file) as proc:
         yield proc
 
 
 @pytest.fixture
-def node_agent(module_node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> Iterator[AgentProcess]:
+def node_agent(module_node_agent: AgentProcess, api: LabHandle, net: NetPair) -> Iterator[AgentProcess]:
     """The module's agent, running, with namespace a free of gameday rules before and after each test."""
     agent = module_node_agent
     if agent.proc is None or agent.proc.poll() is not None:
@@ -65,7 +65,7 @@ def _both_ways(net: NetPair, timeout: float = 0.5) -> tuple[str, str]:
 @pytest.mark.root
 @pytest.mark.parametrize(("backend", "action", "cut"), [("iptables", "DROP", "timeout"), ("iptables", "REJECT", "refused"),
                                                         ("nft", "DROP", "timeout"), ("nft", "REJECT", "refused")])
-def test_partition_cuts_traffic_and_revert_restores_it(node_agent: AgentProcess, api: RunningApiServer, net: NetPair,
+def test_partition_cuts_traffic_and_revert_restores_it(node_agent: AgentProcess, api: LabHandle, net: NetPair,
                                                        backend: str, action: str, cut: str) -> None:
     """DROP makes connects time out and REJECT refuses them fast, both ways; revert removes exactly the chain/table."""
     assert _both_ways(net) == ("ok", "ok")
@@ -81,7 +81,7 @@ def test_partition_cuts_traffic_and_revert_restores_it(node_agent: AgentProcess,
 
 
 @pytest.mark.root
-def test_partition_egress_port_range_only(node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> None:
+def test_partition_egress_port_range_only(node_agent: AgentProcess, api: LabHandle, net: NetPair) -> None:
     """An egress partition on one port blocks only that port from a to b; b to a still works."""
     call(node_agent.url, "POST", "/v1/faults", api.runner_token,
          _partition("p2", direction="egress", port_range=[PORT_B, PORT_B]))
@@ -91,7 +91,7 @@ def test_partition_egress_port_range_only(node_agent: AgentProcess, api: Running
 
 
 @pytest.mark.root
-def test_partition_lease_expiry_heals(node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> None:
+def test_partition_lease_expiry_heals(node_agent: AgentProcess, api: LabHandle, net: NetPair) -> None:
     """With no renewals (runner SIGKILLed), the agent removes the partition when the lease ends."""
     call(node_agent.url, "POST", "/v1/faults", api.runner_token, _partition("p3", ttl=1, action="REJECT"))
     assert _both_ways(net)[0] == "refused"
@@ -100,7 +100,7 @@ def test_partition_lease_expiry_heals(node_agent: AgentProcess, api: RunningApiS
 
 
 @pytest.mark.root
-def test_partition_agent_restart_heals(node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> None:
+def test_partition_agent_restart_heals(node_agent: AgentProcess, api: LabHandle, net: NetPair) -> None:
     """kill -9 the agent: the partition stays; restarted with the same state file, it removes it."""
     call(node_agent.url, "POST", "/v1/faults", api.runner_token, _partition("p4", ttl=100, backend="nft"))
     node_agent.kill()
@@ -110,7 +110,7 @@ def test_partition_agent_restart_heals(node_agent: AgentProcess, api: RunningApi
 
 
 @pytest.mark.root
-def test_refused_partition_changes_no_rules(node_agent: AgentProcess, api: RunningApiServer, net: NetPair) -> None:
+def test_refused_partition_changes_no_rules(node_agent: AgentProcess, api: LabHandle, net: NetPair) -> None:
     """A CIDR outside the allowed list is refused with 422 and no rule appears."""
     before = net.iptables(net.a), net.nft(net.a)
     status, err = call(node_agent.url, "POST", "/v1/faults", api.runner_token, _partition("p5") | {

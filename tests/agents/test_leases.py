@@ -16,7 +16,7 @@ from agents.limits import Limits
 from agents.protocol import Evidence, RevertResult, XidParams
 from agents.state import StateFile, StoredFault, UndoValue
 from agents.testing import AgentProcess
-from lab.apiserver.testing import RunningApiServer, poll_until
+from lab.testing import LabHandle, poll_until
 from tests.agents.conftest import call, degrade, metric, xid
 
 XID_RE = re.compile(r"NVRM: Xid.*?: (\d+),")  # FAULTS.md §3: matches every driver form
@@ -36,7 +36,7 @@ def _state_faults(agent: AgentProcess) -> list[Any]:
     return list(json.loads(agent.state_file.read_text())["faults"])
 
 
-def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: LabHandle) -> None:
     """gpu-xid writes driver-format lines with the GPU's PCI address; revert stops it and clears the fake's XID."""
     status, body = call(agent.url, "POST", "/v1/faults", api.runner_token,
                         xid(count=3, interval_seconds=0.05, gpu_index=1, code=48))
@@ -57,7 +57,7 @@ def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: Run
     assert status == 200 and res["reverted"] is False  # idempotent
 
 
-def test_fake_degrade_lands_and_restores_exact_previous_settings(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_degrade_lands_and_restores_exact_previous_settings(agent: AgentProcess, api: LabHandle) -> None:
     """gpu-degrade locks clocks, caps power and holds memory; revert restores each exactly."""
     before = _gpu(agent)
     status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token,
@@ -72,7 +72,7 @@ def test_fake_degrade_lands_and_restores_exact_previous_settings(agent: AgentPro
     assert _gpu(agent) == before
 
 
-def test_fake_gpu_degrade_too_much_memory_is_refused_cleanly(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_gpu_degrade_too_much_memory_is_refused_cleanly(agent: AgentProcess, api: LabHandle) -> None:
     """Holding more memory than the GPU has fails, and the clock lock applied before it is rolled back."""
     before = _gpu(agent)
     status, err = call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(hold_memory_gib=500))
@@ -80,7 +80,7 @@ def test_fake_gpu_degrade_too_much_memory_is_refused_cleanly(agent: AgentProcess
     assert _gpu(agent) == before and _state_faults(agent) == []
 
 
-def test_fake_abort_reverts_all_of_a_run(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_abort_reverts_all_of_a_run(agent: AgentProcess, api: LabHandle) -> None:
     """DELETE /v1/faults?run_id= reverts every fault of that run (the runner's abort path)."""
     key = 'gameday_agent_reverts_total{kind="gpu-degrade",reason="rollback"}'
     before = metric(agent, key)
@@ -93,7 +93,7 @@ def test_fake_abort_reverts_all_of_a_run(agent: AgentProcess, api: RunningApiSer
     assert metric(agent, key) == before + 1
 
 
-def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: LabHandle) -> None:
     """A fault nobody renews (the runner was SIGKILLed) is reverted by the agent when its lease ends."""
     key = 'gameday_agent_reverts_total{kind="gpu-degrade",reason="lease-expired"}'
     before = metric(agent, key)
@@ -104,7 +104,7 @@ def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: 
     assert metric(agent, key) == before + 1
 
 
-def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, api: LabHandle) -> None:
     """Renewing extends the lease; renewing a fault that is gone is a clear 404."""
     call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(ttl=1))
     status, st = call(agent.url, "POST", "/v1/faults/f-deg/renew", api.runner_token, {"ttl_seconds": 60})
@@ -116,7 +116,7 @@ def test_fake_renewal_keeps_the_fault_and_refuses_unknown(agent: AgentProcess, a
     assert status == 422
 
 
-def test_fake_same_inject_twice_is_idempotent_and_conflicts_differ(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_same_inject_twice_is_idempotent_and_conflicts_differ(agent: AgentProcess, api: LabHandle) -> None:
     """Re-sending an inject renews it (200); the same id with other parameters is a 409."""
     lines = agent.kmsg_path.read_text().count("name=gameday-") if agent.kmsg_path.exists() else 0
     assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid())[0] == 201
@@ -126,7 +126,7 @@ def test_fake_same_inject_twice_is_idempotent_and_conflicts_differ(agent: AgentP
     assert status == 409 and "other parameters" in err["message"]
 
 
-def test_fake_agent_killed_mid_fault_reverts_on_restart(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_agent_killed_mid_fault_reverts_on_restart(agent: AgentProcess, api: LabHandle) -> None:
     """kill -9 the agent while it holds a fault; started again with the same state file, it reverts it."""
     call(agent.url, "POST", "/v1/faults", api.runner_token, xid(ttl=100))
     assert [f["fault_id"] for f in _state_faults(agent)] == ["f-xid"]
@@ -180,7 +180,7 @@ def test_fake_failed_revert_on_start_is_retried(tmp_path: Path) -> None:
     assert left == [] and handler.reverts == 2
 
 
-def test_fake_xid_lease_expiry_stops_lines_and_clears_field(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_fake_xid_lease_expiry_stops_lines_and_clears_field(agent: AgentProcess, api: LabHandle) -> None:
     """An unrenewed gpu-xid fault stops writing lines and clears the fake's XID field when its lease ends."""
     status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token,
                      xid(fault_id="x-exp", ttl=0.5, code=31, count=100, interval_seconds=0.05))

@@ -1,10 +1,8 @@
-"""Agent authorisation by Kubernetes SubjectAccessReview: a real lab API server holds the RBAC objects, a real
+"""Agent authorisation by Kubernetes SubjectAccessReview: a real kube-apiserver holds the RBAC objects, a real
 agent process asks it about every call (``--authorize sar`` / ``any`` / ``allowlist``)."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +12,9 @@ from kubernetes import client
 
 from agents.access import verb_for
 from agents.testing import AgentProcess, running_agent
-from lab.apiserver.testing import RunningApiServer, running_apiserver
-from tests.agents.conftest import AGENT_SA, call, xid
+from lab.control import plane
+from lab.testing import LabHandle, running_api
+from tests.agents.conftest import AGENT_SA, MANIFESTS, call, install_agent_rbac, xid
 from tests.conftest import poll
 
 NODE = "gpu-1"
@@ -25,20 +24,21 @@ NINA = "nina"
 OPS = "ops-bot"
 CI_SA = ("ci", "deployer")
 CI_USER = "system:serviceaccount:ci:deployer"
+RUNNER_SA = "system:serviceaccount:gameday:gameday-runner"  # on the shipped allow-list (10-agent-rbac.yaml)
 ALL_VERBS = ["create", "update", "delete", "get", "list"]
 
 
 @pytest.fixture(scope="module")
-def sar_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApiServer]:
-    """A lab API server of its own (its RBAC objects must not leak into other agent tests)."""
-    with running_apiserver(tmp_path_factory.mktemp("sar-api"), nodes=[NODE],
-                           service_accounts=[("gameday", "gameday-agent"), CI_SA],
-                           extra_users={TRUDY: ["devs"], VERA: [], NINA: [], OPS: ["gameday:operators"]}) as server:
-        yield server
+def sar_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """A real kube-apiserver of its own (its RBAC objects must not leak into other agent tests)."""
+    with running_api(tmp_path_factory.mktemp("sar-api"),
+                     identities={TRUDY: ["devs"], VERA: [], NINA: [], OPS: ["gameday:operators"]}) as handle:
+        install_agent_rbac(handle)
+        yield handle
 
 
 @pytest.fixture(scope="module")
-def rbac(sar_api: RunningApiServer) -> Iterator[client.RbacAuthorizationV1Api]:
+def rbac(sar_api: LabHandle) -> Iterator[client.RbacAuthorizationV1Api]:
     """The official client's RBAC API, as admin."""
     api_client = sar_api.client()
     try:
@@ -48,10 +48,10 @@ def rbac(sar_api: RunningApiServer) -> Iterator[client.RbacAuthorizationV1Api]:
 
 
 @pytest.fixture(scope="module")
-def sar_agent(tmp_path_factory: pytest.TempPathFactory, sar_api: RunningApiServer) -> Iterator[AgentProcess]:
+def sar_agent(tmp_path_factory: pytest.TempPathFactory, sar_api: LabHandle) -> Iterator[AgentProcess]:
     """An agent in ``--authorize sar`` mode with a 1 s auth cache."""
     with running_agent(tmp_path_factory.mktemp("sar-agent"), NODE, sar_api.url, sar_api.token_for(AGENT_SA),
-                       authorize="sar", extra_args=["--auth-cache-seconds", "1"]) as agent:
+                       authorize="sar", extra_args=["--auth-cache-seconds", "1"], api_ca_file=sar_api.ca_file) as agent:
         yield agent
 
 
@@ -84,7 +84,7 @@ def kmsg(agent: AgentProcess) -> str:
     return agent.kmsg_path.read_text() if agent.kmsg_path.exists() else ""
 
 
-def faults(agent: AgentProcess, api: RunningApiServer) -> list[object]:
+def faults(agent: AgentProcess, api: LabHandle) -> list[object]:
     """The agent's active faults, read as the admin (system:masters: every SubjectAccessReview allows it)."""
     status, body = call(agent.url, "GET", "/v1/faults", api.admin_token)
     assert status == 200, body
@@ -100,7 +100,7 @@ def test_verbs_follow_the_call() -> None:
     assert verb_for("GET", "/v1/faults/f-1") == "get"
 
 
-def test_ungranted_identity_gets_403_and_nothing_changes(sar_agent: AgentProcess, sar_api: RunningApiServer) -> None:
+def test_ungranted_identity_gets_403_and_nothing_changes(sar_agent: AgentProcess, sar_api: LabHandle) -> None:
     """A valid token of an identity without an RBAC grant is refused (naming it and the verb) and injects nothing."""
     before = kmsg(sar_agent)
     status, body = call(sar_agent.url, "POST", "/v1/faults", sar_api.token_for(TRUDY), xid())
@@ -109,13 +109,35 @@ def test_ungranted_identity_gets_403_and_nothing_changes(sar_agent: AgentProcess
     assert faults(sar_agent, sar_api) == [] and kmsg(sar_agent) == before
 
 
-def test_allow_listed_runner_is_not_enough_in_sar_mode(sar_agent: AgentProcess, sar_api: RunningApiServer) -> None:
-    """In sar mode gameday-runner without an RBAC grant is refused like anyone else."""
-    status, body = call(sar_agent.url, "GET", "/v1/faults", sar_api.runner_token)
-    assert status == 403 and "gameday-runner" in body["message"] and "list" in body["message"]
+def test_allow_listed_runner_is_not_enough_in_sar_mode(sar_agent: AgentProcess, sar_api: LabHandle) -> None:
+    """In sar mode the runner's service account, on the shipped allow-list but without an RBAC grant, is refused."""
+    status, body = call(sar_agent.url, "GET", "/v1/faults", sar_api.token_for(RUNNER_SA))
+    assert status == 403 and RUNNER_SA in body["message"] and "list" in body["message"]
 
 
-def test_grant_then_revoke(sar_agent: AgentProcess, sar_api: RunningApiServer,
+def test_shipped_runner_rbac_grants_every_agent_verb(sar_agent: AgentProcess, sar_api: LabHandle,
+                                                     rbac: client.RbacAuthorizationV1Api) -> None:
+    """agents/manifests/runner-rbac.yaml lets the runner's service account inject, read, renew, list and revert."""
+    token = sar_api.token_for(RUNNER_SA)
+    assert call(sar_agent.url, "POST", "/v1/faults", token, xid("f-shipped"))[0] == 403
+    applied = sar_api.kubectl("apply", "-f", str(MANIFESTS / "runner-rbac.yaml"), context="lab-admin")
+    assert applied.returncode == 0, applied.stderr
+    try:
+        status, body = call(sar_agent.url, "POST", "/v1/faults", token, xid("f-shipped"))
+        assert status == 201, body
+        assert call(sar_agent.url, "GET", "/v1/faults/f-shipped", token)[0] == 200
+        assert call(sar_agent.url, "POST", "/v1/faults/f-shipped/renew", token, {"ttl_seconds": 30})[0] == 200
+        assert [f["fault_id"] for f in call(sar_agent.url, "GET", "/v1/faults", token)[1]["faults"]] == ["f-shipped"]
+        assert call(sar_agent.url, "DELETE", "/v1/faults/f-shipped", token)[0] == 200
+    finally:
+        rbac.delete_cluster_role_binding("gameday-runner")  # the service account stays: its token keeps working
+        rbac.delete_cluster_role("gameday-runner")
+    poll(lambda: call(sar_agent.url, "DELETE", "/v1/faults/f-shipped", token)[0] == 403, 10,
+         "the shipped grant's removal to take effect")
+    assert faults(sar_agent, sar_api) == []
+
+
+def test_grant_then_revoke(sar_agent: AgentProcess, sar_api: LabHandle,
                            rbac: client.RbacAuthorizationV1Api) -> None:
     """A ClusterRoleBinding created through the API lets the same call succeed; deleting it refuses again after the cache."""
     token = sar_api.token_for(TRUDY)
@@ -134,7 +156,7 @@ def test_grant_then_revoke(sar_agent: AgentProcess, sar_api: RunningApiServer,
     assert status == 403 and faults(sar_agent, sar_api) == [] and kmsg(sar_agent) == before
 
 
-def test_grant_is_per_verb(sar_agent: AgentProcess, sar_api: RunningApiServer,
+def test_grant_is_per_verb(sar_agent: AgentProcess, sar_api: LabHandle,
                            rbac: client.RbacAuthorizationV1Api) -> None:
     """A grant of list only lets the identity list faults but not inject them."""
     token = sar_api.token_for(VERA)
@@ -145,7 +167,7 @@ def test_grant_is_per_verb(sar_agent: AgentProcess, sar_api: RunningApiServer,
     assert faults(sar_agent, sar_api) == []
 
 
-def test_grant_limited_to_other_nodes(sar_agent: AgentProcess, sar_api: RunningApiServer,
+def test_grant_limited_to_other_nodes(sar_agent: AgentProcess, sar_api: LabHandle,
                                       rbac: client.RbacAuthorizationV1Api) -> None:
     """resourceNames naming another node do not open this node's agent."""
     with granted(rbac, "nina-other-node", user(NINA), resource_names=["gpu-9"]):
@@ -154,7 +176,7 @@ def test_grant_limited_to_other_nodes(sar_agent: AgentProcess, sar_api: RunningA
         assert call(sar_agent.url, "GET", "/v1/faults", sar_api.token_for(NINA))[0] == 200
 
 
-def test_group_and_service_account_subjects(sar_agent: AgentProcess, sar_api: RunningApiServer,
+def test_group_and_service_account_subjects(sar_agent: AgentProcess, sar_api: LabHandle,
                                             rbac: client.RbacAuthorizationV1Api) -> None:
     """Grants to a Group and to a ServiceAccount reach the identities TokenReview reports for them."""
     group = client.RbacV1Subject(kind="Group", name="gameday:operators", api_group="rbac.authorization.k8s.io")
@@ -165,10 +187,11 @@ def test_group_and_service_account_subjects(sar_agent: AgentProcess, sar_api: Ru
         assert call(sar_agent.url, "GET", "/v1/faults", sar_api.token_for(CI_USER))[0] == 200
 
 
-def test_any_mode_accepts_allow_list_or_rbac(tmp_path: Path, sar_api: RunningApiServer,
+def test_any_mode_accepts_allow_list_or_rbac(tmp_path: Path, sar_api: LabHandle,
                                              rbac: client.RbacAuthorizationV1Api) -> None:
     """In any mode the allow-listed runner passes without RBAC, an RBAC-granted identity passes, others get 403."""
-    with running_agent(tmp_path, NODE, sar_api.url, sar_api.token_for(AGENT_SA), authorize="any") as agent:
+    with running_agent(tmp_path, NODE, sar_api.url, sar_api.token_for(AGENT_SA), authorize="any",
+                       api_ca_file=sar_api.ca_file) as agent:
         assert call(agent.url, "GET", "/v1/faults", sar_api.runner_token)[0] == 200
         status, body = call(agent.url, "GET", "/v1/faults", sar_api.token_for(TRUDY))
         assert status == 403 and "allow-list" in body["message"]
@@ -176,10 +199,11 @@ def test_any_mode_accepts_allow_list_or_rbac(tmp_path: Path, sar_api: RunningApi
             assert call(agent.url, "GET", "/v1/faults", sar_api.token_for(TRUDY))[0] == 200
 
 
-def test_allowlist_mode_ignores_rbac(tmp_path: Path, sar_api: RunningApiServer,
+def test_allowlist_mode_ignores_rbac(tmp_path: Path, sar_api: LabHandle,
                                      rbac: client.RbacAuthorizationV1Api) -> None:
     """In allowlist mode an RBAC grant does not let an unlisted identity in."""
-    with running_agent(tmp_path, NODE, sar_api.url, sar_api.token_for(AGENT_SA), authorize="allowlist") as agent, \
+    with running_agent(tmp_path, NODE, sar_api.url, sar_api.token_for(AGENT_SA), authorize="allowlist",
+                       api_ca_file=sar_api.ca_file) as agent, \
             granted(rbac, "trudy-allowlist", user(TRUDY)):
         assert call(agent.url, "GET", "/v1/faults", sar_api.token_for(TRUDY))[0] == 403
         assert call(agent.url, "GET", "/v1/faults", sar_api.runner_token)[0] == 200
@@ -187,8 +211,8 @@ def test_allowlist_mode_ignores_rbac(tmp_path: Path, sar_api: RunningApiServer,
 
 def test_sar_unreachable_is_denied(tmp_path: Path) -> None:
     """With the identity still cached but the API server gone, a call needing a new SubjectAccessReview fails closed."""
-    with running_apiserver(tmp_path / "api", service_accounts=[("gameday", "gameday-agent")],
-                           extra_users={TRUDY: []}) as api:
+    with running_api(tmp_path / "api", identities={TRUDY: []}) as api:
+        install_agent_rbac(api)
         token = api.token_for(TRUDY)
         api_client = api.client()
         try:
@@ -201,9 +225,9 @@ def test_sar_unreachable_is_denied(tmp_path: Path) -> None:
         finally:
             api_client.close()
         with running_agent(tmp_path, NODE, api.url, api.token_for(AGENT_SA), authorize="sar",
-                           extra_args=["--auth-cache-seconds", "60"]) as agent:
+                           extra_args=["--auth-cache-seconds", "60"], api_ca_file=api.ca_file) as agent:
             assert call(agent.url, "GET", "/v1/faults", token)[0] == 200
-            os.kill(api.pid, signal.SIGKILL)
+            plane.down(api.state_dir)  # etcd and kube-apiserver gone (its supervisor with it: nothing restarts it)
             status, body = call(agent.url, "POST", "/v1/faults", token, xid("f-down"))
             assert status == 503 and body["error"] == "auth-unavailable" and "SubjectAccessReview" in body["message"]
             assert not agent.kmsg_path.exists()

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from agents.testing import AgentProcess, running_agent
-from lab.apiserver.testing import RunningApiServer, poll_until
-from lab.apiserver.users import make_users, token_for, write_users
+from lab.testing import LabHandle
 from tests.agents.conftest import AGENT_SA, OUTSIDER, call, degrade, xid
+from tests.conftest import poll
+
+REVOKED = ("gameday", "revoked-runner")
 
 
 def _snapshot(agent: AgentProcess) -> dict[str, Any]:
@@ -36,7 +33,7 @@ def _held(agent: AgentProcess, token: str) -> list[Any]:
     return list(body["faults"])
 
 
-def test_missing_token_is_401_and_changes_nothing(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_missing_token_is_401_and_changes_nothing(agent: AgentProcess, api: LabHandle) -> None:
     """An inject without a bearer token gets 401 and leaves state, kernel log and GPUs as they were."""
     before = _snapshot(agent)
     status, body = call(agent.url, "POST", "/v1/faults", None, xid())
@@ -44,16 +41,15 @@ def test_missing_token_is_401_and_changes_nothing(agent: AgentProcess, api: Runn
     assert _snapshot(agent) == before and _held(agent, api.runner_token) == []
 
 
-def test_unknown_token_is_401_and_changes_nothing(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_unknown_token_is_401_and_changes_nothing(agent: AgentProcess, api: LabHandle, foreign: str) -> None:
     """A token the cluster does not know (foreign: from another cluster) gets 401 and changes nothing."""
-    foreign = next(iter(make_users([])))  # a well-formed token minted for some other cluster
     before = _snapshot(agent)
     status, body = call(agent.url, "POST", "/v1/faults", foreign, degrade())
     assert status == 401 and "TokenReview" in body["message"]
     assert _snapshot(agent) == before and _held(agent, api.runner_token) == []
 
 
-def test_identity_not_allowed_is_403_and_changes_nothing(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_identity_not_allowed_is_403_and_changes_nothing(agent: AgentProcess, api: LabHandle) -> None:
     """A valid token of an identity that is not on the allow-list gets 403 naming the identity."""
     before = _snapshot(agent)
     status, body = call(agent.url, "POST", "/v1/faults", api.token_for(OUTSIDER), xid())
@@ -81,7 +77,7 @@ def test_identity_not_allowed_is_403_and_changes_nothing(agent: AgentProcess, ap
         (xid(fault_id="bad id/../x"), "fault_id"),
     ],
 )
-def test_out_of_range_requests_are_422_and_change_nothing(agent: AgentProcess, api: RunningApiServer,
+def test_out_of_range_requests_are_422_and_change_nothing(agent: AgentProcess, api: LabHandle,
                                                           body: dict[str, Any], needle: str) -> None:
     """Requests outside the protocol or this agent's limits get 422 with a message that says why."""
     before = _snapshot(agent)
@@ -91,7 +87,7 @@ def test_out_of_range_requests_are_422_and_change_nothing(agent: AgentProcess, a
     assert _snapshot(agent) == before and _held(agent, api.runner_token) == []
 
 
-def test_malformed_json_is_400(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_malformed_json_is_400(agent: AgentProcess, api: LabHandle) -> None:
     """A body that is not JSON gets 400 and changes nothing."""
     before = _snapshot(agent)
     status, err = call(agent.url, "POST", "/v1/faults", api.runner_token, raw=b'{"fault_id": ')
@@ -105,7 +101,7 @@ def test_unauthenticated_caller_learns_nothing_about_validation(agent: AgentProc
     assert status == 401
 
 
-def test_health_metrics_and_devices(agent: AgentProcess, api: RunningApiServer) -> None:
+def test_health_metrics_and_devices(agent: AgentProcess, api: LabHandle) -> None:
     """/healthz and /metrics answer without a token; /v1/devices lists the fake GPUs with PCI addresses."""
     status, health = call(agent.url, "GET", "/healthz")
     assert status == 200 and health["node"] == "gpu-1" and health["nvml"] == "fake"
@@ -125,52 +121,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def _apiserver(tmp: Path, users: dict[str, Any], port: int) -> Iterator[str]:
-    """A lab API server on a fixed port with exactly these users (so it can be restarted without one)."""
-    users_file = tmp / f"users-{len(users)}.json"
-    write_users(users_file, users)
-    ready = tmp / "ready.json"
-    ready.unlink(missing_ok=True)
-    log = (tmp / "api.log").open("ab")
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "lab.apiserver", "--port", str(port), "--no-https",
-                             "--users", str(users_file), "--ready-file", str(ready)], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=root)
-    try:
-        poll_until(ready.exists, timeout=20)
-        yield json.loads(ready.read_text())["url"]
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-        log.close()
+def test_revoked_token_is_401(tmp_path: Path, api: LabHandle) -> None:
+    """A service-account token that worked, then was revoked by deleting its account, gets 401 (positive cache off)."""
+    namespace, name = REVOKED
+    user = f"system:serviceaccount:{namespace}:{name}"
+    token = api.token_for(user)
+    with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA), allow_users=[user],
+                       extra_args=["--auth-cache-seconds", "0"], api_ca_file=api.ca_file) as agent:
+        assert call(agent.url, "GET", "/v1/faults", token)[0] == 200
+        with api.client() as admin:
+            client.CoreV1Api(admin).delete_namespaced_service_account(name, namespace)
+        # kube-apiserver keeps a successful token authentication for 10 s: a read shows when it has let go
+        poll(lambda: call(agent.url, "GET", "/v1/faults", token)[0] == 401, 30, "the revoked token to be refused")
+        status, body = call(agent.url, "POST", "/v1/faults", token, xid())
+        assert status == 401 and "invalid bearer token" in body["message"], body
+        assert not agent.kmsg_path.exists()
 
 
-def test_expired_token_is_401(tmp_path: Path) -> None:
-    """A token that worked, then was revoked at the API server (the lab has no expiry), gets 401 (positive cache off)."""
-    port = _free_port()
-    users = make_users([], service_accounts=[("gameday", "gameday-agent")])
-    runner = token_for(users, "gameday-runner")
-    agent_token = token_for(users, AGENT_SA)
-    with _apiserver(tmp_path, users, port) as url:
-        agent = AgentProcess(tmp_path / "agent", "gpu-1", url, agent_token, extra_args=["--auth-cache-seconds", "0"])
-        try:
-            agent.start()
-            assert call(agent.url, "GET", "/v1/faults", runner)[0] == 200
-        except BaseException:
-            agent.stop()
-            raise
-    revoked = {t: u for t, u in users.items() if t != runner}
-    try:
-        with _apiserver(tmp_path, revoked, port):
-            status, body = call(agent.url, "POST", "/v1/faults", runner, xid())
-            assert status == 401 and "invalid bearer token" in body["message"]
-            assert not agent.kmsg_path.exists()
-    finally:
-        agent.stop()
-
-
-def test_tokenreview_unreachable_fails_closed(tmp_path: Path, api: RunningApiServer) -> None:
+def test_tokenreview_unreachable_fails_closed(tmp_path: Path, api: LabHandle) -> None:
     """When the API server cannot be reached, the agent answers 503 and applies nothing."""
     with running_agent(tmp_path, "gpu-1", f"http://127.0.0.1:{_free_port()}", "x") as agent:
         status, body = call(agent.url, "POST", "/v1/faults", api.runner_token, xid())
@@ -178,14 +146,14 @@ def test_tokenreview_unreachable_fails_closed(tmp_path: Path, api: RunningApiSer
         assert not agent.kmsg_path.exists()
 
 
-def test_tls_when_certificates_are_given(tmp_path: Path, api: RunningApiServer) -> None:
+def test_tls_when_certificates_are_given(tmp_path: Path, api: LabHandle) -> None:
     """With --tls-cert/--tls-key the agent serves HTTPS that a client trusting the CA can call."""
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
     with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA),
-                       extra_args=["--tls-cert", str(cert), "--tls-key", str(key)]) as agent:
+                       extra_args=["--tls-cert", str(cert), "--tls-key", str(key)], api_ca_file=api.ca_file) as agent:
         assert agent.url.startswith("https://")
         status, body = call(agent.url, "GET", "/v1/faults", api.runner_token, cafile=str(cert))
         assert status == 200 and body["faults"] == []

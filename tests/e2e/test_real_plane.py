@@ -1,5 +1,5 @@
 """The storm on the real control plane: `gameday run` (its own ephemeral Prefect, as a user without a server runs it)
-against `lab up --control-plane real --real-nodes 2`, the storm's LISTs sent as the telemetry service account and met
+against `lab up --real-nodes 2`, the storm's LISTs sent as the telemetry service account and met
 by the real APF, and confirmed. (The DNS demo and its fix run on the real plane in tests/e2e/test_verdicts.py.)"""
 
 from __future__ import annotations

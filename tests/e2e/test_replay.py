@@ -43,7 +43,7 @@ REPLAY_LAB: dict[str, Any] = {
     "node_monitor_grace_seconds": 20,
     "timeout": 400,
 }
-"""The replays' lab (`python -m lab up --control-plane real ...` as each blueprint's header says)."""
+"""The replays' lab (`python -m lab up ...` as each blueprint's header says)."""
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

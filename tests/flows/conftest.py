@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -152,37 +151,20 @@ def harness() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real emulated Kubernetes API server (lab/apiserver) with one Node object, for the module."""
-    from lab.apiserver.testing import running_apiserver
-    from tasks.cluster import Cluster
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Only the real etcd and kube-apiserver (lab.testing.running_api) with one Node object, for the module."""
+    from lab.testing import running_api
 
-    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
-        admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
-        try:
-            admin.call(
-                "create node",
-                admin.core.create_node,
-                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}},
-            )
-        finally:
-            admin.close()
+    with running_api(tmp_path_factory.mktemp("api"), nodes=["node-1"]) as api:
         yield api
 
 
 @pytest.fixture
-def state(tmp_path: Path, apiserver: object, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A gameday state dir whose lab endpoints point at the emulated API server."""
+def state(tmp_path: Path, apiserver: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A gameday state dir whose lab endpoints are the API server's own endpoints.json."""
     lab = tmp_path / "state" / "lab"
     lab.mkdir(parents=True)
-    (lab / "endpoints.json").write_text(
-        json.dumps(
-            {
-                "kubeconfig": str(apiserver.kubeconfig),
-                "apiserver": apiserver.https_url,  # type: ignore[attr-defined]
-            }
-        )
-    )
+    (lab / "endpoints.json").write_text((Path(apiserver.state_dir) / "endpoints.json").read_text())
     monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("GAMEDAY_LAB_STATE_DIR", raising=False)
     monkeypatch.delenv("GAMEDAY_PROMETHEUS_URL", raising=False)

@@ -1,4 +1,4 @@
-"""The run_campaign and reconcile flows under a Prefect test harness, against an emulated API server."""
+"""The run_campaign and reconcile flows under a Prefect test harness, against a real API server."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from tasks.lease import LEASE_NAME, LeaseKeeper, acquire_target_lease, lease_hol
 
 @pytest.fixture
 def cluster(apiserver: Any) -> Iterator[Cluster]:
-    """A facade over the emulated API server as the runner; the campaign lease is removed afterwards."""
-    c = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    """A facade over the real API server as the runner; the campaign lease is removed afterwards."""
+    c = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab")
     try:
         yield c
     finally:

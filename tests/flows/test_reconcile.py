@@ -26,7 +26,7 @@ def states(state: Path, run: str) -> list[str]:
 
 def test_run_filter_reverts_only_that_runs_entries(state: Path, apiserver: Any) -> None:
     """With run_id, only that run's open entries are rolled back (its cordon undone); another run's stay open."""
-    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab")
     try:
         ctx = FaultContext(cluster=cluster, run_id="run-a", log=lambda m: None)
         spec = NodeCordon(selector={"names": ["node-1"], "mode": "all"})  # type: ignore[arg-type]
@@ -61,7 +61,7 @@ def test_run_filter_reverts_only_that_runs_entries(state: Path, apiserver: Any) 
 
 def test_a_live_campaigns_entries_are_left_to_it(state: Path, apiserver: Any) -> None:
     """Reconcile skips the entries of the run holding a live lease, unless the operator releases the lease."""
-    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab")
     try:
         live = NoopFault().plan(
             Noop(), FaultContext(cluster=None, run_id="run-live"), run_id="run-live", stage="s1", fault_id="n"
@@ -84,7 +84,7 @@ def test_stop_takes_a_live_campaigns_target_and_reverts_its_faults(state: Path, 
     from tasks.errors import CampaignLocked
     from tasks.lease import STOP_PREFIX, LeaseKeeper
 
-    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab-gameday-runner")
+    cluster = Cluster.from_kubeconfig(apiserver.kubeconfig, "lab")
     lost: list[str] = []
     keeper = LeaseKeeper(cluster, "run-live", ttl=0.6, on_lost=lost.append).acquire()
     try:

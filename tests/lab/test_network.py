@@ -108,7 +108,7 @@ def _apply(lab: LabHandle, doc: str) -> tuple[int, str]:
 
 
 def test_the_real_api_server_takes_lab_pod_addresses_and_refuses_loopback(plane: LabHandle) -> None:
-    """An EndpointSlice and an Endpoints object naming a lab pod IP are stored; the emulator's 127.x is refused."""
+    """An EndpointSlice and an Endpoints object naming a lab pod IP are stored; a loopback (127.x) address is refused."""
     pod_ip = PodNetwork(0).pod_ips()[0]
 
     def docs(ip: str, name: str) -> str:

@@ -1,5 +1,5 @@
-"""Fixtures for the tasks tests: a session lab (the real control plane), a small-seat API server, Prometheus, and
-contexts over them."""
+"""Fixtures for the tasks tests: a session lab (the real control plane), a small-seat real API server, Prometheus,
+and contexts over them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tasks.cluster import Cluster
 from tasks.faults.base import FaultContext
 from tasks.settings import Settings
 from tests.tasks.helpers import NODES
+
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -60,17 +61,25 @@ def lab_ctx(lab_cluster: Cluster, lab_settings: Settings) -> FaultContext:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A bare emulated API server with few seats (so storms get 429s) and the lab's telemetry identity."""
-    from lab.apiserver.testing import running_apiserver
+    """Only the real etcd and kube-apiserver with 24 APF seats and a 2 s queue wait (so storms get 429s), the Node
+    objects NODES (labelled role=cpu) and the lab's telemetry identity (lab/control/addons/telemetry.yaml)."""
+    from lab.control.plane import ADDONS
+    from lab.testing import running_api
 
-    with running_apiserver(tmp_path_factory.mktemp("api"), nodes=NODES, seats=4, queue_timeout=2.0,
-                           service_accounts=[("telemetry", "telemetry")]) as server:
-        admin = Cluster.from_kubeconfig(server.kubeconfig, "lab-admin")
-        for name in NODES:
-            admin.call("create node", admin.core.create_node, {
-                "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"role": "cpu"}}})
-        admin.close()
-        yield server
+    # about the fewest seats with which global-default and workload-low keep one of their own (APF's lower limit) even
+    # beside break-glass's 200 shares: with fewer, a level's first request after a quiet spell can wait up to 10 s
+    # for APF's next re-allocation of seats
+    with running_api(tmp_path_factory.mktemp("api"), nodes=NODES, max_requests_inflight=16,
+                     max_mutating_requests_inflight=8, request_timeout_seconds=8) as handle:
+        applied = handle.kubectl("apply", "-f", str(ADDONS / "telemetry.yaml"), context="lab-admin")
+        assert applied.returncode == 0, applied.stderr
+        admin = Cluster.from_kubeconfig(handle.kubeconfig, "lab-admin")
+        try:
+            for name in NODES:
+                admin.call("label node", admin.core.patch_node, name, {"metadata": {"labels": {"role": "cpu"}}})
+        finally:
+            admin.close()
+        yield handle
 
 
 @pytest.fixture(scope="session")

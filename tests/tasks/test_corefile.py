@@ -37,17 +37,18 @@ def test_edit_adds_marked_blocks_and_keeps_original_text() -> None:
     out = apply_edit(KUBEADM, edit, "run-1/f0")
     assert out.endswith(KUBEADM) and has_edit(out, "run-1/f0")
     assert server_block_keys(out) == ["example.org:53", "svc.test:53", ".:53"]
-    assert "servfail 2" in out
+    assert "rcode SERVFAIL" in out and "servfail 2" not in out
     assert strip_edit(out, "run-1/f0") == KUBEADM
 
 
-@pytest.mark.parametrize(("action", "dialect", "needle"), [
-    ("drop", "lab", "drop 1"), ("delay", "coredns", "delay 1 1500ms"), ("servfail", "coredns", "rcode SERVFAIL"),
+@pytest.mark.parametrize(("action", "needle"), [
+    ("drop", "erratic {\n        drop 1"), ("delay", "erratic {\n        delay 1 1500ms"),
+    ("servfail", "template ANY ANY {\n        rcode SERVFAIL"),
 ])
-def test_edit_renders_each_action(action: str, dialect: str, needle: str) -> None:
-    """drop/delay use erratic; SERVFAIL uses the lab extension or template on a real CoreDNS."""
+def test_edit_renders_each_action(action: str, needle: str) -> None:
+    """drop/delay use erratic; SERVFAIL, which erratic has no property for, the template plugin."""
     edit = CorefileEdit(zones=["example.org"], action=action, delay=timedelta(seconds=1.5))  # type: ignore[arg-type]
-    assert needle in apply_edit(KUBEADM, edit, "t", dialect)  # type: ignore[arg-type]
+    assert needle in apply_edit(KUBEADM, edit, "t")
 
 
 def test_edit_uses_the_existing_port() -> None:
@@ -60,14 +61,3 @@ def test_edit_refuses_a_zone_that_has_its_own_block() -> None:
     """A zone the Corefile already serves in its own block would clash: refused before touching anything."""
     with pytest.raises(InjectionFailed, match="already has a server block"):
         apply_edit("example.org:53 {\n  whoami\n}\n" + KUBEADM, CorefileEdit(zones=["example.org"]), "t")
-
-
-def test_the_dialect_follows_the_dns_server_that_reads_the_corefile() -> None:
-    """The emulated lab's DNS server gets its servfail extension; a real CoreDNS (a cluster, the real-plane lab) the
-    template plugin."""
-    from tasks.faults.coredns import corefile_dialect
-
-    assert corefile_dialect({"control_plane": "emulated"}) == "lab"
-    assert corefile_dialect({"apiserver": "http://127.0.0.1:1"}) == "lab"
-    assert corefile_dialect({"control_plane": "real"}) == "coredns"
-    assert corefile_dialect(None) == "coredns"

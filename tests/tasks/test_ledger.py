@@ -89,7 +89,8 @@ def test_campaign_lease_refuses_a_second_holder_and_takes_over_a_stale_one(api: 
             acquire_target_lease(cluster, "campaign-b", 30)
         assert not release_target_lease(cluster, "campaign-b")
         lease = cluster.to_dict(cluster.read_lease("gameday", LEASE_NAME))
-        lease["spec"]["renewTime"] = "2000-01-01T00:00:00.000000Z"
+        # the client re-serialises it with isoformat(), which drops a zero fraction the real server's MicroTime needs
+        lease["spec"]["renewTime"] = "2000-01-01T00:00:00.000001Z"
         cluster.replace_lease("gameday", LEASE_NAME, lease)
         assert lease_holder(cluster, "gameday") == ("campaign-a", True)
         acquire_target_lease(cluster, "campaign-b", 30)

@@ -44,10 +44,9 @@ def test_reconcile_restores_everything_a_killed_runner_left(api: Any, tmp_path: 
     admin = Cluster.from_kubeconfig(api.kubeconfig, "lab-admin")
     _arrange(admin)
     before = _state(admin)
-    users = str(api.log_path.parent / "apiserver-users.json")
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/tasks/victim.py"), str(api.kubeconfig),
-                             str(tmp_path), users], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             str(tmp_path), str(api.state_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
@@ -60,7 +59,7 @@ def test_reconcile_restores_everything_a_killed_runner_left(api: Any, tmp_path: 
         # the storm stops on its own once its runner is gone; reconcile then finds its entry open and settles it
         poll(lambda: not find_storms("victim/storm"), 10, "the storm to stop with its killed runner")
 
-        runner = api_cluster(api, users_dir=tmp_path)
+        runner = api_cluster(api, as_lab=True)
         results = reconcile(runner, tmp_path, log=lambda m: None)
         assert [r.fault_id for r in results] == ["storm", "cordon", "corefile", "scale"]
         assert all(r.outcome == "rolled-back" and r.previous_state == "applied" for r in results), results

@@ -1,6 +1,7 @@
 """A runner that plans, records, injects several faults and then waits to be SIGKILLed (for reconcile tests).
 
-Usage: python tests/tasks/victim.py KUBECONFIG STATE_DIR USERS_FILE; prints INJECTED when every fault is in.
+Usage: python tests/tasks/victim.py KUBECONFIG STATE_DIR LAB_DIR (the test API server's state dir, read as the lab's
+endpoints); prints INJECTED when every fault is in.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 from blueprints.faults import ControlPlaneOverload, CorednsOutage, NodeCordon
-from tasks.cluster import Cluster
+from tasks.cluster import Cluster, read_lab_endpoints
 from tasks.faults import behaviour
 from tasks.faults.base import FaultContext
 from tasks.ledger import Ledger
@@ -22,8 +23,8 @@ RUN_ID = "victim"
 
 def main() -> None:
     """Inject the faults, say so, then hang (bounded) until killed."""
-    kubeconfig, state_dir, users = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    cluster = Cluster.from_kubeconfig(kubeconfig, "lab-gameday-runner", lab={"dir": str(state_dir), "users": users})
+    kubeconfig, state_dir, lab_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    cluster = Cluster.from_kubeconfig(kubeconfig, "lab", lab=read_lab_endpoints(lab_dir))
     ctx = FaultContext(cluster=cluster, run_id=RUN_ID, log=lambda m: None,
                        extra={"settings": Settings(state_dir=state_dir), "storm_max_seconds": 120})
     ledger = Ledger(state_dir, RUN_ID, cluster)

@@ -131,6 +131,17 @@ def test_xid_79_cordons_drains_reboots_and_uncordons_through_the_real_api(lab: L
     assert _condition(_get(lab, f"/api/v1/nodes/{other}"), "GpuHealthy") in (None, "True")
     assert not _get(lab, f"/api/v1/nodes/{other}")["spec"].get("unschedulable")
     assert _condition(_get(lab, f"/api/v1/nodes/{victim}"), "GpuHealthy") == "True"
+    recovery = _monitor_sample(lab, f'gpu_monitor_last_recovery_seconds{{node="{victim}"}}')
+    assert recovery is not None and recovery >= lab.endpoints["knobs"]["gpu_reboot_seconds"], recovery
+
+
+def _monitor_sample(lab: LabHandle, series: str) -> float | None:
+    """One sample of the GPU health monitor's /metrics (None when it has no such line)."""
+    text = requests.get(lab.endpoints["gpu_monitor"], timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def test_down_stops_the_agents_and_the_monitor(lab: LabHandle) -> None:

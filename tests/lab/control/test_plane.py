@@ -221,14 +221,46 @@ def test_down_after_the_supervisor_was_killed_stops_the_server_and_its_cgroup(tm
 
 
 def test_cli_refuses_knobs_that_cannot_work_before_starting_anything(tmp_path: Path) -> None:
-    """`lab up --control-plane real --training` without GPU nodes, with a bad reboot time, exits 2 naming both and
-    starts nothing."""
-    done = subprocess.run([sys.executable, "-m", "lab", "up", "--control-plane", "real", "--training",
+    """`lab up --gpu-nodes 0 --training` with a bad reboot time exits 2 naming both and starts nothing."""
+    done = subprocess.run([sys.executable, "-m", "lab", "up", "--gpu-nodes", "0", "--training",
                            "--gpu-reboot", "0", "--state-dir", str(tmp_path)], capture_output=True, text=True,
                           timeout=60, check=False, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 2, done.stderr
     assert "training: " in done.stderr and "gpu_reboot_seconds: " in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "pids.json").exists()
+
+
+def test_cli_refuses_the_retired_emulated_plane(tmp_path: Path) -> None:
+    """`lab up --control-plane emulated` exits 2 saying the lab runs the real control plane only, starting nothing."""
+    done = subprocess.run([sys.executable, "-m", "lab", "up", "--control-plane", "emulated", "--state-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+    assert done.returncode == 2, done.stderr
+    assert "real control plane only" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "pids.json").exists()
+
+
+def test_cli_api_only_runs_etcd_and_the_real_api_server_alone(tmp_path: Path) -> None:
+    """`lab up --api-only` starts etcd and kube-apiserver v1.37.2 and nothing else; `lab down` stops both."""
+    state = tmp_path / "lab"
+    try:
+        up = subprocess.run([sys.executable, "-m", "lab", "up", "--api-only", "--state-dir", str(state)],
+                            capture_output=True, text=True, timeout=180, check=False)
+        assert up.returncode == 0, up.stderr
+        endpoints = json.loads(up.stdout)
+        assert set(endpoints["pids"]) == {"etcd", "kube-apiserver"} and endpoints["prometheus"] is None
+        version = subprocess.run([endpoints["kubectl"], "--kubeconfig", str(state / "kubeconfig"), "version",
+                                  "-o", "json"], capture_output=True, text=True, timeout=60, check=True)
+        assert json.loads(version.stdout)["serverVersion"]["gitVersion"] == "v1.37.2"
+        nodes = subprocess.run([endpoints["kubectl"], "--kubeconfig", str(state / "kubeconfig"), "--context",
+                                "lab-admin", "get", "nodes", "-o", "name"], capture_output=True, text=True,
+                               timeout=60, check=True)
+        assert nodes.stdout.strip() == ""
+    finally:
+        stopped = json.loads(subprocess.run([sys.executable, "-m", "lab", "down", "--state-dir", str(state)],
+                                            capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert set(stopped["stopped"]) == {"etcd", "kube-apiserver"}
+    assert not any(pid_alive(pid) for pid in stopped["stopped"].values())
 
 
 def test_cli_status_and_down_follow_the_real_plane(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""Fixtures for the lab GPU tests: a lab API server with GPU nodes and pods, the monitor as a real process."""
+"""Fixtures for the lab GPU tests: a real API server with GPU nodes and pods and the lab's GPU identities
+(lab/control/addons/gpu/agents.yaml), the monitor as a real process."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -16,8 +18,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from lab.apiserver.testing import RunningApiServer, running_apiserver
+from lab.control.plane import GPU_ADDON
+from lab.gpu.launch import AGENT_USER, MONITOR_USER
 from lab.gpu.nodes import REPO_ROOT
+from lab.testing import LabHandle, running_api
 from tests.conftest import poll as shared_poll
 
 T = TypeVar("T")
@@ -35,15 +39,17 @@ def http(
     token: str | None = None,
     body: Any = None,
     content_type: str = "application/json",
+    ca_file: Path | None = None,
 ) -> tuple[int, Any]:
-    """One HTTP call; returns (status, decoded JSON or text)."""
+    """One HTTP call (HTTPS verified against ``ca_file`` when given); returns (status, decoded JSON or text)."""
     headers = {"Content-Type": content_type}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        context = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:
@@ -58,13 +64,23 @@ def http(
 class Cluster:
     """The API server plus helpers to make and read nodes and pods as admin."""
 
-    api: RunningApiServer
+    api: LabHandle
 
     def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         """An admin call; fails the test on an error status."""
-        status, out = http(self.api.url + path, method, self.api.admin_token, body, content_type)
+        status, out = http(self.api.url + path, method, self.api.admin_token, body, content_type, self.api.ca_file)
         assert status < 400, f"{method} {path}: {status} {out}"
         return out
+
+    @property
+    def agent_token(self) -> str:
+        """The GPU node agents' token (gameday/gameday-agent, from TokenRequest), as the lab gives it."""
+        return self.api.token_for(AGENT_USER)
+
+    @property
+    def monitor_token(self) -> str:
+        """The GPU health monitor's token (kube-system/gpu-health-monitor, from TokenRequest), as the lab gives it."""
+        return self.api.token_for(MONITOR_USER)
 
     def node(self, name: str) -> dict[str, Any]:
         """The Node object."""
@@ -72,18 +88,20 @@ class Cluster:
         return result
 
     def add_node(self, name: str) -> None:
-        """A GPU node with a Ready condition."""
+        """Make the (existing) Node a GPU node: its label, eight GPUs and a Ready condition, as its kubelet would."""
+        merge = "application/merge-patch+json"
+        self.call("PATCH", f"/api/v1/nodes/{name}", {"metadata": {"labels": {"nvidia.com/gpu.present": "true"}}}, merge)
         self.call(
-            "POST",
-            "/api/v1/nodes",
+            "PATCH",
+            f"/api/v1/nodes/{name}/status",
             {
-                "metadata": {"name": name, "labels": {"nvidia.com/gpu.present": "true"}},
                 "status": {
                     "capacity": {"nvidia.com/gpu": "8"},
                     "allocatable": {"nvidia.com/gpu": "8"},
                     "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
                 },
             },
+            merge,
         )
 
     def add_pod(self, name: str, node: str, gpus: int = 0, daemonset: bool = False) -> None:
@@ -109,9 +127,10 @@ class Cluster:
         )
 
     def pods(self, node: str) -> list[str]:
-        """Names of the pods on ``node``."""
+        """Names of the pods on ``node`` that are not being deleted (with no kubelet to finish it, an evicted pod
+        stays Terminating)."""
         out = self.call("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
-        return sorted(p["metadata"]["name"] for p in out["items"])
+        return sorted(p["metadata"]["name"] for p in out["items"] if not p["metadata"].get("deletionTimestamp"))
 
     def condition(self, node: str, kind: str) -> dict[str, Any] | None:
         """A node condition by type."""
@@ -123,9 +142,14 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A fresh lab API server with two GPU nodes, each running two GPU pods, a CPU pod and a DaemonSet pod."""
-    with running_apiserver(tmp_path / "api", nodes=GPU_NODES) as api:
+    """A fresh real API server with the lab's GPU identities and two GPU nodes, each running two GPU pods, a CPU pod
+    and a DaemonSet pod."""
+    with running_api(tmp_path / "api", nodes=GPU_NODES) as api:
+        applied = api.kubectl("apply", "-f", str(GPU_ADDON), context="lab-admin")
+        assert applied.returncode == 0, applied.stderr
         c = Cluster(api)
+        # the account pods run as; the controller that makes it in every namespace does not run here
+        c.call("POST", "/api/v1/namespaces/default/serviceaccounts", {"metadata": {"name": "default"}})
         for node in GPU_NODES:
             c.add_node(node)
             for i in range(2):
@@ -159,21 +183,23 @@ class MonitorProcess:
 
 def start_monitor(
     tmp_path: Path,
-    api: RunningApiServer,
+    cluster: Cluster,
     kmsg: dict[str, Path],
     time_scale: float = 1.0,
     extra: list[str] | None = None,
 ) -> MonitorProcess:
-    """Start the monitor process and wait for its metrics endpoint."""
+    """Start the monitor process as the lab's monitor identity and wait for its metrics endpoint."""
     token = tmp_path / "monitor-token"
-    token.write_text(api.admin_token)
+    token.write_text(cluster.monitor_token)
     ready = tmp_path / "monitor-ready"
     argv = [
         sys.executable,
         "-m",
         "lab.gpu.monitor",
         "--api",
-        api.url,
+        cluster.api.url,
+        "--ca-file",
+        str(cluster.api.ca_file),
         "--token-file",
         str(token),
         "--ready-file",
@@ -220,7 +246,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 def monitor(tmp_path: Path, cluster: Cluster) -> Iterator[MonitorProcess]:
     """The monitor watching one kernel-log file per GPU node (time scale 10)."""
     kmsg = {node: tmp_path / f"{node}.kmsg" for node in GPU_NODES}
-    m = start_monitor(tmp_path, cluster.api, kmsg, time_scale=10)
+    m = start_monitor(tmp_path, cluster, kmsg, time_scale=10)
     try:
         yield m
     finally:

@@ -1,26 +1,35 @@
-"""Tests for lab.gpu.launch: the GPU side as a `lab up` component (root check, scrape jobs, a failed start)."""
+"""Tests for lab.gpu.launch: the GPU side as a `lab up` component (root check, scrape jobs, a failed start).
+
+The GPU side on a running real plane (agents, monitor, trainer, the XID 79 reboot cycle) is
+tests/lab/control/test_gpu_nodes.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from lab.control import plane
+from lab.control.components import ControlPlaneOptions
 from lab.gpu import launch
-from lab.runtime.errors import LabStartError
-from lab.runtime.lifecycle import UpOptions, read_pids, up
+from lab.runtime.errors import LabError, LabStartError
 from lab.runtime.procs import pid_alive
 
 
 def test_training_without_root_is_a_clear_error_before_anything_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`lab up --training` as a non-root user fails at once, saying root is needed, and starts nothing."""
-    monkeypatch.setattr(launch.os, "geteuid", lambda: 1000)
-    launch.check_training_allowed(False)
+    """As a non-root user, `lab up` with GPU nodes and the training job fails at once, saying root is needed, and
+    writes nothing; the stack itself refuses the training job without starting a process."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="need root"):
+        plane.up(ControlPlaneOptions(tmp_path / "lab", nodes=0, gpu_nodes=1, training=True), {})
+    assert not (tmp_path / "lab").exists()
     with pytest.raises(launch.TrainingNeedsRoot, match="needs root"):
-        up(UpOptions(tmp_path / "lab", nodes=2, gpu_nodes=1, training=True))
-    assert read_pids(tmp_path / "lab") == {} and not (tmp_path / "lab" / "users.json").exists()
+        launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], 1.0, True,
+                           "agent-token", "monitor-token")
+    assert not (tmp_path / launch.LOG).exists() and not (tmp_path / "gpu-agent-token").exists()
 
 
 def test_scrape_jobs_name_the_exporter_monitor_and_training_metrics() -> None:
@@ -34,7 +43,7 @@ def test_scrape_jobs_name_the_exporter_monitor_and_training_metrics() -> None:
 def test_a_stack_that_dies_at_start_fails_with_its_log_and_leaves_no_process(tmp_path: Path) -> None:
     """When the stack exits before its ready file (here: the API server is unreachable), wait_stack raises
     LabStartError with the stack's log tail and the process is gone."""
-    proc = launch.spawn_stack(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], 10.0, False,
+    proc = launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], 1.0, False,
                               "agent-token", "monitor-token")
     try:
         with pytest.raises(LabStartError, match="GPU stack") as err:

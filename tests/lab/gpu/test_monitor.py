@@ -58,10 +58,10 @@ def test_xid_43_is_counted_and_ignored(cluster: Cluster, monitor: MonitorProcess
 def test_reset_gpu_codes_mark_the_gpu_and_restart_pods(
     cluster: Cluster, monitor: MonitorProcess, code: int
 ) -> None:
-    """Reset-GPU codes annotate the node with the GPU's PCI address and restart its GPU pods."""
+    """Reset-GPU codes annotate the node with the GPU's PCI address (dots for colons) and restart its GPU pods."""
     append_xid(monitor.kmsg[OTHER], code, pci="0000:2a:00")
     wait_for(lambda: len(cluster.pods(OTHER)) == 2, 15, "the GPU pods to go")
-    assert "gameday.dev/gpu-reset-0000:2a:00" in cluster.node(OTHER)["metadata"]["annotations"]
+    assert "gameday.dev/gpu-reset-0000.2a.00" in cluster.node(OTHER)["metadata"]["annotations"]
     condition = cluster.condition(OTHER, "GpuHealthy")
     assert condition is not None and condition["status"] == "False"
     assert len(cluster.pods(NODE)) == 4

@@ -15,9 +15,9 @@ from tests.lab.gpu.conftest import GPU_NODES, Cluster, http, start_monitor, stop
 
 @pytest.fixture
 def agents(tmp_path: Path, cluster: Cluster) -> Iterator[list[GpuNodeHandle]]:
-    """One agent per GPU node; all stopped afterwards."""
-    token = cluster.api.token_for(f"system:node:{GPU_NODES[0]}")
-    handles = start_gpu_agents(tmp_path / "state", cluster.api.url, token, GPU_NODES, time_scale=10)
+    """One agent per GPU node (as the lab's gameday-agent identity); all stopped afterwards."""
+    handles = start_gpu_agents(tmp_path / "state", cluster.api.url, cluster.agent_token, GPU_NODES, time_scale=10,
+                               ca_file=cluster.api.ca_file)
     try:
         yield handles
     finally:
@@ -43,8 +43,8 @@ def test_agents_start_and_annotate_their_nodes(cluster: Cluster, agents: list[Gp
 
 def test_stop_removes_processes_and_annotations(cluster: Cluster, tmp_path: Path) -> None:
     """Stopping the agents ends their processes and takes the annotations back off the nodes."""
-    token = cluster.api.token_for(f"system:node:{GPU_NODES[0]}")
-    handles = start_gpu_agents(tmp_path / "state", cluster.api.url, token, GPU_NODES[:1])
+    handles = start_gpu_agents(tmp_path / "state", cluster.api.url, cluster.agent_token, GPU_NODES[:1],
+                               ca_file=cluster.api.ca_file)
     stop_gpu_agents(handles)
     assert handles[0].proc.returncode is not None
     annotations = cluster.node(GPU_NODES[0])["metadata"].get("annotations") or {}
@@ -56,7 +56,7 @@ def test_injected_xid_lands_in_kmsg_and_the_monitor_cordons(
 ) -> None:
     """A gpu-xid 79 injected through the agent is a driver line in the node's kernel log; the monitor drains."""
     h = agents[0]
-    monitor = start_monitor(tmp_path, cluster.api, {a.node: a.kmsg_path for a in agents}, time_scale=10)
+    monitor = start_monitor(tmp_path, cluster, {a.node: a.kmsg_path for a in agents}, time_scale=10)
     try:
         _inject(
             h,

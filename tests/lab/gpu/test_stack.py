@@ -29,11 +29,14 @@ class Stack:
 
 
 def _start(tmp_path: Path, cluster: Cluster, extra: list[str]) -> Stack:
-    token = tmp_path / "token"
-    token.write_text(cluster.api.admin_token)
+    token, monitor_token = tmp_path / "token", tmp_path / "monitor-token"
+    token.write_text(cluster.agent_token)
+    monitor_token.write_text(cluster.monitor_token)
     ready, state = tmp_path / "gpu-ready.json", tmp_path / "state"
     argv = [sys.executable, "-m", "lab.gpu", "--state-dir", str(state), "--api", cluster.api.url,
-            "--token-file", str(token), "--ready-file", str(ready), "--time-scale", "10", *extra]  # fmt: skip
+            "--ca-file", str(cluster.api.ca_file), "--token-file", str(token),
+            "--monitor-token-file", str(monitor_token), "--ready-file", str(ready), "--time-scale", "10",
+            *extra]  # fmt: skip
     for node in GPU_NODES:
         argv += ["--node", node]
     with (tmp_path / "stack.log").open("wb") as log:

@@ -1,4 +1,5 @@
-"""Tests for lab.runtime.cluster's pod identities: signed service-account tokens, never admin, classified by APF."""
+"""Tests for lab.runtime.cluster's pod identities on the real plane: a pod speaks with its own service account's
+TokenRequest token, never an admin one, and the real API server's APF classifies it as that account."""
 
 from __future__ import annotations
 
@@ -10,37 +11,13 @@ import pytest
 import requests
 from kubernetes import client
 
-from lab.apiserver.users import sa_token, verify_sa_token
-from lab.runtime.cluster import Cluster
-from lab.runtime.testing import wait_for
+from tests.conftest import poll
+from tests.lab.runtime.conftest import RuntimeLab
 
 PROGRAM = "lab.runtime.testprograms:WhoAmIProgram"
 
 
-def test_signed_tokens_verify_only_with_the_right_secret_and_mac() -> None:
-    """A signed token names its account; a wrong secret, a forged MAC or another account's MAC is refused."""
-    token = sa_token(b"s3cret", "team-a", "builder.v2")
-    user = verify_sa_token(b"s3cret", token)
-    assert user is not None and user.username == "system:serviceaccount:team-a:builder.v2"
-    assert set(user.groups) == {"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}
-    assert verify_sa_token(b"other", token) is None
-    assert verify_sa_token(b"s3cret", token[:-1] + ("0" if token[-1] != "0" else "1")) is None
-    forged = token.replace("team-a", "kube-system")
-    assert verify_sa_token(b"s3cret", forged) is None
-
-
-def test_sa_token_without_a_secret_never_falls_back_to_admin() -> None:
-    """With no signing secret and no token for the account, a pod gets no token rather than the admin one."""
-    cluster = Cluster.__new__(Cluster)  # only the token table matters here: no sessions
-    cluster.tokens = {"admin": "ADMIN-TOKEN", "system:serviceaccount:ns1:default": "SA-TOKEN"}
-    cluster.sa_secret = None
-    assert cluster.sa_token("ns1", "builder") == "SA-TOKEN"
-    assert cluster.sa_token("elsewhere", "default") == ""
-    cluster.sa_secret = b"k"
-    assert cluster.sa_token("elsewhere", "x") == sa_token(b"k", "elsewhere", "x")
-
-
-def _whoami_pod(ns: str, out: Path, sa: str | None = None) -> dict[str, Any]:
+def _whoami_pod(out: Path, sa: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": [{"name": "c", "image": "lab/program",
                                             "env": [{"name": "OUT_FILE", "value": str(out)}]}]}
     if sa:
@@ -49,12 +26,14 @@ def _whoami_pod(ns: str, out: Path, sa: str | None = None) -> dict[str, Any]:
             "metadata": {"name": "whoami", "annotations": {"lab.gameday/program": PROGRAM}}, "spec": spec}
 
 
-def _levels(rt_lab: Any) -> dict[str, str]:
+def _levels(rt_lab: RuntimeLab) -> dict[str, str]:
     """uid -> name of every FlowSchema and PriorityLevelConfiguration."""
     out: dict[str, str] = {}
     for plural in ("flowschemas", "prioritylevelconfigurations"):
-        resp = requests.get(f"{rt_lab.api.url}/apis/flowcontrol.apiserver.k8s.io/v1/{plural}",
-                            headers={"Authorization": f"Bearer {rt_lab.api.admin_token}"}, timeout=10)
+        resp = requests.get(f"{rt_lab.handle.url}/apis/flowcontrol.apiserver.k8s.io/v1/{plural}",
+                            headers={"Authorization": f"Bearer {rt_lab.handle.admin_token}"},
+                            verify=str(rt_lab.handle.ca_file), timeout=10)
+        resp.raise_for_status()
         out |= {i["metadata"]["uid"]: i["metadata"]["name"] for i in resp.json()["items"]}
     return out
 
@@ -64,25 +43,27 @@ def _levels(rt_lab: Any) -> dict[str, str]:
     (True, "workload-high", "kube-system-service-accounts"),
 ])
 def test_pod_runs_as_its_service_account_and_apf_classifies_it(
-    rt_lab: Any, tmp_path: Path, in_kube_system: bool, level: str, schema: str,
+    rt_lab: RuntimeLab, tmp_path: Path, in_kube_system: bool, level: str, schema: str,
 ) -> None:
-    """A pod in a fresh namespace runs as <ns>:default at workload-low (kube-system accounts: workload-high);
-    TokenReview names its service account."""
+    """A pod in a fresh namespace runs as <ns>:default at workload-low (a kube-system account: workload-high); its
+    token is not the admin's and TokenReview names its service account."""
     ns = "kube-system" if in_kube_system else rt_lab.namespace()
     sa = "whoami-test" if in_kube_system else None
+    if sa:
+        rt_lab.core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=sa)))
     out = tmp_path / "whoami.json"
-    rt_lab.core.create_namespaced_pod(ns, _whoami_pod(ns, out, sa))
+    rt_lab.core.create_namespaced_pod(ns, _whoami_pod(out, sa))
     try:
-        answer = wait_for(lambda: out.exists() and json.loads(out.read_text()), what="the pod's SelfSubjectReview")
+        answer = poll(lambda: out.exists() and json.loads(out.read_text()), 60, "the pod's SelfSubjectReview")
         username = f"system:serviceaccount:{ns}:{sa or 'default'}"
         assert answer["status"] == 201 and answer["user"]["username"] == username
-        assert answer["token"] != rt_lab.api.admin_token and "system:masters" not in answer["user"]["groups"]
+        assert answer["token"] != rt_lab.handle.admin_token and "system:masters" not in answer["user"]["groups"]
         names = _levels(rt_lab)
         assert names[answer["priority_level_uid"]] == level and names[answer["flow_schema_uid"]] == schema
-        with rt_lab.api.client() as api:
-            review = client.AuthenticationV1Api(api).create_token_review(
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": answer["token"]}})
+        review = client.AuthenticationV1Api(rt_lab.core.api_client).create_token_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": answer["token"]}})
         assert review.status.authenticated and review.status.user.username == username
-        assert verify_sa_token(rt_lab.sa_secret, answer["token"]) is not None
     finally:
-        rt_lab.core.delete_namespaced_pod("whoami", ns)
+        rt_lab.core.delete_namespaced_pod("whoami", ns, grace_period_seconds=0)
+        if sa:
+            rt_lab.core.delete_namespaced_service_account(sa, ns)

@@ -32,4 +32,5 @@ def test_lab_program_annotation_names_the_class() -> None:
 
 def test_registry_names_the_headline_images() -> None:
     """Every lab workload image is registered."""
-    assert {"lab/coredns", "lab/model-server", "lab/gateway", "lab/loadgen", "lab/list-storm"} <= set(REGISTRY)
+    assert {"registry.k8s.io/coredns/coredns", "lab/model-server", "lab/gateway", "lab/loadgen", "lab/list-storm",
+            "ghcr.io/gameday/gameday"} <= set(REGISTRY)

@@ -1,12 +1,16 @@
-"""Tests for lab.runtime.proxy: which ports are fronted, then a live Service through the proxy."""
+"""Tests for lab.runtime.proxy: which ports are fronted, then a live Service through the proxy on the real plane,
+with a NetworkPolicy that isolates its pods."""
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+
+from kubernetes import client
 
 from lab.runtime.proxy import proxied_ports, ready_backends
-from lab.runtime.testing import wait_for
+from tests.conftest import poll
+from tests.lab.runtime.conftest import RuntimeLab
+from tests.lab.udp import ask
 
 
 def test_only_loopback_cluster_ips_are_fronted() -> None:
@@ -29,13 +33,7 @@ def test_ready_backends_match_port_name_and_protocol() -> None:
 
 
 def _udp(ip: str, payload: bytes) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.5)
-        sock.sendto(payload, (ip, 5353))
-        try:
-            return sock.recv(4096)
-        except (TimeoutError, ConnectionRefusedError):
-            return None
+    return ask(ip, 5353, payload, timeout=0.5)
 
 
 def _tcp(ip: str, payload: bytes) -> bytes | None:
@@ -47,11 +45,11 @@ def _tcp(ip: str, payload: bytes) -> bytes | None:
         return None
 
 
-def test_service_proxy_forwards_round_robin_and_refuses_without_endpoints(rt_lab: Any) -> None:
-    """UDP and TCP to the clusterIP reach every ready echo pod in turn; scaled to 0, UDP gets no answer
-    and TCP is refused; scaled back, traffic flows again (uses the runtime's own echo pod program)."""
+def test_service_proxy_forwards_round_robin_and_refuses_without_admitted_endpoints(rt_lab: RuntimeLab) -> None:
+    """UDP and TCP to a Service's ClusterIP reach every ready echo pod on the real nodes in turn; a deny-all ingress
+    NetworkPolicy on the pods, or scaling to 0, leaves UDP unanswered and TCP refused; with the policy gone or the
+    pods back, traffic flows again."""
     ns = rt_lab.namespace()
-    ip = f"127.{96 + rt_lab.slot}.1.53"
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echo"},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "echo"}},
                     "template": {"metadata": {"labels": {"app": "echo"}, "annotations": {
@@ -59,20 +57,28 @@ def test_service_proxy_forwards_round_robin_and_refuses_without_endpoints(rt_lab
                         "spec": {"containers": [{"name": "c", "image": "lab/program",
                                                  "env": [{"name": "PORT", "value": "1053"}]}]}}}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
-           "spec": {"clusterIP": ip, "selector": {"app": "echo"},
+           "spec": {"selector": {"app": "echo"},
                     "ports": [{"name": "u", "port": 5353, "protocol": "UDP", "targetPort": 1053},
                               {"name": "t", "port": 5353, "protocol": "TCP", "targetPort": 1053}]}}
+    deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny"},
+            "spec": {"podSelector": {"matchLabels": {"app": "echo"}}, "policyTypes": ["Ingress"]}}
     rt_lab.apps.create_namespaced_deployment(ns, dep)
-    rt_lab.core.create_namespaced_service(ns, svc)
-    try:
-        wait_for(lambda: _udp(ip, b"ping"), what="UDP echo through the proxy")
-        answers = {(_udp(ip, b"ping") or b"").split(b":")[0] for _ in range(20)}
-        pods = {p.metadata.name.encode() for p in rt_lab.core.list_namespaced_pod(ns).items}
-        wait_for(lambda: (a := _tcp(ip, b"hi")) and a.endswith(b":hi"), what="TCP echo")
-        assert answers == pods and len(pods) == 2
-        rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 0}})
-        wait_for(lambda: _udp(ip, b"ping") is None and _tcp(ip, b"hi") is None, what="no answer without endpoints")
-        rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 1}})
-        wait_for(lambda: _udp(ip, b"ping"), what="UDP echo after scale-up")
-    finally:
-        rt_lab.core.delete_namespaced_service("echo", ns)
+    ip = rt_lab.core.create_namespaced_service(ns, svc).spec.cluster_ip
+    policies = client.NetworkingV1Api(rt_lab.core.api_client)
+    poll(lambda: len(_udp_answers(ip)) == 2, 60, "UDP echo from both pods through the proxy")
+    pods = {p.metadata.name.encode() for p in rt_lab.core.list_namespaced_pod(ns).items}
+    assert _udp_answers(ip) == pods and len(pods) == 2
+    poll(lambda: (a := _tcp(ip, b"hi")) and a.endswith(b":hi"), 10, "TCP echo")
+    policies.create_namespaced_network_policy(ns, deny)
+    poll(lambda: _udp(ip, b"ping") is None and _tcp(ip, b"hi") is None, 15, "no answer while the policy isolates")
+    policies.delete_namespaced_network_policy("deny", ns)
+    poll(lambda: _udp(ip, b"ping"), 15, "UDP echo once the policy is gone")
+    rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 0}})
+    poll(lambda: _udp(ip, b"ping") is None and _tcp(ip, b"hi") is None, 30, "no answer without endpoints")
+    rt_lab.apps.patch_namespaced_deployment_scale("echo", ns, {"spec": {"replicas": 1}})
+    poll(lambda: _udp(ip, b"ping"), 60, "UDP echo after scale-up")
+
+
+def _udp_answers(ip: str) -> set[bytes]:
+    """The pod names that answer 20 UDP pings through the ClusterIP."""
+    return {(_udp(ip, b"ping") or b"").split(b":")[0] for _ in range(20)} - {b""}

@@ -19,11 +19,11 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return reg
 
 
-def test_slot_addresses() -> None:
-    """Slot k maps to 127.(96+k) services and 127.(10+2k) pods."""
-    assert slots.dns_address(0) == "127.96.0.10:53"
-    assert slots.gateway_url(3) == "http://127.99.0.20:80"
-    assert slots.pod_first_octet(2) == 14
+def test_slot_service_addresses() -> None:
+    """Slot k's Services are in 127.(96+k).0.0/16 (the real plane's service range, which the runtime's proxy
+    fronts)."""
+    assert slots.service_prefix(0) == "127.96.0."
+    assert slots.service_prefix(3) == "127.99.0."
 
 
 def test_claim_is_exclusive_until_released(registry: Path, tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from lab.apiserver.testing import running_apiserver
 from lab.gpu.nodes import GpuNodeHandle, start_gpu_agents, stop_gpu_agents
+from lab.testing import running_api
 from lab.training.job import JobConfig, TrainingJob
 from lab.training.netns import list_namespaces, training_network
 from lab.training.progress import Progress
@@ -76,15 +76,12 @@ class RankAgent:
 
 @pytest.fixture
 def rank_agent(tmp_path: Path, job: TrainingJob) -> Iterator[RankAgent]:
-    """A lab API server (for TokenReview) and an agent for node "rank-1" partitioning inside rank 1's namespace."""
-    with running_apiserver(tmp_path / "api", nodes=["rank-1"]) as api:
-        body = json.dumps({"metadata": {"name": "rank-1"}}).encode()
-        req = urllib.request.Request(f"{api.url}/api/v1/nodes", data=body, method="POST", headers={
-            "Authorization": f"Bearer {api.admin_token}", "Content-Type": "application/json"})  # fmt: skip
-        urllib.request.urlopen(req, timeout=10).close()
+    """A real API server (for TokenReview) with the Node "rank-1", and that node's agent (as system:node:rank-1)
+    partitioning inside rank 1's namespace."""
+    with running_api(tmp_path / "api", nodes=["rank-1"]) as api:
         netns = {"rank-1": job.net.ranks[1].namespace}
         handles = start_gpu_agents(tmp_path / "gpu", api.url, api.token_for("system:node:rank-1"), ["rank-1"],
-                                   netns=netns)  # fmt: skip
+                                   netns=netns, ca_file=api.ca_file)  # fmt: skip
         try:
             yield RankAgent(handles[0], api.runner_token)
         finally:

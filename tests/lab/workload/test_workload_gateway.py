@@ -1,4 +1,4 @@
-"""Tests for lab.workload.gateway and lab.workload.resolver: DNS → model server, errors by cause."""
+"""Tests for lab.workload.gateway and lab.workload.resolver: DNS (the real CoreDNS) → model server, errors by cause."""
 
 from __future__ import annotations
 
@@ -7,39 +7,32 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lab.dns.program import CoreDnsProgram
-from lab.dns.testing import metric, poll
 from lab.workload.gateway import GatewayProgram
 from lab.workload.model_server import ModelServerProgram
-from tests.lab.dns.fake_kubeapi import corefile_cm, endpoints
-from tests.lab.dns.kube_rest import Cluster
-from tests.lab.workload.conftest import Start
+from tests.lab.workload.conftest import CoreDns, Dns, Namespace, Start, metric, poll
 
 pytestmark = pytest.mark.anyio
 MODEL_IPS = ["127.0.54.2", "127.0.54.3"]
 DNS_IP = "127.0.54.10"
-COREFILE = ".:53 {\n kubernetes cluster.local {\n ttl 30\n }\n}\n"
 
 
-async def setup(start: Start, cluster: Cluster, **gateway_env: str) -> tuple[Any, list[Any], Any, str]:
-    """Start two model servers on one port, a DNS pod and a gateway; returns them and the gateway URL."""
-    await cluster.kube.put("endpoints", endpoints("model", MODEL_IPS, ns=cluster.ns))
-    await cluster.kube.put("configmaps", corefile_cm(COREFILE, ns=cluster.ns))
+async def setup(
+    start: Start, dns_server: Dns, namespace: Namespace, **gateway_env: str
+) -> tuple[CoreDns, list[Any], Any, str]:
+    """Start two model servers on one port, CoreDNS naming them `model` and a gateway; returns them and its URL."""
     first, _ = await start(ModelServerProgram, MODEL_IPS[0], {"PORT": "0", "COMPUTE_MS": "1"})
     second, _ = await start(ModelServerProgram, MODEL_IPS[1], {"PORT": str(first.port), "COMPUTE_MS": "1"})
-    dns_pod, _ = await start(
-        CoreDnsProgram, DNS_IP, cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
-    )
+    server = await dns_server(DNS_IP, {namespace.name("model"): MODEL_IPS})
     env = {
         "PORT": "0",
-        "MODEL_SERVICE": cluster.name("model"),
+        "MODEL_SERVICE": namespace.name("model"),
         "MODEL_PORT": str(first.port),
-        "DNS_SERVER": f"{DNS_IP}:{dns_pod.port}",
+        "DNS_SERVER": f"{DNS_IP}:{server.port}",
         "DNS_TIMEOUT": "0.5",
         **gateway_env,
     }
     gateway, _ = await start(GatewayProgram, "127.0.54.20", env)
-    return dns_pod, [first, second], gateway, f"http://127.0.54.20:{gateway.port}/v1/infer"
+    return server, [first, second], gateway, f"http://127.0.54.20:{gateway.port}/v1/infer"
 
 
 async def post(url: str) -> tuple[int, dict[str, Any]]:
@@ -53,9 +46,9 @@ def requests(gateway: GatewayProgram, code: str, cause: str) -> float:
     return metric("gateway_requests_total", gateway.pod, code=code, cause=cause)
 
 
-async def test_success_round_robin_and_client_cache(start: Start, cluster: Cluster) -> None:
+async def test_success_round_robin_and_client_cache(start: Start, dns_server: Dns, namespace: Namespace) -> None:
     """Requests succeed, spread over both model servers, and DNS answers are reused for their TTL."""
-    _, _, gateway, url = await setup(start, cluster)
+    _, _, gateway, url = await setup(start, dns_server, namespace)
     pods = set()
     for _ in range(4):
         status, body = await post(url)
@@ -67,27 +60,29 @@ async def test_success_round_robin_and_client_cache(start: Start, cluster: Clust
     assert metric("gateway_dns_lookups_total", gateway.pod, result="cache_hit") == 3
 
 
-async def test_dns_down_counts_dns_errors(start: Start, cluster: Cluster) -> None:
-    """With client caching off, stopping the DNS pod makes requests fail with cause `dns` (503)."""
-    dns_pod, _, gateway, url = await setup(start, cluster, CLIENT_TTL_CAP="0")
+async def test_dns_down_counts_dns_errors(start: Start, dns_server: Dns, namespace: Namespace) -> None:
+    """With client caching off, stopping CoreDNS makes requests fail with cause `dns` (503)."""
+    server, _, gateway, url = await setup(start, dns_server, namespace, CLIENT_TTL_CAP="0")
     assert (await post(url))[0] == 200
-    await dns_pod.stop()
+    await server.stop()
     status, body = await post(url)
     assert status == 503 and body["cause"] == "dns"
     assert requests(gateway, "503", "dns") == 1
 
 
-async def test_nxdomain_is_a_dns_error(start: Start, cluster: Cluster) -> None:
+async def test_nxdomain_is_a_dns_error(start: Start, dns_server: Dns, namespace: Namespace) -> None:
     """A service name that does not exist fails with cause `dns` and lookup result `nxdomain`."""
-    _, _, gateway, url = await setup(start, cluster, MODEL_SERVICE=cluster.name("missing"))
+    _, _, gateway, url = await setup(start, dns_server, namespace, MODEL_SERVICE=namespace.name("missing"))
     status, _ = await post(url)
     assert status == 503
     assert metric("gateway_dns_lookups_total", gateway.pod, result="nxdomain") == 1
 
 
-async def test_model_servers_stopped_counts_upstream_errors(start: Start, cluster: Cluster) -> None:
+async def test_model_servers_stopped_counts_upstream_errors(
+    start: Start, dns_server: Dns, namespace: Namespace
+) -> None:
     """With the model servers stopped (DNS still answering), requests fail with cause `upstream` (502)."""
-    _, models, gateway, url = await setup(start, cluster)
+    _, models, gateway, url = await setup(start, dns_server, namespace)
     for model in models:
         await model.stop()
     for _ in range(2):
@@ -96,18 +91,15 @@ async def test_model_servers_stopped_counts_upstream_errors(start: Start, cluste
     assert requests(gateway, "502", "upstream") == 2
 
 
-async def test_slow_upstream_counts_timeouts(start: Start, cluster: Cluster) -> None:
+async def test_slow_upstream_counts_timeouts(start: Start, dns_server: Dns, namespace: Namespace) -> None:
     """A model server slower than UPSTREAM_TIMEOUT yields 504 with cause `timeout`."""
     slow, _ = await start(ModelServerProgram, "127.0.54.4", {"PORT": "0", "COMPUTE_MS": "2000"})
-    await cluster.kube.put("endpoints", endpoints("model", ["127.0.54.4"], ns=cluster.ns))
-    dns_pod, _ = await start(
-        CoreDnsProgram, DNS_IP, cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
-    )
+    server = await dns_server(DNS_IP, {namespace.name("model"): ["127.0.54.4"]})
     env = {
         "PORT": "0",
-        "MODEL_SERVICE": cluster.name("model"),
+        "MODEL_SERVICE": namespace.name("model"),
         "MODEL_PORT": str(slow.port),
-        "DNS_SERVER": f"{DNS_IP}:{dns_pod.port}",
+        "DNS_SERVER": f"{DNS_IP}:{server.port}",
         "UPSTREAM_TIMEOUT": "0.2",
     }
     gateway, _ = await start(GatewayProgram, "127.0.54.20", env)

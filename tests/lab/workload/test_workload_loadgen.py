@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab.dns.testing import metric, poll
 from lab.workload.loadgen import LoadGenProgram, outcome_of
 from lab.workload.model_server import ModelServerProgram
-from tests.lab.workload.conftest import Start
+from tests.lab.workload.conftest import Start, metric, poll
 
 pytestmark = pytest.mark.anyio
 

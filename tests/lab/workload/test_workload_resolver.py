@@ -1,4 +1,4 @@
-"""Tests for lab.workload.resolver: client-side caching of real DNS answers for their TTL."""
+"""Tests for lab.workload.resolver: client-side caching of real DNS answers (the real CoreDNS's) for their TTL."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 import pytest
 from dnslib import QTYPE, RR, A, DNSRecord  # type: ignore[import-untyped]
 
-from lab.dns.program import CoreDnsProgram
 from lab.workload.errors import DnsLookupError
 from lab.workload.resolver import CachingResolver
-from tests.lab.dns.kube_rest import Cluster
-from tests.lab.workload.conftest import Start
+from tests.lab.workload.conftest import Dns, Namespace
 
 pytestmark = pytest.mark.anyio
 
@@ -27,44 +25,36 @@ class Clock:
         return self.now
 
 
-async def dns_pod(start: Start, cluster: Cluster) -> CoreDnsProgram:
-    """A DNS replica (kubeadm Corefile: TTL 30) for the test namespace."""
-    program, _ = await start(
-        CoreDnsProgram, "127.0.57.1", cluster.env(PORT="0"), api_url=cluster.url, token=cluster.token
-    )
-    assert isinstance(program, CoreDnsProgram)
-    return program
-
-
-async def test_answers_cached_for_ttl_then_refreshed(start: Start, cluster: Cluster) -> None:
-    """An answer is reused until its 30 s TTL passes on the resolver's clock, then looked up again."""
-    server = await dns_pod(start, cluster)
+async def test_answers_cached_for_ttl_then_refreshed(dns_server: Dns, namespace: Namespace) -> None:
+    """An answer (kubernetes plugin, TTL 30) is reused until its TTL passes on the resolver's clock, then looked up
+    again."""
+    server = await dns_server("127.0.57.1")
     clock = Clock()
     resolver = CachingResolver(("127.0.57.1", server.port), timeout=1.0, clock=clock)
-    assert await resolver.resolve(cluster.name("web")) == (["10.96.0.20"], "ok")
+    assert await resolver.resolve(namespace.name("web")) == ([namespace.web_ip], "ok")
     clock.now = 29.0
-    assert (await resolver.resolve(cluster.name("web")))[1] == "cache_hit"
+    assert (await resolver.resolve(namespace.name("web")))[1] == "cache_hit"
     clock.now = 31.0
-    assert (await resolver.resolve(cluster.name("web")))[1] == "ok"
+    assert (await resolver.resolve(namespace.name("web")))[1] == "ok"
 
 
-async def test_ttl_cap_and_failures_not_cached(start: Start, cluster: Cluster) -> None:
+async def test_ttl_cap_and_failures_not_cached(dns_server: Dns, namespace: Namespace) -> None:
     """CLIENT_TTL_CAP bounds reuse; NXDOMAIN raises and is not cached; a dead server is a timeout."""
-    server = await dns_pod(start, cluster)
+    server = await dns_server("127.0.57.1")
     clock = Clock()
     resolver = CachingResolver(("127.0.57.1", server.port), timeout=0.5, ttl_cap=5.0, clock=clock)
-    await resolver.resolve(cluster.name("web"))
+    await resolver.resolve(namespace.name("web"))
     clock.now = 6.0
-    assert (await resolver.resolve(cluster.name("web")))[1] == "ok"
+    assert (await resolver.resolve(namespace.name("web")))[1] == "ok"
     for _ in range(2):
         with pytest.raises(DnsLookupError) as err:
-            await resolver.resolve(cluster.name("missing"))
+            await resolver.resolve(namespace.name("missing"))
         assert err.value.result == "nxdomain"
     port = server.port
     await server.stop()
     dead = CachingResolver(("127.0.57.1", port), timeout=0.3)
     with pytest.raises(DnsLookupError) as err:
-        await dead.resolve(cluster.name("web"))
+        await dead.resolve(namespace.name("web"))
     assert err.value.result in ("timeout", "servfail")
 
 

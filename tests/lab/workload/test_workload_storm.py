@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from lab.dns.testing import metric, poll
 from lab.workload.storm import ListStormProgram, collection_path
-from tests.lab.workload.conftest import Start
+from tests.lab.workload.conftest import Start, metric, poll
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from kubernetes import client
 
 from blueprints.common import NodeSelector
 from blueprints.faults import GpuDegrade
-from lab.apiserver.testing import poll_until
+from lab.testing import poll_until
 from tasks.agent_client import AgentClient, AgentUnreachable, agent_ids
 from tasks.cluster import Cluster
 from tasks.errors import AgentError, TargetError
@@ -25,11 +25,13 @@ def _spec(lease: float = 20) -> GpuDegrade:
 
 def test_endpoint_from_daemonset_pod(admin: Cluster, runner_ctx: FaultContext) -> None:
     """Without the annotation, the agent is the running gameday-agent pod on that node (pod IP + port)."""
+    # the shipped DaemonSet's pod runs as gameday/gameday-agent (agents/manifests/20-agent-daemonset.yaml)
     core = client.CoreV1Api(admin.api_client)
     core.create_node({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-9"}})
     admin.ensure_namespace("gameday")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-x", "labels": {"app.kubernetes.io/name": "gameday-agent"}},
-           "spec": {"nodeName": "gpu-9", "containers": [{"name": "agent", "image": "gameday/agent"}]}}
+           "spec": {"nodeName": "gpu-9", "serviceAccountName": "gameday-agent",
+                    "containers": [{"name": "agent", "image": "gameday/agent"}]}}
     core.create_namespaced_pod("gameday", pod)
     try:
         with pytest.raises(AgentUnreachable, match="no running gameday-agent pod on node gpu-9"):
@@ -37,7 +39,7 @@ def test_endpoint_from_daemonset_pod(admin: Cluster, runner_ctx: FaultContext) -
         core.patch_namespaced_pod_status("agent-x", "gameday", {"status": {"phase": "Running", "podIP": "10.1.2.3"}})
         assert runner_ctx.agents.endpoint("gpu-9") == "http://10.1.2.3:9470"
     finally:
-        core.delete_namespaced_pod("agent-x", "gameday")
+        core.delete_namespaced_pod("agent-x", "gameday", grace_period_seconds=0)  # no kubelet confirms a graceful one
 
 
 def test_fake_lost_lease_makes_renew_fail(gpu_node: AddNode, runner_ctx: FaultContext) -> None:

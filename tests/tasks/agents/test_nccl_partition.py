@@ -14,7 +14,7 @@ import pytest
 
 from blueprints.common import NodeSelector, PodSelector
 from blueprints.faults import NcclPartition
-from lab.apiserver.testing import RunningApiServer, poll_until
+from lab.testing import LabHandle, poll_until
 from tasks.cluster import Cluster
 from tasks.errors import InjectionFailed, NotFound
 from tasks.faults.base import FaultContext
@@ -29,13 +29,13 @@ import sys, time
 from datetime import timedelta
 from blueprints.common import NodeSelector
 from blueprints.faults import NcclPartition
-from lab.apiserver.testing import RunningApiServer
 from tasks.agent_client import AgentClient
 from tasks.cluster import Cluster
 from tasks.faults.base import FaultContext
 from tasks.faults.nccl_partition import NcclPartitionFault
 from kubernetes import client
 cfg = client.Configuration(); cfg.host = sys.argv[1]; cfg.api_key = {"authorization": "Bearer " + sys.argv[2]}
+cfg.ssl_ca_cert = sys.argv[4]
 cluster = Cluster(client.ApiClient(cfg))
 ctx = FaultContext(cluster=cluster, run_id="run-k", agents=AgentClient(cluster, sys.argv[2]))
 spec = NcclPartition(peers=[sys.argv[3]], selector=NodeSelector(names=["gpu-1"]), lease=timedelta(seconds=1.5))
@@ -95,12 +95,13 @@ def test_abort_reverts_all_of_the_run(gpu_node: AddNode, runner_ctx: FaultContex
 
 
 @pytest.mark.root
-def test_runner_sigkill_lease_expires_and_agent_heals(gpu_node: AddNode, agent_api: RunningApiServer,
+def test_runner_sigkill_lease_expires_and_agent_heals(gpu_node: AddNode, agent_api: LabHandle,
                                                       net: NetPair) -> None:
     """A runner process that renews, then is SIGKILLed: the agent removes the partition when the lease runs out."""
     agent = gpu_node("gpu-1", nvml="none", extra_args=["--netns", net.a, "--allow-cidr", "192.0.2.0/24"])
     root = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, agent_api.url, agent_api.runner_token, IP_B],
+    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, agent_api.url, agent_api.runner_token, IP_B,
+                             str(agent_api.ca_file)],
                             stdout=subprocess.PIPE, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "injected"
@@ -124,6 +125,8 @@ def test_network_policy_mode_creates_and_deletes_exactly_its_policy(admin: Clust
 
     admin.ensure_namespace("train")
     core = client.CoreV1Api(admin.api_client)
+    # no controller runs to create the namespace's default service account the pods run as
+    core.create_namespaced_service_account("train", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default")))
     for i in range(2):
         core.create_namespaced_pod("train", {"apiVersion": "v1", "kind": "Pod",
                                              "metadata": {"name": f"rank-{i}", "labels": {"job": "llm"}},

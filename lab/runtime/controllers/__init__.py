@@ -1,1 +1,0 @@
-"""The runtime's controllers: scheduler, Deployment, DaemonSet, endpoints and node lifecycle."""
