@@ -57,14 +57,24 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _group_alive(pid: int) -> bool:
-    """Whether any process is left in the process group led (once) by pid."""
+    """Whether any process is left in the process group led (once) by pid; zombies (exited, not yet reaped by a
+    parent that is not us, e.g. the test that started the lab while another process stops it) do not count."""
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    if not os.path.exists("/proc/self/stat"):
+        return True
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) == pid and state != "Z":
+            return True
+    return False
 
 
 def _reap(pid: int) -> bool:
