@@ -219,7 +219,8 @@ class ControlPlaneOverloadFault:
         runner = self._runner_call(ctx)
         nodes = sorted({p.spec.node_name for p in pods})
         return Evidence(landed=bool(pods) and runner["ok"],
-                        summary=f"{len(pods)} running storm pod(s) on {len(nodes)} node(s) (desired {desired}); "
+                        summary=f"{len(pods)} running storm pod(s) on {len(nodes)} of {len(injection.targets)} "
+                                f"targeted node(s) (desired {desired}); "
                                 f"runner call {'ok' if runner['ok'] else 'FAILED'} in {runner['ms']} ms",
                         details={"pods": len(pods), "nodes": nodes, "desired": desired, "runner_call": runner})
 
