@@ -453,11 +453,3 @@ def status(state: Path) -> dict[str, Any]:
     except (requests.RequestException, KeyError, ValueError) as err:
         result["api_error"] = repr(err)
     return result
-
-
-def is_real(state: Path) -> bool:
-    """Whether the lab recorded in state runs (or ran) the real control plane."""
-    try:
-        return bool(json.loads((state / "endpoints.json").read_text()).get("control_plane") == "real")
-    except (OSError, ValueError):
-        return "kube-apiserver" in read_pids(state)
