@@ -22,7 +22,6 @@ Only the real etcd and kube-apiserver, for tests of API clients (Node objects an
     with running_api(tmp_path, nodes=["gpu-1"], identities={"mallory": ["devs"]}, request_timeout_seconds=8) as api:
         api.url, api.ca_file, api.kubeconfig                  # HTTPS; contexts "lab" (runner) and "lab-admin"
         api.token_for("system:serviceaccount:gameday:gameday-agent")
-        poll_until(lambda: ..., timeout=10)                   # the deadline-bounded wait to use instead of sleeps
 """
 
 from __future__ import annotations
@@ -30,9 +29,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +41,6 @@ from lab.control import plane
 from lab.control.components import ControlPlaneOptions
 from lab.control.users import ADMIN, RUNNER, token_for
 from lab.runtime.errors import LabError
-
-
-def poll_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Call ``predicate`` until it returns a truthy value (returned) or raise TimeoutError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 @dataclass

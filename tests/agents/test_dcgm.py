@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.testing import running_agent
-from lab.testing import LabHandle, poll_until
+from lab.runtime.testing import wait_for
+from lab.testing import LabHandle
 from tests.agents.conftest import AGENT_SA, call, xid
 
 
@@ -18,7 +19,7 @@ def test_fake_dcgmi_reinjects_field_230_while_active(tmp_path: Path, api: LabHan
     with running_agent(tmp_path, "gpu-1", api.url, api.token_for(AGENT_SA), extra_args=["--dcgmi", str(fake)],
                        api_ca_file=api.ca_file) as agent:
         assert call(agent.url, "POST", "/v1/faults", api.runner_token, xid(code=94))[0] == 201
-        poll_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, timeout=10)
+        wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, timeout=10)
         assert log.read_text().splitlines()[0] == "test --inject --gpuid 0 -f 230 -v 94"
         _, st = call(agent.url, "GET", "/v1/faults/f-xid", api.runner_token)
         assert st["evidence"]["details"]["dcgm"] == "injecting"

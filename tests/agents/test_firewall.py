@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from agents.testing import AgentProcess, running_agent
-from lab.testing import LabHandle, poll_until
+from lab.runtime.testing import wait_for
+from lab.testing import LabHandle
 from tests.agents.conftest import AGENT_SA, call
 from tests.agents.netpair import IP_A, IP_B, NetPair, netpair
 from tests.conftest import require
@@ -95,7 +96,7 @@ def test_partition_lease_expiry_heals(node_agent: AgentProcess, api: LabHandle, 
     """With no renewals (runner SIGKILLed), the agent removes the partition when the lease ends."""
     call(node_agent.url, "POST", "/v1/faults", api.runner_token, _partition("p3", ttl=1, action="REJECT"))
     assert _both_ways(net)[0] == "refused"
-    poll_until(lambda: _clean(net), timeout=10)
+    wait_for(lambda: _clean(net), timeout=10)
     assert _both_ways(net) == ("ok", "ok")
 
 

@@ -16,7 +16,8 @@ from agents.limits import Limits
 from agents.protocol import Evidence, RevertResult, XidParams
 from agents.state import StateFile, StoredFault, UndoValue
 from agents.testing import AgentProcess
-from lab.testing import LabHandle, poll_until
+from lab.runtime.testing import wait_for
+from lab.testing import LabHandle
 from tests.agents.conftest import call, degrade, metric, xid
 
 XID_RE = re.compile(r"NVRM: Xid.*?: (\d+),")  # FAULTS.md §3: matches every driver form
@@ -43,7 +44,7 @@ def test_fake_xid_lands_and_is_reverted_on_request(agent: AgentProcess, api: Lab
     assert status == 201 and body["state"] == "active"
     assert _gpu(agent, 1)["last_xid"] == 48
     start = len(agent.kmsg_path.read_text().splitlines())
-    poll_until(lambda: len(agent.kmsg_path.read_text().splitlines()) - start >= 2, timeout=5)
+    wait_for(lambda: len(agent.kmsg_path.read_text().splitlines()) - start >= 2, timeout=5)
     lines = [ln for ln in agent.kmsg_path.read_text().splitlines() if "): 48," in ln]
     assert all(ln.startswith("<3>NVRM: Xid (PCI:0000:2a:00): 48, pid=") for ln in lines)
     assert [int(XID_RE.search(ln).group(1)) for ln in lines] == [48, 48, 48]  # type: ignore[union-attr]
@@ -100,7 +101,7 @@ def test_fake_lease_expiry_reverts_without_the_runner(agent: AgentProcess, api: 
     status, _ = call(agent.url, "POST", "/v1/faults", api.runner_token, degrade(ttl=0.5, sm_clock_mhz=300))
     assert status == 201 and _gpu(agent)["sm_clock_locked_mhz"] == 300
     # The agent reverts first and forgets the fault after: wait for both.
-    poll_until(lambda: _gpu(agent)["sm_clock_locked_mhz"] is None and _state_faults(agent) == [], timeout=10)
+    wait_for(lambda: _gpu(agent)["sm_clock_locked_mhz"] is None and _state_faults(agent) == [], timeout=10)
     assert metric(agent, key) == before + 1
 
 
@@ -186,7 +187,7 @@ def test_fake_xid_lease_expiry_stops_lines_and_clears_field(agent: AgentProcess,
                      xid(fault_id="x-exp", ttl=0.5, code=31, count=100, interval_seconds=0.05))
     assert status == 201 and _gpu(agent)["last_xid"] == 31
     # The agent reverts first and forgets the fault after: wait for both.
-    poll_until(lambda: _gpu(agent)["last_xid"] == 0 and _state_faults(agent) == [], timeout=10)
+    wait_for(lambda: _gpu(agent)["last_xid"] == 0 and _state_faults(agent) == [], timeout=10)
     written = agent.kmsg_path.read_text().count("): 31,")
     assert 1 <= written < 100
     assert call(agent.url, "GET", "/v1/faults/x-exp", api.runner_token)[0] == 404

@@ -10,7 +10,7 @@ from kubernetes import client
 
 from blueprints.common import NodeSelector
 from blueprints.faults import GpuDegrade
-from lab.testing import poll_until
+from lab.runtime.testing import wait_for
 from tasks.agent_client import AgentClient, AgentUnreachable, agent_ids
 from tasks.cluster import Cluster
 from tasks.errors import AgentError, TargetError
@@ -47,7 +47,7 @@ def test_fake_lost_lease_makes_renew_fail(gpu_node: AddNode, runner_ctx: FaultCo
     agent = gpu_node("gpu-1")
     fault = GpuDegradeFault()
     inj = fault.inject(fault.plan(_spec(lease=0.5), runner_ctx, run_id="run-t", stage="s", fault_id="d"), runner_ctx)
-    poll_until(lambda: json.loads(agent.state_file.read_text())["faults"] == [], timeout=10)
+    wait_for(lambda: json.loads(agent.state_file.read_text())["faults"] == [], timeout=10)
     with pytest.raises(AgentError, match="no longer holds"):
         fault.renew(inj, runner_ctx)
 

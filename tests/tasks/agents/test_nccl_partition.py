@@ -14,7 +14,8 @@ import pytest
 
 from blueprints.common import NodeSelector, PodSelector
 from blueprints.faults import NcclPartition
-from lab.testing import LabHandle, poll_until
+from lab.runtime.testing import wait_for
+from lab.testing import LabHandle
 from tasks.cluster import Cluster
 from tasks.errors import InjectionFailed, NotFound
 from tasks.faults.base import FaultContext
@@ -108,7 +109,7 @@ def test_runner_sigkill_lease_expires_and_agent_heals(gpu_node: AddNode, agent_a
         assert _cut(net) == "timeout"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        poll_until(lambda: "GD-" not in net.iptables(net.a), timeout=10)
+        wait_for(lambda: "GD-" not in net.iptables(net.a), timeout=10)
         assert _cut(net) == "ok"
         assert "(lease-expired)" in agent.log_path.read_text()
     finally:
