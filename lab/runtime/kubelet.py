@@ -51,6 +51,7 @@ class LocalPod:
     program: PodProgram | None = None
     started_at: str = ""
     restarts: int = 0
+    pull_failures: int = 0
     waiting: str = ""
     message: str = ""
     reported: tuple[bool, str, int] | None = None
@@ -190,8 +191,10 @@ class Kubelets:
         try:
             program = program_for(str(container.get("image") or "lab/pause"), ctx.extra["annotations"])
             await program.start(ctx)
-        except ImagePullError as err:
-            self._backoff(local, "ErrImagePull", str(err))
+        except ImagePullError as err:  # the container never started: no restart, the pod stays Pending
+            local.pull_failures += 1
+            self._backoff(local, "ErrImagePull" if local.pull_failures == 1 else "ImagePullBackOff", str(err),
+                          crashed=False, pull=True)
             return
         except Exception as err:  # noqa: BLE001  # the program's own failure: CrashLoopBackOff, as a real container
             log.info("pod %s/%s failed to start: %r", *local.key, err)
@@ -206,11 +209,18 @@ class Kubelets:
         local.started_at = now_time()
         PODS_RUNNING_LOCAL.inc()
 
-    def _backoff(self, local: LocalPod, reason: str, message: str, crashed: bool = True) -> None:
+    def _backoff(self, local: LocalPod, reason: str, message: str, crashed: bool = True, pull: bool = False) -> None:
         """Retry the pod's start later: after CrashLoopBackOff's doubling delay when its program failed (a
-        restart), after CONFIG_RETRY_S when what it needs was not there yet (no restart, as a kubelet's next sync)."""
+        restart), after the image pull's own doubling delay when its image could not be had (no restart, as
+        ImagePullBackOff), after CONFIG_RETRY_S when what it needs was not there yet (no restart, as a kubelet's
+        next sync)."""
         cfg = self.cluster.config
-        delay = min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0) if crashed else CONFIG_RETRY_S
+        if crashed:
+            delay = min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0)
+        elif pull:
+            delay = min(cfg.restart_backoff_s * 2 ** min(local.pull_failures - 1, 5), 300.0)
+        else:
+            delay = CONFIG_RETRY_S
         log.info("pod %s/%s: %s: %s (retry in %.1f s)", *local.key, reason, message, delay)
         local.waiting, local.message = reason, message
         local.restarts += int(crashed)

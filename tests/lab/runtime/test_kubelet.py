@@ -70,17 +70,23 @@ def test_readiness_follows_the_program(rt_lab: RuntimeLab, tmp_path: Path) -> No
 
 
 def test_missing_program_is_err_image_pull_and_retried(rt_lab: RuntimeLab) -> None:
-    """A lab/program pod without its annotation waits with ErrImagePull and its restart count grows."""
+    """A lab/program pod without its annotation waits with ErrImagePull, then ImagePullBackOff, Pending with no restart."""
     ns = rt_lab.namespace()
     rt_lab.core.create_namespaced_pod(ns, _pod("bad", "lab-node-0", "lab/program"))
+    seen: list[str] = []
 
-    def waiting() -> Any:
+    def waiting(reason: str) -> Any:
         st = rt_lab.core.read_namespaced_pod("bad", ns).status
         cs = (st.container_statuses or [None])[0]
-        return cs is not None and cs.state.waiting is not None and cs.restart_count >= 2 and cs
+        if cs is not None and cs.state.waiting is not None:
+            seen.append(cs.state.waiting.reason)
+        return cs is not None and cs.state.waiting is not None and cs.state.waiting.reason == reason and (st, cs)
 
-    cs = poll(waiting, 60, "ErrImagePull with retries")  # back-off 10 s, then 20 s
-    assert cs.state.waiting.reason == "ErrImagePull" and not cs.ready
+    st, cs = poll(lambda: waiting("ErrImagePull"), 30, "ErrImagePull")
+    assert st.phase == "Pending" and cs.restart_count == 0 and not cs.ready and not cs.started
+    st, cs = poll(lambda: waiting("ImagePullBackOff"), 60, "ImagePullBackOff after the retry")  # back-off 10 s
+    assert st.phase == "Pending" and cs.restart_count == 0 and not cs.ready, (st.phase, cs.restart_count)
+    assert set(seen) <= {"ErrImagePull", "ImagePullBackOff"}, seen
 
 
 def test_killed_node_stops_programs_and_revive_restarts_them(rt_lab: RuntimeLab) -> None:
