@@ -38,7 +38,8 @@ def _events(record: dict[str, object]) -> list[tuple[datetime, str, str]]:
 
 
 def phases(run_dir: Path) -> list[tuple[str, float]]:
-    """(phase, seconds) from a run's record: preflight, baseline, each fault's inject+verify, observe, rollback, recovery."""
+    """(phase, seconds) from a run's record: preflight, setup, baseline, each fault's inject+verify, observe, rollback,
+    recovery."""
     record = json.loads((run_dir / "record.json").read_text())
     ev = _events(record)
 
@@ -46,18 +47,22 @@ def phases(run_dir: Path) -> list[tuple[str, float]]:
         return next(t for t, k, w in ev if k == kind and (not what or w == what))
 
     start, end = datetime.fromisoformat(record["started_at"]), datetime.fromisoformat(record["ended_at"])
-    out = [("preflight", (at("baseline-start") - start).total_seconds()),
-           ("baseline", (at("baseline-end") - at("baseline-start")).total_seconds())]
+    checked = [(t, w) for t, k, w in ev if k in ("verified", "verify-failed")]
+    prev = at("preflight")
+    out = [("preflight", (prev - start).total_seconds())]
+    for t, w in (c for c in checked if c[0] < at("baseline-start")):  # the blueprint's setup, before the baseline
+        out.append((f"setup {w}", (t - prev).total_seconds()))
+        prev = t
+    out.append(("baseline", (at("baseline-end") - at("baseline-start")).total_seconds()))
     prev = at("stage-start")
-    verified = [(t, w) for t, k, w in ev if k in ("verified", "verify-failed")]
-    for t, w in verified:
+    for t, w in (c for c in checked if c[0] > prev):
         out.append((f"inject+verify {w}", (t - prev).total_seconds()))
         prev = t
     first_rb = min(t for t, k, _ in ev if k == "rollback")
     out.append(("observe", (first_rb - prev).total_seconds()))
     out.append(("rollback", (at("recovery-start") - first_rb).total_seconds()))
     out.append(("recovery", (at("stage-end") - at("recovery-start")).total_seconds()))
-    out.append(("final recovery + report", (end - at("stage-end")).total_seconds()))
+    out.append(("final recovery, setup rollback + report", (end - at("stage-end")).total_seconds()))
     return out
 
 
