@@ -29,7 +29,6 @@ class PodContext:
     args: list[str]
     api_url: str
     api_token: str
-    time_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
     api_ca_file: str = ""
     """The CA of the API server's certificate where api_url is HTTPS (a real pod's ``ca.crt``)."""

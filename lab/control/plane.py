@@ -170,7 +170,7 @@ def _start_gpu(layout: Layout, opts: ControlPlaneOptions, runtime: dict[str, Any
     kubectl(layout, "apply", "-f", str(GPU_ADDON))
     tokens = {sa: kubectl(layout, "create", "token", sa.split(":")[-1], "-n", sa.split(":")[-2], "--duration", "48h")
               .strip() for sa in (launch.AGENT_USER, launch.MONITOR_USER)}
-    proc = launch.spawn_stack(state, layout.apiserver_url, runtime["url"], gpu_node_names(opts.gpu_nodes), 1.0,
+    proc = launch.spawn_stack(state, layout.apiserver_url, runtime["url"], gpu_node_names(opts.gpu_nodes),
                               opts.training, tokens[launch.AGENT_USER], tokens[launch.MONITOR_USER],
                               ca_file=layout.ca.cert, reboot_seconds=opts.gpu_reboot_seconds)
     record_pid(state, "gpu", proc.pid)

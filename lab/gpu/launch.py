@@ -44,7 +44,7 @@ def _token_file(path: Path, token: str) -> Path:
 
 
 def spawn_stack(
-    state: Path, api_url: str, runtime_url: str, nodes: list[str], time_scale: float, training: bool,
+    state: Path, api_url: str, runtime_url: str, nodes: list[str], training: bool,
     agent_token: str, monitor_token: str, ca_file: Path | None = None, reboot_seconds: float | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m lab.gpu`` for these GPU nodes; its ready file is ``gpu-ready.json`` (``ca_file``: an HTTPS
@@ -56,7 +56,7 @@ def spawn_stack(
         sys.executable, "-m", "lab.gpu", "--state-dir", str(state), "--api", api_url,
         "--token-file", str(_token_file(state / "gpu-agent-token", agent_token)),
         "--monitor-token-file", str(_token_file(state / "gpu-monitor-token", monitor_token)),
-        "--time-scale", str(time_scale), "--runtime-url", runtime_url, "--ready-file", str(ready),
+        "--runtime-url", runtime_url, "--ready-file", str(ready),
     ]
     for node in nodes:
         cmd += ["--node", node]

@@ -1,9 +1,10 @@
 """A GPU health monitor in the manner of NVSentinel's syslog monitor: kernel-log XIDs → catalogue action.
 
 ``python -m lab.gpu.monitor --api URL --token-file F --kmsg NODE=PATH [...] [--listen 127.0.0.1:0]
-[--time-scale S] [--ready-file F]`` tails each node's kernel-log file, parses XIDs with the driver
+[--ready-file F]`` tails each node's kernel-log file, parses XIDs with the driver
 regex, applies the catalogue action through the API server (``lab.gpu.remediation``), and serves
-Prometheus metrics on ``/metrics``. Durations are reported in lab seconds (real seconds × time scale):
+Prometheus metrics on ``/metrics``. Durations are real seconds (the lab compresses through ``--reboot-seconds``
+and ``--dedup-window``, not a time scale):
 
 - ``gpu_monitor_xid_detected_total{node,code}``: XID lines seen.
 - ``gpu_monitor_detection_seconds``: from the line's time to the monitor reading it.
@@ -16,7 +17,7 @@ Prometheus metrics on ``/metrics``. Durations are reported in lab seconds (real 
 - ``gpu_monitor_actions_total{node,action,code}`` (code: the XID that asked for the action),
   ``gpu_monitor_pods_restarted_total``, ``gpu_monitor_pods_evicted_total``,
   ``gpu_monitor_remediation_failures_total{action}``, ``gpu_monitor_node_gpu_healthy{node}``.
-The same XID (node, code, PCI) within ``dedup_window_s`` lab seconds is counted but acted on once.
+The same XID (node, code, PCI) within ``dedup_window_s`` seconds is counted but acted on once.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class MonitorConfig:
     api_url: str
     token: str
     kmsg: dict[str, Path]
-    time_scale: float = 1.0
     poll_interval_s: float = 0.2
     dedup_window_s: float = 30.0
     from_start: bool = False
@@ -80,22 +80,18 @@ class GpuHealthMonitor:
         for node in config.kmsg:
             self.metrics.healthy.labels(node=node).set(1)
 
-    def lab_seconds(self, real: float) -> float:
-        """Real seconds in lab seconds."""
-        return real * self.config.time_scale
-
     async def handle(self, event: XidEvent, remediator: Remediator) -> None:
         """Count, time and (unless a duplicate) remediate one XID."""
         m, action = self.metrics, action_for(event.code)
         detected = time.time()
         m.detected.labels(node=event.node, code=str(event.code)).inc()
-        detection = max(0.0, self.lab_seconds(detected - event.logged_at))
+        detection = max(0.0, detected - event.logged_at)
         m.detection.observe(detection)
         m.last_detection.labels(node=event.node).set(detection)
         self.events.append((event, action, detected))
         key = (event.node, event.code, event.pci)
         last = self._acted.get(key)
-        if last is not None and self.lab_seconds(time.monotonic() - last) < self.config.dedup_window_s:
+        if last is not None and time.monotonic() - last < self.config.dedup_window_s:
             return
         self._acted[key] = time.monotonic()
         if action == "ignore":
@@ -110,7 +106,7 @@ class GpuHealthMonitor:
                     print(f"gpu-monitor: {action} on {event.node} failed: {exc}", file=sys.stderr, flush=True)
                     return
                 await asyncio.sleep(0.5)
-        remediation = max(0.0, self.lab_seconds(time.time() - event.logged_at))
+        remediation = max(0.0, time.time() - event.logged_at)
         m.remediation.labels(action=action).observe(remediation)
         m.last_remediation.labels(node=event.node, action=action).set(remediation)
         m.actions.labels(node=event.node, action=action, code=str(event.code)).inc()
@@ -125,7 +121,7 @@ class GpuHealthMonitor:
             task.add_done_callback(self._tasks.discard)
 
     async def _reboot(self, event: XidEvent, remediator: Remediator) -> None:
-        await asyncio.sleep(self.config.reboot_s / self.config.time_scale)
+        await asyncio.sleep(self.config.reboot_s)
         try:
             uncordoned = await remediator.finish_reboot(event.node, self.config.runtime_url or "", event)
         except (ApiStatusError, RemediationError, aiohttp.ClientError, TimeoutError) as exc:
@@ -140,7 +136,7 @@ class GpuHealthMonitor:
         if uncordoned:
             self._cordoned.discard(event.node)
             self.metrics.cordoned.set(len(self._cordoned))
-            self.metrics.recovery.labels(node=event.node).set(self.lab_seconds(time.time() - event.logged_at))
+            self.metrics.recovery.labels(node=event.node).set(time.time() - event.logged_at)
 
     async def _refresh(self, client: ApiClient) -> None:
         """Re-read cluster state behind the gauges: cordoned nodes, running GPU pods per node."""
@@ -220,15 +216,14 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
         "--kmsg", action="append", default=[], metavar="NODE=PATH", help="a node's kernel log (repeat)"
     )
     p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT for /metrics")
-    p.add_argument("--time-scale", type=float, default=1.0, help="lab seconds per real second")
     p.add_argument("--poll-interval", type=float, default=0.2, help="real seconds between log reads")
-    p.add_argument("--dedup-window", type=float, default=30.0, help="lab seconds: act once per repeated XID")
+    p.add_argument("--dedup-window", type=float, default=30.0, help="seconds: act once per repeated XID")
     p.add_argument("--from-start", action="store_true", help="also read lines already in the logs")
     p.add_argument("--ready-file", type=Path, help="write the metrics URL here once listening")
     p.add_argument(
         "--runtime-url", help="lab runtime control API: reboots kill and revive the node's kubelet"
     )
-    p.add_argument("--reboot-seconds", type=float, default=60.0, help="lab seconds a reboot takes")
+    p.add_argument("--reboot-seconds", type=float, default=60.0, help="seconds a reboot takes")
     p.add_argument("--ca-file", type=Path, help="the CA of an HTTPS API server")
     a = p.parse_args(argv)
     kmsg = {}
@@ -241,7 +236,7 @@ def _parse(argv: list[str] | None) -> tuple[MonitorConfig, Path | None]:
         p.error("give at least one --kmsg NODE=PATH")
     host, _, port = a.listen.rpartition(":")
     cfg = MonitorConfig(
-        a.api, a.token_file.read_text().strip(), kmsg, a.time_scale, a.poll_interval, a.dedup_window,
+        a.api, a.token_file.read_text().strip(), kmsg, a.poll_interval, a.dedup_window,
         a.from_start, host or "127.0.0.1", int(port), a.runtime_url, a.reboot_seconds, a.ca_file,
     )  # fmt: skip
     return cfg, a.ready_file

@@ -11,7 +11,7 @@ BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 
 @dataclass
 class MonitorMetrics:
-    """The monitor's Prometheus metrics, in their own registry (durations in lab seconds)."""
+    """The monitor's Prometheus metrics, in their own registry (durations in seconds)."""
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 

@@ -49,7 +49,6 @@ class GpuNodeHandle:
     proc: subprocess.Popen[bytes]
     api_url: str
     api_token: str
-    time_scale: float = 1.0
     annotations: list[str] = field(default_factory=list)
     ca_file: Path | None = None
 
@@ -87,7 +86,7 @@ def _wait_ready(ready: Path, nvml: Path, proc: subprocess.Popen[bytes], log: Pat
 
 
 def _start_one(
-    state_dir: Path, api_url: str, token: str, node: str, time_scale: float, netns: str | None,
+    state_dir: Path, api_url: str, token: str, node: str, netns: str | None,
     ca_file: Path | None = None,
 ) -> GpuNodeHandle:
     d = state_dir / "gpu" / node
@@ -126,7 +125,7 @@ def _start_one(
         _terminate(proc)
         raise
     return GpuNodeHandle(
-        node, d, kmsg, nvml, endpoint, pci, proc, api_url, token, time_scale, list(annotations), ca_file
+        node, d, kmsg, nvml, endpoint, pci, proc, api_url, token, list(annotations), ca_file
     )
 
 
@@ -135,7 +134,6 @@ def start_gpu_agents(
     api_url: str,
     agent_api_token: str,
     node_names: list[str],
-    time_scale: float = 1.0,
     netns: Mapping[str, str] | None = None,
     ca_file: Path | None = None,
 ) -> list[GpuNodeHandle]:
@@ -149,7 +147,7 @@ def start_gpu_agents(
     try:
         for node in node_names:
             ns = (netns or {}).get(node)
-            handles.append(_start_one(state_dir, api_url, agent_api_token, node, time_scale, ns, ca_file))
+            handles.append(_start_one(state_dir, api_url, agent_api_token, node, ns, ca_file))
     except BaseException:
         stop_gpu_agents(handles)
         raise

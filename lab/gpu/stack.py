@@ -2,7 +2,7 @@
 optionally (root), the CPU training job whose rank namespaces the GPU nodes' agents partition.
 
 ``python -m lab.gpu --state-dir D --api URL --token-file F [--monitor-token-file F2] --node gpu-node-0
---node gpu-node-1 [--time-scale S] [--training] [--runtime-url URL] [--ready-file F] [--ca-file CA]`` starts everything, writes
+--node gpu-node-1 [--training] [--runtime-url URL] [--ready-file F] [--ca-file CA]`` starts everything, writes
 a JSON ready file (``exporter``, ``monitor``, ``agents`` {node: endpoint}, ``agent_pids`` {node: pid},
 ``training`` {metrics, ranks}) and runs until
 SIGTERM/SIGINT, then stops everything in reverse order (agents revert what they hold; namespaces are
@@ -45,7 +45,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--monitor-token-file", type=Path, help="the monitor's token (default: --token-file)")
     p.add_argument("--node", action="append", default=[], help="a GPU node (repeat)")
-    p.add_argument("--time-scale", type=float, default=1.0, help="lab seconds per real second")
     p.add_argument("--exporter-port", type=int, default=0)
     p.add_argument("--monitor-port", type=int, default=0)
     p.add_argument("--training", action="store_true", help="also run the training job (root: namespaces)")
@@ -55,7 +54,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--runtime-url", help="lab runtime control API, so XID 79 reboots kill and revive the node"
     )
-    p.add_argument("--reboot-seconds", type=float, default=60.0, help="lab seconds a reboot takes")
+    p.add_argument("--reboot-seconds", type=float, default=60.0, help="seconds a reboot takes")
     p.add_argument("--ca-file", type=Path, help="the CA of an HTTPS API server (the real control plane's)")
     a = p.parse_args(argv)
     if not a.node:
@@ -84,7 +83,7 @@ async def _run(a: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     with ExitStack() as stack:
         netns, training = _start_training(a, stack) if a.training else ({}, {})
-        handles = start_gpu_agents(a.state_dir, a.api, token, a.node, a.time_scale, netns, a.ca_file)
+        handles = start_gpu_agents(a.state_dir, a.api, token, a.node, netns, a.ca_file)
         stack.callback(stop_gpu_agents, handles)
         sources = [NodeSource(h.node, h.nvml_state_path, h.kmsg_path) for h in handles]
         server, exporter_port = serve(sources, port=a.exporter_port)
@@ -92,7 +91,7 @@ async def _run(a: argparse.Namespace) -> None:
         stack.callback(server.shutdown)
         kmsg = {h.node: h.kmsg_path for h in handles}
         monitor = GpuHealthMonitor(
-            MonitorConfig(a.api, monitor_token, kmsg, a.time_scale, listen_port=a.monitor_port,
+            MonitorConfig(a.api, monitor_token, kmsg, listen_port=a.monitor_port,
                           runtime_url=a.runtime_url, reboot_s=a.reboot_seconds, ca_file=a.ca_file)
         )
         ready = asyncio.Event()

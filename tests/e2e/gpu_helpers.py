@@ -1,7 +1,7 @@
 """Helpers for tests/e2e/test_gpu_blueprints.py: one GPU lab, `gameday run` on it, and readers for what a run left.
 
-:func:`scaled_overrides` turns a stock blueprint's windows into ``--set`` overrides divided by the lab's time scale,
-so a campaign written in lab time runs in lab time on a compressed lab (the observables already report lab seconds).
+:func:`scaled_overrides` turns a stock blueprint's windows into ``--set`` overrides divided by a factor, so the stock
+campaign runs with shorter windows (the lab compresses its own durations through its settings, not a time scale).
 """
 
 from __future__ import annotations

@@ -185,7 +185,6 @@ def start_monitor(
     tmp_path: Path,
     cluster: Cluster,
     kmsg: dict[str, Path],
-    time_scale: float = 1.0,
     extra: list[str] | None = None,
 ) -> MonitorProcess:
     """Start the monitor process as the lab's monitor identity and wait for its metrics endpoint."""
@@ -204,8 +203,6 @@ def start_monitor(
         str(token),
         "--ready-file",
         str(ready),
-        "--time-scale",
-        str(time_scale),
         "--poll-interval",
         "0.05",
         *(extra or []),
@@ -244,9 +241,9 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def monitor(tmp_path: Path, cluster: Cluster) -> Iterator[MonitorProcess]:
-    """The monitor watching one kernel-log file per GPU node (time scale 10)."""
+    """The monitor watching one kernel-log file per GPU node (a reboot takes 6 s)."""
     kmsg = {node: tmp_path / f"{node}.kmsg" for node in GPU_NODES}
-    m = start_monitor(tmp_path, cluster, kmsg, time_scale=10)
+    m = start_monitor(tmp_path, cluster, kmsg, extra=["--reboot-seconds", "6"])
     try:
         yield m
     finally:

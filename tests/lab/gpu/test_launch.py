@@ -27,7 +27,7 @@ def test_training_without_root_is_a_clear_error_before_anything_starts(
         plane.up(ControlPlaneOptions(tmp_path / "lab", nodes=0, gpu_nodes=1, training=True), {})
     assert not (tmp_path / "lab").exists()
     with pytest.raises(launch.TrainingNeedsRoot, match="needs root"):
-        launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], 1.0, True,
+        launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], True,
                            "agent-token", "monitor-token")
     assert not (tmp_path / launch.LOG).exists() and not (tmp_path / "gpu-agent-token").exists()
 
@@ -43,7 +43,7 @@ def test_scrape_jobs_name_the_exporter_monitor_and_training_metrics() -> None:
 def test_a_stack_that_dies_at_start_fails_with_its_log_and_leaves_no_process(tmp_path: Path) -> None:
     """When the stack exits before its ready file (here: the API server is unreachable), wait_stack raises
     LabStartError with the stack's log tail and the process is gone."""
-    proc = launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], 1.0, False,
+    proc = launch.spawn_stack(tmp_path, "https://127.0.0.1:9", "http://127.0.0.1:9", ["gpu-node-0"], False,
                               "agent-token", "monitor-token")
     try:
         with pytest.raises(LabStartError, match="GPU stack") as err:

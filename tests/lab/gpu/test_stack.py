@@ -35,7 +35,7 @@ def _start(tmp_path: Path, cluster: Cluster, extra: list[str]) -> Stack:
     ready, state = tmp_path / "gpu-ready.json", tmp_path / "state"
     argv = [sys.executable, "-m", "lab.gpu", "--state-dir", str(state), "--api", cluster.api.url,
             "--ca-file", str(cluster.api.ca_file), "--token-file", str(token),
-            "--monitor-token-file", str(monitor_token), "--ready-file", str(ready), "--time-scale", "10",
+            "--monitor-token-file", str(monitor_token), "--ready-file", str(ready), "--reboot-seconds", "6",
             *extra]  # fmt: skip
     for node in GPU_NODES:
         argv += ["--node", node]
