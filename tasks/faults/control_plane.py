@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from blueprints.faults import ControlPlaneOverload
-from tasks.errors import GamedayError, NotFound
+from tasks.errors import Conflict, GamedayError, NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
 from tasks.faults.breakglass import breakglass_name, close_breakglass, open_breakglass
 from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
@@ -44,10 +44,17 @@ def ballast_configmap(name: str, index: int, label: str, size: int) -> dict[str,
 
 
 def create_ballast(cluster: Any, namespace: str, label: str, count: int, size: int) -> None:
-    """Create the ballast ConfigMaps, eight at a time."""
+    """Create the ballast ConfigMaps, eight at a time; one that exists already is kept (its names are this run's
+    and fault's own: a create whose answer was lost, the server OOM-killed mid-call, is retried into a 409)."""
+
+    def create(index: int) -> None:
+        try:
+            cluster.create_configmap(namespace, ballast_configmap(label, index, label, size))
+        except Conflict:
+            pass
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda i: cluster.create_configmap(namespace, ballast_configmap(label, i, label, size)),
-                      range(count)))
+        list(pool.map(create, range(count)))
 
 
 def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, str]:

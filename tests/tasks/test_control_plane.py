@@ -13,7 +13,7 @@ from blueprints.faults import ControlPlaneOverload
 from tasks.cluster import Cluster
 from tasks.errors import NotFound
 from tasks.faults.base import FaultContext
-from tasks.faults.control_plane import ControlPlaneOverloadFault
+from tasks.faults.control_plane import ControlPlaneOverloadFault, ballast_configmap, create_ballast
 from tasks.faults.storm_process import find_storms, read_stats
 from tasks.ledger import Ledger
 from tasks.settings import Settings
@@ -130,6 +130,21 @@ def test_ballast_is_created_before_the_storm_and_removed_by_label(runner: tuple[
     assert cluster.list_configmaps("ballast-test", {"gameday.dev/ballast": inj.undo["ballast"]}) == []
     poll(lambda: _deleted(cluster, "ballast-test"), timeout=30)
     FAULT.rollback(inj, ctx)  # a second rollback is harmless
+
+
+def test_ballast_creation_keeps_what_a_lost_answer_already_created(runner: tuple[Cluster, FaultContext]) -> None:
+    """A ballast ConfigMap that exists already (a create whose answer was lost, retried into a 409) is kept, not an
+    error: the ballast ends whole."""
+    cluster, _ = runner
+    cluster.ensure_namespace("ballast-retry")
+    try:
+        cluster.create_configmap("ballast-retry", ballast_configmap("bl-retry", 2, "bl-retry", 16))
+        create_ballast(cluster, "ballast-retry", "bl-retry", 5, 16)
+        made = cluster.list_configmaps("ballast-retry", {"gameday.dev/ballast": "bl-retry"})
+        assert sorted(cm.metadata.name for cm in made) == [f"bl-retry-{i:05d}" for i in range(5)]
+    finally:
+        cluster.delete_configmaps("ballast-retry", {"gameday.dev/ballast": "bl-retry"})
+        cluster.delete_namespace("ballast-retry")
 
 
 def test_ballast_needs_a_storm_that_lists_configmaps() -> None:
