@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import signal
 
@@ -60,6 +61,9 @@ async def _main(cfg: RuntimeConfig, ready_file: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
+    # a fatal signal (an abort in a C extension: uvloop, ssl) leaves the Python stacks in the runtime's log, where
+    # it used to die silently (once mid-replay, stop 27)
+    faulthandler.enable()
     cfg, ready_file = parse_args(argv)
     try:
         import uvloop
