@@ -171,37 +171,37 @@ def informational(run_dir: Path) -> dict[str, str]:
     return out
 
 
-def api_ready(state: Path) -> bool:
+def api_ready(lab: Path) -> bool:
     """Whether the lab's API server answers /readyz within 2 s (kubectl with the lab's kubeconfig)."""
-    return subprocess.run(["kubectl", "--kubeconfig", str(state / "lab" / "kubeconfig"), "get", "--raw", "/readyz",
+    return subprocess.run(["kubectl", "--kubeconfig", str(lab / "kubeconfig"), "get", "--raw", "/readyz",
                            "--request-timeout=2s"], capture_output=True, check=False).returncode == 0
 
 
-def gateway_serving(state: Path, name: str) -> bool:
+def gateway_serving(lab: Path, name: str) -> bool:
     """Whether the blueprint's own ``gateway-serving`` steady-state check holds now (its query on the lab's
     Prometheus, within its tolerance's range)."""
     blueprint = yaml.safe_load((REPLAYS / f"{name}.yaml").read_text())
     check = next(c for c in blueprint["steady_state"] if c["name"] == "gateway-serving")
     low, high = check["tolerance"]["range"]
-    prometheus = json.loads((state / "lab" / "endpoints.json").read_text())["prometheus"]
+    prometheus = json.loads((lab / "endpoints.json").read_text())["prometheus"]
     url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': check['query']})}"
     with urllib.request.urlopen(url, timeout=5) as resp:
         result = json.load(resp)["data"]["result"]
     return bool(result) and low <= float(result[0]["value"][1]) <= high
 
 
-def run_blueprint(name: str, state: Path, env: dict[str, str]) -> Path:
-    """`gameday run` one replay on the lab once it is healthy again, as an operator waits for a healthy cluster
-    before the next game day: its API server ready (the previous replay's crash loop may still be restarting it)
-    and the gateway serving (its steady state); return the run directory."""
+def run_blueprint(name: str, state: Path, lab: Path, env: dict[str, str]) -> Path:
+    """`gameday run` one replay on the lab at ``lab`` once it is healthy, as an operator waits for a healthy cluster
+    before a game day: its API server ready and the gateway serving (the blueprint's steady state); return the run
+    directory."""
     from lab.runtime.testing import wait_for
 
-    wait_for(lambda: api_ready(state) and api_ready(state), 120, "the lab's API server ready")
-    wait_for(lambda: gateway_serving(state, name), 120, "the gateway serving again (the blueprint's steady state)")
+    wait_for(lambda: api_ready(lab) and api_ready(lab), 120, "the lab's API server ready")
+    wait_for(lambda: gateway_serving(lab, name), 120, "the gateway serving (the blueprint's steady state)")
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(REPLAYS / f"{name}.yaml"), "--target", "lab", "--yes"],
         cwd=ROOT,
-        env=env,
+        env={**env, "GAMEDAY_LAB_STATE_DIR": str(lab)},
         capture_output=True,
         text=True,
         timeout=840,  # serve-stale alone took over 9 min on this 2-core machine (stop 25)
@@ -214,7 +214,9 @@ def run_blueprint(name: str, state: Path, env: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="module")
 def replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Both replays through `gameday run` on one lab on the real control plane; yield their run directories."""
+    """Both replays through `gameday run`, each on a fresh lab on the real control plane (a crash-looped API server
+    idles near its limit afterwards, and an attempt must not inherit the last one's damage); yield their run
+    directories."""
     from lab.testing import running_control_plane
     from tests.conftest import require
 
@@ -223,7 +225,6 @@ def replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     env = {
         **os.environ,
         "GAMEDAY_STATE_DIR": str(state),
-        "GAMEDAY_LAB_STATE_DIR": str(state / "lab"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "COLUMNS": "200",
@@ -231,11 +232,18 @@ def replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     for var in ("PREFECT_API_URL", "GAMEDAY_PROMETHEUS_URL"):
         env.pop(var, None)
 
+    labs = itertools.count(1)
+
+    def on_a_fresh_lab(name: str) -> Path:
+        lab = state / f"lab-{next(labs)}"
+        with running_control_plane(lab, **REPLAY_LAB):
+            return run_blueprint(name, state, lab, env)
+
     def run(name: str) -> Path:
         if name != INCIDENT:
-            return run_blueprint(name, state, env)
+            return on_a_fresh_lab(name)
         for attempt in range(1, INCIDENT_ATTEMPTS + 1):
-            run_dir = run_blueprint(name, state, env)
+            run_dir = on_a_fresh_lab(name)
             reached = cascade(run_dir)
             print(f"\nincident replay attempt {attempt}: DNS failed: {reached['first DNS failure'] is not None}, "
                   f"gateway DNS errors: {reached['gateway dns errors'] is not None}")
@@ -243,8 +251,7 @@ def replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                 break
         return run_dir
 
-    with running_control_plane(state / "lab", **REPLAY_LAB):
-        yield _LazyRuns(run)
+    yield _LazyRuns(run)
 
 
 class _LazyRuns(dict[str, Path]):
