@@ -189,10 +189,14 @@ def test_the_janitor_reverts_a_sigkilled_runs_faults_with_nothing_typed(e2e: E2E
          HEARTBEAT_TTL + 60, "the janitor to revert the killed run's faults")
     took = time.monotonic() - killed
     assert took > HEARTBEAT_TTL - 10, f"reverted {took:.0f} s after the kill: before the Lease ran out"
-    events = core(e2e).list_namespaced_event("gameday").items
-    reverted = [e for e in events if e.reason == "CampaignReverted" and "killable" in e.message]
-    assert reverted and "coredns-outage" in reverted[-1].message and "node-cordon" in reverted[-1].message, [
-        (e.reason, e.message) for e in events]
+    def reverted_events() -> list[Any]:
+        return [e for e in core(e2e).list_namespaced_event("gameday").items
+                if e.reason == "CampaignReverted" and "killable" in e.message]
+
+    # the janitor records its Event after the rollback it reports: await it rather than read the list once
+    reverted = poll(reverted_events, 30, "the janitor's CampaignReverted Event on the Lease")
+    assert "coredns-outage" in reverted[-1].message and "node-cordon" in reverted[-1].message, [
+        (e.reason, e.message) for e in reverted]
     assert reverted[-1].reporting_component == "gameday-janitor"
     prom = e2e.lab.endpoints["prometheus"]
 
