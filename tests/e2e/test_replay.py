@@ -53,7 +53,7 @@ REPLAY_LAB: dict[str, Any] = {
 
 INCIDENT_ATTEMPTS = 3
 """The incident replay's runs at most: on this 2-core machine the restarted CoreDNS pods sometimes sync in one of the
-crash-looping API server's windows (17-41 s up, 10-20 s down) and DNS never fails (reproduced in 4 of 6 runs in
+crash-looping API server's windows (17-41 s up, 10-20 s down) and DNS never fails (reproduced in 7 of 10 runs in
 stop 27); the tests use the first run that reproduced, else the last, and every attempt is printed."""
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
