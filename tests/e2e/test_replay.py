@@ -46,7 +46,7 @@ REPLAY_LAB: dict[str, Any] = {
     "apiserver_memory_mib": 360,  # the cgroup limit: about 260 MiB idle, 440-600 MiB under 200 storm pods
     "node_lease_seconds": 20,
     "node_monitor_grace_seconds": 20,
-    "restart_backoff_max_seconds": 20,  # the kubelet's crashLoopBackOff.maxContainerRestartPeriod, compressed like the leases
+    "restart_backoff_max_seconds": 20,  # the kubelet's maxContainerRestartPeriod, compressed
     "timeout": 400,
 }
 """The replays' lab (`python -m lab up ...` as each blueprint's header says)."""
