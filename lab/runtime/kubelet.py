@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lab.network import PodAddresses, PodNetwork
 from lab.pods import PodContext, PodProgram
@@ -165,10 +165,10 @@ class Kubelets:
             token = await self._token(local, spec)
             await self._prepare(local, pod, agent)
         except ApiStatusError as err:  # no such service account or ConfigMap yet, or refused: the kubelet retries
-            self._backoff(local, "CreateContainerConfigError", str(err), crashed=False)
+            self._backoff(local, "CreateContainerConfigError", str(err), "config")
             return
         except LabError as err:  # the sandbox could not be made
-            self._backoff(local, "CreatePodSandboxError", str(err), crashed=False)
+            self._backoff(local, "CreatePodSandboxError", str(err), "config")
             return
         ctx = PodContext(
             namespace=local.key[0],
@@ -193,12 +193,11 @@ class Kubelets:
             await program.start(ctx)
         except ImagePullError as err:  # the container never started: no restart, the pod stays Pending
             local.pull_failures += 1
-            self._backoff(local, "ErrImagePull" if local.pull_failures == 1 else "ImagePullBackOff", str(err),
-                          crashed=False, pull=True)
+            self._backoff(local, "ErrImagePull" if local.pull_failures == 1 else "ImagePullBackOff", str(err), "pull")
             return
         except Exception as err:  # noqa: BLE001  # the program's own failure: CrashLoopBackOff, as a real container
             log.info("pod %s/%s failed to start: %r", *local.key, err)
-            self._backoff(local, "CrashLoopBackOff", repr(err))
+            self._backoff(local, "CrashLoopBackOff", repr(err), "crash")
             return
         local.program = program
         local.scrape = scrape_target(pod, local.ip)
@@ -209,21 +208,17 @@ class Kubelets:
         local.started_at = now_time()
         PODS_RUNNING_LOCAL.inc()
 
-    def _backoff(self, local: LocalPod, reason: str, message: str, crashed: bool = True, pull: bool = False) -> None:
+    def _backoff(self, local: LocalPod, reason: str, message: str, cause: Literal["crash", "pull", "config"]) -> None:
         """Retry the pod's start later: after CrashLoopBackOff's doubling delay when its program failed (a
         restart), after the image pull's own doubling delay when its image could not be had (no restart, as
         ImagePullBackOff), after CONFIG_RETRY_S when what it needs was not there yet (no restart, as a kubelet's
         next sync)."""
-        cfg = self.cluster.config
-        if crashed:
-            delay = min(cfg.restart_backoff_s * 2 ** min(local.restarts, 5), 300.0)
-        elif pull:
-            delay = min(cfg.restart_backoff_s * 2 ** min(local.pull_failures - 1, 5), 300.0)
-        else:
-            delay = CONFIG_RETRY_S
+        failures = {"crash": local.restarts, "pull": local.pull_failures - 1}.get(cause)
+        delay = (CONFIG_RETRY_S if failures is None
+                 else min(self.cluster.config.restart_backoff_s * 2 ** min(failures, 5), 300.0))
         log.info("pod %s/%s: %s: %s (retry in %.1f s)", *local.key, reason, message, delay)
         local.waiting, local.message = reason, message
-        local.restarts += int(crashed)
+        local.restarts += int(cause == "crash")
 
         def retry() -> None:
             local.retry = None
