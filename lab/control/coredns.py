@@ -26,7 +26,7 @@ import aiohttp
 
 from lab.pods import PodContext
 from lab.runtime.errors import LabError
-from lab.runtime.procs import stop_group
+from lab.runtime.procs import dies_with_parent, stop_group
 from lab.sandbox import host_network_command
 
 READY_PORT = 8181
@@ -75,9 +75,12 @@ class CoreDnsBinary:
         argv = [binary, *translate(ctx.args, ctx.volumes)]
         # in the pod's sandbox, or in this machine's network for a hostNetwork pod (NodeLocal DNSCache)
         command = ctx.sandbox.command(argv, account) if ctx.sandbox else host_network_command(argv, account)
+        # killed with the runtime: a CoreDNS left behind keeps a node address's :53 (SO_REUSEPORT) and answers
+        # half the next lab's queries from its old Corefile (stop 27's CI: two serve_stale runs refuted)
         with (pod_dir / "coredns.log").open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                *dies_with_parent(command), env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)
         url = ctx.readiness_url or f"http://{ctx.pod_ip}:{READY_PORT}/ready"
         self._probe = asyncio.create_task(self._probe_loop(url))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lab.pods import PodContext
-from lab.runtime.procs import stop_group
+from lab.runtime.procs import dies_with_parent, stop_group
 from lab.sandbox import host_network_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,7 @@ class GamedayJanitor:
         argv = [sys.executable, "-m", "flows.cli", *args]
         with (pod_dir / "gameday.log").open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                # setpriv --pdeathsig: it dies with the runtime even when the runtime is SIGKILLed (a kubelet's
-                # containers outlive it; the lab's pods must not outlive the lab)
-                "setpriv", "--pdeathsig", "TERM", *host_network_command(argv, account), env=env, cwd=str(ROOT),
+                *dies_with_parent(host_network_command(argv, account), "TERM"), env=env, cwd=str(ROOT),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log, stderr=log, start_new_session=True)
 

@@ -43,6 +43,7 @@ from lab.runtime import slots
 from lab.runtime.errors import LabError, LabStartError
 from lab.runtime.procs import (
     forget_pids,
+    kill_processes_under,
     log_tail,
     pid_alive,
     read_pids,
@@ -386,6 +387,7 @@ def down(state: Path, grace: float = 10.0) -> dict[str, int]:
     for name, pid in reversed(pids.items()):
         if name not in first:
             stop_pid(pid, grace)
+    kill_processes_under(state / "pods")  # a runtime that died (or was killed) before it stopped its pods
     _remove_cgroups(state)
     _release_network(state)
     (state / "runtime-ready.json").unlink(missing_ok=True)

@@ -166,6 +166,33 @@ def forget_pids(state: Path) -> None:
     _pids_file(state).unlink(missing_ok=True)
 
 
+def kill_processes_under(directory: Path) -> list[int]:
+    """SIGKILL every process whose command line names a path under ``directory`` and return their PIDs: what a
+    runtime that died before it could stop its pods left running (``down``'s last sweep)."""
+    marker = str(directory).rstrip("/") + "/"
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone, or not ours to read
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+def dies_with_parent(argv: list[str], sig: str = "KILL") -> list[str]:
+    """argv run through ``setpriv --pdeathsig``: the process gets ``sig`` when the process that started it dies,
+    even by SIGKILL or a crash (a kubelet's containers outlive it; the lab's pod processes must not outlive the
+    lab's runtime, or they keep the node addresses' ports and answer for the next lab). The setting survives the
+    ``ip netns exec``, ``unshare`` and ``sh -c 'exec ...'`` in front of the program, which all exec in place."""
+    return ["setpriv", "--pdeathsig", sig, "--", *argv]
+
+
 def spawn(cmd: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:
     """Start a command in its own session with stdout/stderr appended to log_path."""
     with log_path.open("ab") as log:

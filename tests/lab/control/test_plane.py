@@ -164,6 +164,23 @@ def test_down_leaves_nothing_running(tmp_path: Path) -> None:
     assert not (tmp_path / "pids.json").exists() and not (tmp_path / "endpoints.json").exists()
 
 
+def test_down_sweeps_the_pod_processes_of_a_runtime_that_is_gone(tmp_path: Path) -> None:
+    """`down` SIGKILLs a process still running from the lab's pods directory (its runtime died before it could
+    stop it) and leaves a process that names another directory alone."""
+    pods, other = tmp_path / "pods", tmp_path / "other"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    left = subprocess.Popen([*sleeper, str(pods / "uid" / "Corefile")])
+    kept = subprocess.Popen([*sleeper, str(other / "uid" / "Corefile")])
+    try:
+        plane.down(tmp_path, grace=1)
+        assert left.wait(timeout=10) == -signal.SIGKILL
+        assert kept.poll() is None
+    finally:
+        for proc in (left, kept):
+            proc.kill()
+            proc.wait()
+
+
 def test_a_component_that_fails_to_start_stops_the_rest(tmp_path: Path) -> None:
     """A kube-scheduler that exits at start (a fake binary standing in for a broken build) fails up with its own
     log line, and the etcd, API server and controller manager started before it are stopped."""

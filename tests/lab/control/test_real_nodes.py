@@ -196,8 +196,16 @@ def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: 
     poll(lambda: not pods_not_ready(), 30, "every pod on lab-node-1 Ready again")
 
 
-def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None:
-    """`down` stops the real nodes' runtime and deletes the pod network's link, and the slot can be claimed again."""
+def _pod_processes(state_dir: Path) -> list[str]:
+    """Command lines of the processes a lab's kubelets run for its pods (CoreDNS, NodeLocal DNSCache)."""
+    done = subprocess.run(["pgrep", "-a", "-f", f"coredns -conf {state_dir / 'pods'}/"], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.splitlines()
+
+
+def test_a_killed_runtime_takes_its_pods_processes_and_down_still_frees_the_slot(tmp_path: Path) -> None:
+    """A SIGKILLed runtime takes every pod process it ran with it (none keeps a node address's port for the next
+    lab), and `down` still removes the pod network and frees the slot."""
     require(os.geteuid() == 0, "the real nodes' pod network needs root (ip link/addr)")
     with running_control_plane(tmp_path / "lab", nodes=1, real_nodes=1) as handle:
         network = PodNetwork(handle.endpoints["slot"], 1)
@@ -206,7 +214,11 @@ def test_down_removes_the_pod_network_and_frees_the_slot(tmp_path: Path) -> None
         pods = client.CoreV1Api(handle.client()).list_namespaced_pod("inference").items
         in_node = {p.status.pod_ip for p in pods}
         assert network.exists() and set(network.addresses()) == {network.node_ip(0), *in_node}
+        # kube-dns in sandboxes and NodeLocal DNSCache in the node's network: both kinds of pod process
+        poll(lambda: len(_pod_processes(handle.state_dir)) >= 2, 30, "the CoreDNS and node-local-dns processes")
         runtime = handle.endpoints["pids"]["runtime"]
+        os.kill(runtime, 9)
+        poll(lambda: not _pod_processes(handle.state_dir), 15, "no pod process outliving the killed runtime")
     assert not network.exists()
     from lab.runtime.procs import pid_alive
 
