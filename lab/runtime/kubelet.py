@@ -9,6 +9,7 @@ killing its node, stops the program.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 STOP_TIMEOUT_S = 10.0
 CONFIG_RETRY_S = 1.0
+POD_LOGS = "logs"
+"""Where stopped pods' container logs are kept, under the pods directory."""
 
 
 @dataclass
@@ -247,11 +250,24 @@ class Kubelets:
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.destroy)
             if local.volumes is not None or sandbox is not None:
-                await asyncio.to_thread(shutil.rmtree, self.pods_root / local.uid, True)
+                await asyncio.to_thread(self._remove_pod_dir, local)
         except LabError as err:
             log.warning("pod %s/%s sandbox not removed: %s", *local.key, err)
         if not local.host_network:
             self.pool.release(local.ip)
+
+    def _remove_pod_dir(self, local: LocalPod) -> None:
+        """Remove a stopped pod's directory, keeping its container logs under ``logs/NAMESPACE_NAME_UID/`` (as
+        /var/log/pods keeps them for a while), so a run's post-mortem can read what its pods said."""
+        pod_dir = self.pods_root / local.uid
+        logs = list(pod_dir.glob("*.log"))
+        if logs:
+            kept = self.pods_root / POD_LOGS / f"{local.key[0]}_{local.key[1]}_{local.uid}"
+            kept.mkdir(parents=True, exist_ok=True)
+            for path in logs:
+                with contextlib.suppress(OSError):
+                    path.replace(kept / path.name)
+        shutil.rmtree(pod_dir, True)
 
     async def report(self, local: LocalPod, pod: Obj, agent: NodeAgent) -> None:
         """Post the pod's status if it changed since the last report."""
@@ -318,9 +334,12 @@ class Kubelets:
                 if local.volumes is None or not local.volumes.sources or local.program is None or agent is None:
                     continue
                 try:
-                    await local.volumes.sync(self.cluster.api, agent.token)
+                    written = await local.volumes.sync(self.cluster.api, agent.token)
                 except Exception as err:  # noqa: BLE001  # the API is away: the files stay as they were
                     log.info("pod %s/%s volumes not synced: %r", *local.key, err)
+                    continue
+                for path in written:
+                    log.info("pod %s/%s: %s updated from its ConfigMap", *local.key, path.relative_to(local.volumes.root))
 
     async def run(self) -> None:
         """Run the pod work queue, the readiness prober and the volume sync."""

@@ -21,10 +21,12 @@ SYNC_S = 2.0
 """How often a running pod's configMap volumes are compared with their ConfigMaps."""
 
 
-def _write(path: Path, text: str) -> None:
-    """Write a volume's file only when its content changed (a watcher sees one change per edit)."""
-    if not (path.exists() and path.read_text() == text):
-        write_atomic(path, text)
+def _write(path: Path, text: str) -> bool:
+    """Write a volume's file only when its content changed (a watcher sees one change per edit); True if it did."""
+    if path.exists() and path.read_text() == text:
+        return False
+    write_atomic(path, text)
+    return True
 
 
 class ConfigMapVolumes:
@@ -43,9 +45,11 @@ class ConfigMapVolumes:
         """Each mount path -> the directory holding that volume's files."""
         return {mount: str(self.root / name) for mount, name in self.mounts.items()}
 
-    async def sync(self, api: ApiClient, token: str) -> None:
-        """Write every volume's files from its ConfigMap (read as the pod's node); a missing optional one is
-        left empty, a missing required one raises ApiStatusError (the pod cannot start, as in a cluster)."""
+    async def sync(self, api: ApiClient, token: str) -> list[Path]:
+        """Write every volume's files from its ConfigMap (read as the pod's node) and return those rewritten; a
+        missing optional one is left empty, a missing required one raises ApiStatusError (the pod cannot start, as
+        in a cluster)."""
+        written: list[Path] = []
         for name, source in self.sources.items():
             path = api_path("", "v1", "configmaps", self.namespace, str(source.get("name", "")))
             try:
@@ -57,5 +61,7 @@ class ConfigMapVolumes:
                     raise
             items = source.get("items") or [{"key": k, "path": k} for k in data]
             for item in items:
-                if item["key"] in data:
-                    _write(self.root / name / str(item["path"]), data[item["key"]])
+                file = self.root / name / str(item["path"])
+                if item["key"] in data and _write(file, data[item["key"]]):
+                    written.append(file)
+        return written
