@@ -78,6 +78,10 @@ class TcpFront:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
                 return
             writer.close()
+        except asyncio.CancelledError:
+            # close() cut the connection (both pipes closed their writers): ending quietly here, since asyncio
+            # logs a cancelled connection handler as an "Exception in callback" with its traceback
+            writer.close()
         finally:
             if task is not None:
                 self._tasks.discard(task)
