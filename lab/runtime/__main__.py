@@ -10,6 +10,7 @@ import signal
 
 from lab.runtime.app import Runtime
 from lab.runtime.config import RuntimeConfig
+from lab.runtime.loops import KINDS, run
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None]:
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
                    help="a built component pod programs may run (repeatable)")
     p.add_argument("--node-lease-seconds", type=int, default=40,
                    help="the nodes' Lease duration (s); renewed every quarter of it, as a kubelet does")
+    p.add_argument("--event-loop", choices=KINDS, default="asyncio",
+                   help="the standard library's event loop (default) or uvloop's (lab/runtime/loops.py)")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -42,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[RuntimeConfig, str | None
         metrics_host=a.metrics_host, metrics_port=a.metrics_port, proxy=not a.no_proxy, slot=a.slot,
         ca_file=a.ca_file, node_prefix=a.node_prefix, gpu_node_prefix=a.gpu_node_prefix, lease_duration_s=a.node_lease_seconds,
         renew_interval_s=a.node_lease_seconds / 4, pods_dir=a.pods_dir,
-        binaries=tuple((n, path) for n, _, path in (b.partition("=") for b in a.binary)),
+        binaries=tuple((n, path) for n, _, path in (b.partition("=") for b in a.binary)), event_loop=a.event_loop,
     )
     return cfg, a.ready_file
 
@@ -65,12 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     # it used to die silently (once mid-replay, stop 27)
     faulthandler.enable()
     cfg, ready_file = parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.run(_main(cfg, ready_file))
-    except ImportError:
-        asyncio.run(_main(cfg, ready_file))
+    run(_main(cfg, ready_file), cfg.event_loop)
 
 
 if __name__ == "__main__":

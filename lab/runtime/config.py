@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.runtime.loops import EventLoopKind
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -34,6 +36,8 @@ class RuntimeConfig:
     """Where each pod's directory (volumes, logs) goes; default a folder in the system's temporary directory."""
     binaries: tuple[tuple[str, str], ...] = ()
     """The lab's built components (name, path) that pod programs may run (the real CoreDNS)."""
+    event_loop: EventLoopKind = "asyncio"
+    """The event loop of the main thread and the lease thread (lab/runtime/loops.py)."""
 
     def node_names(self) -> list[str]:
         """Names of the nodes this runtime hosts: CPU nodes, then GPU nodes."""

@@ -19,6 +19,7 @@ from lab.runtime.client import STRATEGIC_MERGE_PATCH, ApiClient, api_path
 from lab.runtime.cluster import Cluster, client_session
 from lab.runtime.config import RuntimeConfig
 from lab.runtime.errors import ApiStatusError
+from lab.runtime.loops import new_event_loop
 from lab.runtime.metrics import LEASE_LATENCY, LEASE_MISSED, LEASE_RENEWALS
 from lab.runtime.objects import node_ready, now_micro, now_time
 
@@ -118,12 +119,7 @@ class LeaseThread(threading.Thread):
 
     def run(self) -> None:
         """Thread body: a fresh event loop running every renewal loop until stopped."""
-        try:
-            import uvloop
-
-            self._loop = uvloop.new_event_loop()
-        except ImportError:
-            self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop(self.config.event_loop)
         try:
             self._loop.run_until_complete(self._main())
         except asyncio.CancelledError:
