@@ -75,22 +75,30 @@ def _read_or_create(cluster: Any, holder: str, ttl_s: int, namespace: str, now: 
 
 
 def acquire_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> None:
-    """Take (or renew) the campaign lease for ``holder``; CampaignLocked if another live holder has it."""
+    """Take (or renew) the campaign lease for ``holder``; CampaignLocked if another live holder has it.
+
+    A Conflict on the write is read again rather than taken for a rival: the answer to the holder's own last write
+    may have been lost (an API server OOM-killed after it committed; stop 28's CI: a replay's runner stopped itself
+    mid-incident, "another runner took lease at the same moment", with no other runner there), and a renewal that
+    reads the lease as still its own simply writes again."""
     ttl_s = _seconds(ttl)
-    now = datetime.now(UTC)
-    lease = _read_or_create(cluster, holder, ttl_s, namespace, now)
-    if lease is None:
+    for _ in range(5):
+        now = datetime.now(UTC)
+        lease = _read_or_create(cluster, holder, ttl_s, namespace, now)
+        if lease is None:
+            return
+        current, stale = _holder_of(lease)
+        if current and current != holder and not stale:
+            raise CampaignLocked(f"target is locked by campaign {current!r} (lease {namespace}/{LEASE_NAME}); "
+                                 "wait for it, or run reconcile if it died")
+        acquired = lease.spec.acquire_time if (lease.spec and current == holder and lease.spec.acquire_time) else now
+        try:
+            cluster.replace_lease(namespace, LEASE_NAME,
+                                  _body(namespace, holder, ttl_s, acquired, now, lease.metadata.resource_version))
+        except Conflict:
+            continue  # written in between (by its own lost write, or a rival): read it again
         return
-    current, stale = _holder_of(lease)
-    if current and current != holder and not stale:
-        raise CampaignLocked(f"target is locked by campaign {current!r} (lease {namespace}/{LEASE_NAME}); "
-                             "wait for it, or run reconcile if it died")
-    acquired = lease.spec.acquire_time if (lease.spec and current == holder and lease.spec.acquire_time) else now
-    try:
-        cluster.replace_lease(namespace, LEASE_NAME,
-                              _body(namespace, holder, ttl_s, acquired, now, lease.metadata.resource_version))
-    except Conflict as e:
-        raise CampaignLocked(f"another runner took lease {namespace}/{LEASE_NAME} at the same moment") from e
+    raise CampaignLocked(f"could not write lease {namespace}/{LEASE_NAME}: it changed under every attempt")
 
 
 def take_target_lease(cluster: Any, holder: str, ttl: timedelta | float, namespace: str = "gameday") -> str | None:

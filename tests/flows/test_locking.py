@@ -90,6 +90,27 @@ def test_dead_holders_short_lease_goes_stale_and_is_taken_over(cluster: Cluster)
     assert lease_holder(cluster, "gameday")[0] == "run-new"
 
 
+def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_rival(cluster: Cluster,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renewal the API server committed but whose answer was lost, retried into a real Conflict, is read again and
+    found the holder's own: it is renewed, not reported as another runner's (CampaignLocked)."""
+    acquire_target_lease(cluster, "run-1", 30)
+    real = cluster.replace_lease
+    writes: list[str] = []
+
+    def committed_then_retried(namespace: str, name: str, body: dict[str, Any]) -> Any:
+        writes.append(body["metadata"]["resourceVersion"])
+        done = real(namespace, name, body)
+        if len(writes) == 1:
+            real(namespace, name, body)  # the client's retry of the write it heard nothing from: 409 Conflict
+        return done
+
+    monkeypatch.setattr(cluster, "replace_lease", committed_then_retried)
+    acquire_target_lease(cluster, "run-1", 30)
+    assert len(writes) == 2 and writes[0] != writes[1], writes
+    assert lease_holder(cluster, "gameday") == ("run-1", False)
+
+
 def test_keeper_that_loses_its_lease_says_so(cluster: Cluster) -> None:
     """When another holder has taken the lease, the keeper's next beat calls on_lost with the holder's name."""
     lost: list[str] = []
