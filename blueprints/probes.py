@@ -136,14 +136,45 @@ further injections until it clears (``pause_timeout`` later it aborts the stage)
 
 class Band(Model):
     """An anomaly band learnt from the baseline window: the guardrail breaches when its Prometheus probe's value
-    leaves mean ± max(k·σ, floor) of the values the same query had during the baseline (pooled over its series),
-    within the probe's own tolerance range, which holds until the band is learnt and whenever it cannot be."""
+    leaves what the same query did during the baseline, within the probe's own tolerance range, which holds until
+    the band is learnt and whenever it cannot be. ``sigma``: mean ± max(k·σ, floor) of the baseline's values
+    (pooled over its series); ``arma``: an ARMA(p, q) model fitted to each series, its forecast interval at
+    ``confidence`` as far ahead as the baseline reaches back (half-width at least ``floor``), the union over series."""
 
-    k: float = Field(default=4.0, gt=0, description="how many baseline standard deviations the band spans each side")
+    method: Literal["sigma", "arma"] = Field(default="sigma", description=(
+        "sigma: mean ± k·σ; arma: an ARMA forecast interval (statsmodels), for series whose baseline drifts or "
+        "is autocorrelated, where σ of the pooled values misjudges what comes next"))
+    k: float = Field(default=4.0, gt=0, description="sigma: how many baseline standard deviations each side")
+    order: tuple[int, int] = Field(default=(1, 1), description="arma: (p, q), the AR and MA orders, 0-4 each")
+    confidence: float = Field(default=0.999, gt=0.5, lt=1, description="arma: the forecast interval's coverage")
     floor: float = Field(default=0.0, ge=0, description="the least half-width, for a baseline that hardly moved")
     side: Literal["both", "upper", "lower"] = Field(default="upper", description="which edges breach")
-    min_samples: int = Field(default=5, ge=2, description="fewer baseline samples than this: no band (the "
-                                                              "probe's tolerance alone, and a note)")
+    min_samples: int = Field(default=5, ge=2, description=(
+        "fewer baseline samples than this: no band (the probe's tolerance alone, and a note); arma's default and "
+        "least is 3 per parameter, 3·(p + q + 2)"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arma_samples(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") == "arma" and "min_samples" not in data:
+            order = data.get("order", (1, 1))
+            if isinstance(order, (list, tuple)) and len(order) == 2 and all(isinstance(n, int) for n in order):
+                return {**data, "min_samples": 3 * (sum(order) + 2)}
+        return data
+
+    @field_validator("order")
+    @classmethod
+    def _small_order(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not all(0 <= n <= 4 for n in v):
+            raise ValueError("order: p and q are each 0 to 4")
+        return v
+
+    @model_validator(mode="after")
+    def _enough_for_the_model(self) -> Band:
+        if self.method == "arma" and self.min_samples < 3 * (sum(self.order) + 2):
+            raise ValueError(f"min_samples: an ARMA{self.order} band needs at least {3 * (sum(self.order) + 2)} "
+                             f"baseline samples to fit (3 per parameter, mean and variance included)")
+        return self
 
 
 class Guardrail(Model):

@@ -36,7 +36,7 @@ observables: [{{name: latency, query: gameday_band_latency}}]
 guardrails:
   - name: latency-normal
     every: 0.5s
-    band: {{k: 4, floor: 1, side: upper, min_samples: {min_samples}}}
+    band: {{{method}floor: 1, side: upper, min_samples: {min_samples}}}
     probe: {{name: latency, type: prometheus, query: gameday_band_latency, tolerance: {{range: [0, 1000]}}}}
 baseline: {baseline}
 stages:
@@ -125,8 +125,18 @@ class Slowdown(FileFault):
         super().rollback(inj, ctx)
 
 
-def _runner(tmp_path: Path, metric: Metric, baseline: str, min_samples: int) -> CampaignRunner:
-    campaign = parse(BLUEPRINT.format(baseline=baseline, min_samples=min_samples))
+SIGMA, ARMA = "k: 4, ", "method: arma, order: [1, 0], "
+
+
+def _settled(metric: Metric) -> bool:
+    """Whether Prometheus's latest sample is back at the metric's level (a previous test's fault may linger)."""
+    r = requests.get(f"{metric.prometheus}/api/v1/query", params={"query": "gameday_band_latency"}, timeout=1)
+    return abs(float(r.json()["data"]["result"][0]["value"][1]) - metric.level) <= 1
+
+
+def _runner(tmp_path: Path, metric: Metric, baseline: str, min_samples: int, method: str = SIGMA) -> CampaignRunner:
+    poll(lambda: _settled(metric), 30, "the latency back at its level in Prometheus")
+    campaign = parse(BLUEPRINT.format(baseline=baseline, min_samples=min_samples, method=method))
     ops = plain_ops({"noop": Slowdown(tmp_path, metric)}, ListLedger(),
                     probe_evaluator(ProbeContext(prometheus_url=metric.prometheus)))
     ctx = FaultContext(cluster=None, run_id="band", prometheus_url=metric.prometheus)
@@ -137,13 +147,17 @@ def _notes(runner: CampaignRunner) -> list[Any]:
     return [e for e in runner.recorder.events if e.kind == "note" and e.data.get("band")]
 
 
-def test_a_value_outside_the_baseline_band_aborts_the_stage(tmp_path: Path, metric: Metric) -> None:
-    """After an 8 s baseline at about 10, the band is a few units wide (not the absolute 0..1000); the fault's
-    30 leaves it, the guardrail breaches and the stage is aborted and rolled back."""
-    runner = _runner(tmp_path, metric, "8s", 5)
+@pytest.mark.parametrize(("method", "baseline", "min_samples"), [(SIGMA, "8s", 5), (ARMA, "12s", 9)],
+                         ids=["sigma", "arma"])
+def test_a_value_outside_the_baseline_band_aborts_the_stage(tmp_path: Path, metric: Metric, method: str,
+                                                            baseline: str, min_samples: int) -> None:
+    """After a baseline at about 10, the band (mean ± k·σ, or an AR(1) forecast interval) is a few units wide, not
+    the absolute 0..1000; the fault's 30 leaves it, the guardrail breaches and the stage is aborted and rolled back."""
+    runner = _runner(tmp_path, metric, baseline, min_samples, method)
     assert runner.run() == "aborted"
     (note,) = _notes(runner)
     band = note.data["band"]
+    assert band["method"] == ("arma" if method == ARMA else "sigma"), band
     assert band["samples"] >= 5 and 9 <= band["mean"] <= 11, band
     assert 0 < band["range"][1] - 10 < 20 and band["range"][0] == 0, band
     breaches = [e for e in runner.recorder.events if e.kind == "guardrail-breach"]
@@ -165,8 +179,23 @@ def test_a_band_needs_a_metric_with_an_outer_range() -> None:
     """A band on an HTTP probe is refused at its path before anything runs."""
     from blueprints.errors import BlueprintError
 
-    text = BLUEPRINT.format(baseline="1s", min_samples=5).replace(
+    text = BLUEPRINT.format(baseline="1s", min_samples=5, method=SIGMA).replace(
         "probe: {name: latency, type: prometheus, query: gameday_band_latency, tolerance: {range: [0, 1000]}}",
         "probe: {name: latency, type: http, url: 'http://127.0.0.1:1/'}")
     with pytest.raises(BlueprintError, match=r"guardrails\[0\].*band: an anomaly band needs a prometheus probe"):
         parse(text)
+
+
+def test_an_arma_band_is_refused_too_few_samples_or_too_high_an_order() -> None:
+    """``method: arma`` defaults min_samples to 3 per parameter (12 for ARMA(1, 1)); a smaller one, or an order
+    above 4, is refused at its path before anything runs."""
+    from blueprints.errors import BlueprintError
+
+    campaign = parse(BLUEPRINT.format(baseline="1s", min_samples=12, method=ARMA).replace("min_samples: 12", ""
+                     ).replace("order: [1, 0], ", ""))
+    band = campaign.guardrails[0].band
+    assert band is not None and band.method == "arma" and band.order == (1, 1) and band.min_samples == 12
+    with pytest.raises(BlueprintError, match=r"guardrails\[0\]\.band.*needs at least 9 baseline samples"):
+        parse(BLUEPRINT.format(baseline="1s", min_samples=5, method=ARMA))
+    with pytest.raises(BlueprintError, match=r"guardrails\[0\]\.band\.order.*0 to 4"):
+        parse(BLUEPRINT.format(baseline="1s", min_samples=30, method="method: arma, order: [5, 0], "))
