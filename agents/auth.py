@@ -9,6 +9,12 @@ the agent's own credentials; unknown token → 401. The identity it returns is t
   says allowed, else 403 naming the identity and the missing permission;
 - ``any``: the allow-list OR the SubjectAccessReview (asked only for identities not on the list).
 
+With ``audiences`` (``--audience gameday-agent``) the TokenReview names them and the token must have been issued
+for one of them (TokenRequest's ``audience``): the API server checks the token's ``aud`` claim, and the agent checks
+that the review's ``status.audiences`` holds one of its own, as the TokenReview API asks of an audience-aware
+client. A runner's own cluster token (audience: the API server) is then refused with 401, so a token an agent sees
+cannot be replayed against the API server, nor an API token against the agent.
+
 The API unreachable, refusing the agent or answering nonsense → 503 (fail closed: never allowed).
 Positive answers are cached for ``cache_seconds`` (TokenReviews keyed by the token's SHA-256, never the
 token itself; SubjectAccessReviews by identity and verb), so a revoked grant stops working within it.
@@ -81,6 +87,7 @@ class Authenticator:
     timeout_seconds: float = 5.0
     mode: Mode = "allowlist"
     node: str = ""
+    audiences: tuple[str, ...] = ()
     _cache: dict[str, tuple[float, Identity]] = field(default_factory=dict)
     _sar_cache: dict[str, float] = field(default_factory=dict)
     _session: aiohttp.ClientSession | None = None
@@ -120,11 +127,22 @@ class Authenticator:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        body: dict[str, object] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        spec: dict[str, object] = {"token": token}
+        if self.audiences:
+            spec["audiences"] = list(self.audiences)
+        body: dict[str, object] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         status = await self._post(TOKENREVIEW_PATH, body, "TokenReview")
         if not status.get("authenticated"):
             self._cache.pop(key, None)
-            raise Unauthenticated(f"token rejected by the cluster's TokenReview: {status.get('error') or 'unknown token'}")
+            why = status.get("error") or "unknown token"
+            if self.audiences:
+                why = f"{why} (this agent accepts only tokens issued for the audience {' or '.join(self.audiences)})"
+            raise Unauthenticated(f"token rejected by the cluster's TokenReview: {why}")
+        granted = status.get("audiences")
+        if self.audiences and not (isinstance(granted, list) and set(self.audiences).intersection(map(str, granted))):
+            # an API server that ignores spec.audiences would say yes to any of its tokens: fail closed
+            raise Unauthenticated(f"the cluster's TokenReview did not confirm the audience {' or '.join(self.audiences)} "
+                                  f"(status.audiences: {granted!r})")
         who = _identity(status.get("user"))
         if len(self._cache) > CACHE_MAX:
             self._cache.clear()

@@ -61,6 +61,7 @@ class AgentConfig(BaseModel):
     dcgmi: str | None = None
     auth_cache_seconds: float = 10.0
     ready_file: Path | None = None
+    audiences: tuple[str, ...] = ()
 
 
 def _kubeconfig(path: Path) -> ApiCredentials:
@@ -123,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
     a("--netns", help="apply firewall rules inside this network namespace (ip netns exec)")
     a("--dcgmi", help="path of dcgmi (default: looked up on PATH)")
     a("--auth-cache-seconds", type=float, default=10.0)
+    a("--audience", action="append", default=[], help="accept only tokens issued for this audience (TokenRequest; "
+      "repeatable; the stock DaemonSet: gameday-agent)")
     a("--ready-file", type=Path, help="write the agent's URL here once it listens")
     return p
 
@@ -174,5 +177,5 @@ def parse(argv: list[str] | None = None) -> AgentConfig:
         kmsg_path=ns.kmsg_path, kmsg_nsenter={"auto": None, "yes": True, "no": False}[ns.kmsg_nsenter],
         state_file=ns.state_file, tls_cert=ns.tls_cert, tls_key=ns.tls_key, nvml=ns.nvml,
         gpu_count=ns.gpu_count, nvml_state_file=ns.nvml_state_file, netns=ns.netns, dcgmi=ns.dcgmi,
-        auth_cache_seconds=ns.auth_cache_seconds, ready_file=ns.ready_file,
+        auth_cache_seconds=ns.auth_cache_seconds, ready_file=ns.ready_file, audiences=tuple(ns.audience),
     )

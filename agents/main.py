@@ -41,7 +41,7 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     for r in await leases.start():
         log(f"restart: {r.fault_id} {'reverted' if r.reverted else 'not reverted: ' + r.message}")
     auth = Authenticator(cfg.api, cfg.allow_users, cfg.allow_groups, cfg.auth_cache_seconds, mode=cfg.authorize,
-                         node=cfg.node)
+                         node=cfg.node, audiences=cfg.audiences)
     app = build_app(leases, auth, nvml, cfg.node, str(cfg.kmsg_path))
     sslctx = None
     if cfg.tls_cert and cfg.tls_key:

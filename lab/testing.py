@@ -11,6 +11,7 @@ when the cache lacks them::
         lab.endpoints       # {"apiserver", "ca_file", "prometheus", "dns", "runtime", "gpu_agents", ...}
         lab.admin_token     # system:masters (APF exempt)
         lab.runner_token    # gameday-runner (group gameday:runners)
+        lab.agent_token     # what the runner sends node agents: gameday/gameday-runner's token for gameday-agent
         lab.token_for("system:serviceaccount:telemetry:telemetry")   # a TokenRequest token
         lab.control("lab-node-1", "pause")   # pause|resume|kill|revive a real node's kubelet (the runtime's API)
         lab.client()        # kubernetes.client.ApiClient (admin unless token= is given)
@@ -39,7 +40,7 @@ from typing import Any
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
-from lab.control.users import ADMIN, RUNNER, token_for
+from lab.control.users import ADMIN, AGENT_AUDIENCE, RUNNER, token_for
 from lab.runtime.errors import LabError
 
 
@@ -50,7 +51,7 @@ class LabHandle:
     state_dir: Path
     endpoints: dict[str, Any]
     users: dict[str, dict[str, Any]]
-    _sa_tokens: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _sa_tokens: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -90,10 +91,17 @@ class LabHandle:
             namespace, _, name = username[len(prefix):].partition(":")
             return self.request_token(namespace, name)
 
-    def request_token(self, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+    @property
+    def agent_token(self) -> str:
+        """What a runner sends the lab's node agents: its service account's token issued for the audience
+        ``gameday-agent`` (the agents accept no other; gameday's default ``agent_audience``)."""
+        return self.request_token("gameday", RUNNER, audience=AGENT_AUDIENCE)
+
+    def request_token(self, namespace: str, name: str, expiration_seconds: int = 3600, audience: str = "") -> str:
         """A service account's token from the real API server's TokenRequest (namespace and account are created
-        when missing); one per account for the handle's life."""
-        key = (namespace, name)
+        when missing), for ``audience`` when given (else the API server's); one per account and audience for the
+        handle's life."""
+        key = (namespace, name, audience)
         if key not in self._sa_tokens:
             from kubernetes import client
             from kubernetes.client.exceptions import ApiException
@@ -112,7 +120,8 @@ class LabHandle:
                     if err.status != 409:
                         raise
                 answer = core.create_namespaced_service_account_token(name, namespace, client.AuthenticationV1TokenRequest(
-                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)))
+                    spec=client.V1TokenRequestSpec(audiences=[audience] if audience else [],
+                                                   expiration_seconds=expiration_seconds)))
                 if answer.status is None or not answer.status.token:
                     raise LabError(f"the API server issued no token for {namespace}/{name}")
                 self._sa_tokens[key] = answer.status.token

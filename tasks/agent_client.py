@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import urllib3
@@ -131,10 +132,34 @@ class AgentHttp:
         return out
 
 
+class AudienceToken:
+    """The runner's token for agents: issued by the cluster for one audience (TokenRequest for a service account),
+    requested again a minute before it expires, so the runner never sends its own cluster token to an agent."""
+
+    def __init__(self, cluster: Any, account: str, audience: str, seconds: int = 600) -> None:
+        self.cluster, self.audience, self.seconds = cluster, audience, seconds
+        self.namespace, _, self.name = account.partition("/")
+        self._token: tuple[str, float] | None = None
+
+    def get(self) -> str:
+        """A token with more than a minute left (the API server issues at least the lifetime asked for); when
+        asking again fails (an overloaded API server during a rollback), the old token while it is still valid."""
+        now = time.time()
+        if self._token is None or self._token[1] - now < 60:
+            try:
+                token = self.cluster.request_token(self.namespace, self.name, self.seconds, audience=self.audience)
+            except Exception:
+                if self._token is None or self._token[1] - time.time() < 5:
+                    raise
+                return self._token[0]
+            self._token = (token, now + self.seconds)
+        return self._token[0]
+
+
 class AgentClient:
     """Finds and calls the agent of a node (``FaultContext.agents``)."""
 
-    def __init__(self, cluster: Any, token: str | None, *, port: int = 9470, scheme: str = "http",
+    def __init__(self, cluster: Any, token: str | AudienceToken | None, *, port: int = 9470, scheme: str = "https",
                  ca_file: str | None = None, timeout: float = 10.0, namespace: str = AGENT_NAMESPACE) -> None:
         self.cluster = cluster
         self.token = token
@@ -146,15 +171,22 @@ class AgentClient:
 
     @classmethod
     def for_cluster(cls, cluster: Any, settings: Any = None) -> AgentClient:
-        """The runner's token: ``settings.agent_token`` when set, else the cluster credential's own token."""
-        token = None
+        """The runner's agent client: ``settings.agent_token`` when set, else a token issued for
+        ``settings.agent_audience`` (the default, ``gameday-agent``), else the cluster credential's own token;
+        HTTPS verified against ``settings.agent_ca_file`` for agents found by their pod's IP."""
+        token: str | AudienceToken | None = None
         if settings is not None and getattr(settings, "agent_token", None) is not None:
             token = settings.agent_token.get_secret_value()
+        elif settings is not None and getattr(settings, "agent_audience", None):
+            token = AudienceToken(cluster, settings.agent_service_account, settings.agent_audience)
         if token is None and hasattr(cluster, "connection"):
             token = cluster.connection().token
-        port = int(getattr(settings, "agent_port", 9470)) if settings is not None else 9470
-        timeout = float(getattr(settings, "request_timeout_s", 10.0)) if settings is not None else 10.0
-        return cls(cluster, token, port=port, timeout=timeout)
+        if settings is None:
+            return cls(cluster, token)
+        ca_file = getattr(settings, "agent_ca_file", None)
+        return cls(cluster, token, port=int(getattr(settings, "agent_port", 9470)),
+                   scheme=str(getattr(settings, "agent_scheme", "https")), ca_file=str(ca_file) if ca_file else None,
+                   timeout=float(getattr(settings, "request_timeout_s", 10.0)))
 
     def endpoint(self, node: str) -> str:
         """The agent URL of ``node``: its annotation, else the DaemonSet pod's IP."""
@@ -176,7 +208,8 @@ class AgentClient:
 
     def at(self, url: str) -> AgentHttp:
         """A client for a known agent URL."""
-        return AgentHttp(url, self.token, ca_file=self.ca_file, timeout=self.timeout)
+        token = self.token.get() if isinstance(self.token, AudienceToken) else self.token
+        return AgentHttp(url, token, ca_file=self.ca_file, timeout=self.timeout)
 
     def for_node(self, node: str) -> AgentHttp:
         """A client for the agent of ``node``."""

@@ -114,11 +114,14 @@ class ClusterOps:
 
     # -- service accounts -------------------------------------------------------------------------------------
 
-    def request_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
-        """A token for service account namespace/name from the TokenRequest API (NotFound if it has none)."""
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": seconds}}
-        made = self.call(f"request a token for {namespace}/{name}",
+    def request_token(self, namespace: str, name: str, seconds: int = 3600, audience: str | None = None) -> str:
+        """A token for service account namespace/name from the TokenRequest API (NotFound if it has none), valid
+        for at least ``seconds`` (600 at the least) and, with ``audience``, only for that audience."""
+        spec: dict[str, object] = {"expirationSeconds": seconds}
+        if audience:
+            spec["audiences"] = [audience]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        made = self.call(f"request a token for {namespace}/{name}" + (f" (audience {audience})" if audience else ""),
                          self.core.create_namespaced_service_account_token, name, namespace, body)
         if made.status is None or not made.status.token:
             raise TargetError(f"TokenRequest for {namespace}/{name} returned no token")

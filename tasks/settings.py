@@ -7,6 +7,7 @@ Everything below ``flows/`` receives a :class:`Settings` (or values taken from o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,17 @@ class Settings(BaseSettings):
     prometheus_url: str | None = Field(default=None, description="overrides the target's Prometheus")
     ledger_namespace: str = "gameday"
     agent_token: SecretStr | None = None
+    agent_audience: str | None = Field(default="gameday-agent", description=(
+        "speak to agents with a token the cluster issued for this audience (TokenRequest for "
+        "agent_service_account), which the stock DaemonSet's agents (--audience=gameday-agent) alone accept; "
+        "empty: send the runner's own cluster token, for agents started without --audience"))
+    agent_service_account: str = Field(default="gameday/gameday-runner", pattern=r"^[a-z0-9.-]+/[a-z0-9.-]+$",
+                                       description="NAMESPACE/NAME of the account agent tokens are requested for")
+    agent_scheme: Literal["https", "http"] = Field(default="https", description=(
+        "how agents found by their pod's IP are spoken to (the stock DaemonSet serves TLS); an agent's "
+        "gameday.dev/agent-endpoint annotation names its own"))
+    agent_ca_file: Path | None = Field(default=None, description=(
+        "the CA that signed the agents' serving certificates (default: the system's CAs); always verified"))
     agent_port: int = Field(default=9470, ge=1, le=65535)
     storm_token: SecretStr | None = Field(
         default=None, description="bearer token the client storm uses on real clusters (default: the runner's)"

@@ -2,9 +2,11 @@
 
 ``start_gpu_agents`` gives each node ``<state>/gpu/<node>/`` holding ``kmsg`` (the node's kernel log),
 ``nvml.json`` (the fake NVML state the agent mirrors), the agent's lease state, token, ready file and log;
-starts ``python -m agents --nvml fake --gpu-count 8 --authorize any`` on a loopback port (callers pass
-when they are ``gameday-runner`` or a SubjectAccessReview allows them: ``lab/manifests/30-gameday-agents-rbac.yaml``
-grants the runner the agentfaults verbs through RBAC as well); and annotates the Node with
+starts ``python -m agents --nvml fake --gpu-count 8 --authorize any --audience gameday-agent`` on a loopback port
+(as the stock DaemonSet, the agents accept only tokens issued for the audience ``gameday-agent``; callers pass when
+they are the runner's service account ``gameday/gameday-runner`` or a SubjectAccessReview allows them:
+``lab/control/addons/gpu/agents.yaml`` grants that account the agentfaults verbs through RBAC as well); and
+annotates the Node with
 ``gameday.dev/agent-endpoint`` and ``gameday.dev/gpu-pci-<i>`` (the fake GPUs' PCI addresses).
 With ``netns``, a node's agent applies nccl-partition rules inside a training rank's namespace.
 ``stop_gpu_agents`` stops the processes (SIGTERM: the agent reverts what it holds) and removes the
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.control.users import AGENT_AUDIENCE, RUNNER_ACCOUNT
 from lab.gpu.errors import AgentStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,8 +102,8 @@ def _start_one(
     token_file.chmod(0o600)
     argv = [
         sys.executable, "-m", "agents", "--listen", "127.0.0.1:0", "--node", node,
-        "--api-url", api_url, "--api-token-file", str(token_file), "--allow-user", "gameday-runner",
-        "--authorize", "any",
+        "--api-url", api_url, "--api-token-file", str(token_file), "--allow-user", RUNNER_ACCOUNT,
+        "--authorize", "any", "--audience", AGENT_AUDIENCE,
         "--kmsg-path", str(kmsg), "--kmsg-nsenter", "no", "--state-file", str(d / "agent-state.json"),
         "--nvml", "fake", "--gpu-count", str(GPU_COUNT), "--nvml-state-file", str(nvml),
         "--ready-file", str(ready),

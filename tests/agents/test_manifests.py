@@ -53,6 +53,24 @@ def test_daemonset_args_are_accepted_by_the_agent(tmp_path: Path) -> None:
     assert cfg.tls_cert is not None and cfg.api.url == "https://kubernetes.default.svc"
 
 
+def test_the_daemonset_and_the_runner_agree_on_the_agents_audience(tmp_path: Path) -> None:
+    """The agents accept only tokens issued for the runner's default ``agent_audience``, the runner's default account
+    is on their allow-list, and the runner may ask TokenRequest for that account's token and no other."""
+    from tasks.settings import Settings
+
+    (tmp_path / "allow.yaml").write_text(_one("ConfigMap", "gameday-agent-allow")["data"]["allow.yaml"])
+    args = [a.replace("$(NODE_NAME)", "gpu-1").replace("/etc/gameday-agent/allow.yaml", str(tmp_path / "allow.yaml"))
+            for a in _one("DaemonSet", "gameday-agent")["spec"]["template"]["spec"]["containers"][0]["args"]]
+    cfg, settings = parse(args), Settings()
+    assert cfg.audiences == (settings.agent_audience,)
+    namespace, _, account = settings.agent_service_account.partition("/")
+    assert f"system:serviceaccount:{namespace}:{account}" in cfg.allow_users
+    role = _one("Role", "gameday-runner-agent-token")
+    assert role["metadata"]["namespace"] == namespace and role["rules"] == [
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "resourceNames": [account], "verbs": ["create"]}]
+    assert _one("RoleBinding", "gameday-runner-agent-token")["roleRef"]["name"] == "gameday-runner-agent-token"
+
+
 def test_runner_role_covers_agent_discovery_and_network_policies() -> None:
     """The runner may read nodes and pods (to find agents) and create/delete NetworkPolicies."""
     rules = _one("ClusterRole", "gameday-runner")["rules"]

@@ -155,7 +155,7 @@ def agent_faults(lab: GpuLab) -> dict[str, list[str]]:
     """Fault ids each GPU node agent still holds (GET /v1/faults, as the runner)."""
     out: dict[str, list[str]] = {}
     for node, url in sorted(lab.handle.endpoints.get("gpu_agents", {}).items()):
-        body = json.loads(http_text(f"{url.rstrip('/')}/v1/faults", lab.handle.runner_token))
+        body = json.loads(http_text(f"{url.rstrip('/')}/v1/faults", lab.handle.agent_token))
         out[node] = sorted(str(f["fault_id"]) for f in body.get("faults", []) if f.get("state") == "active")
     return out
 

@@ -239,7 +239,7 @@ def agent_faults(e2e: E2E) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for node, url in sorted(e2e.lab.endpoints.get("gpu_agents", {}).items()):
         req = urllib.request.Request(
-            f"{url.rstrip('/')}/v1/faults", headers={"Authorization": f"Bearer {e2e.lab.runner_token}"}
+            f"{url.rstrip('/')}/v1/faults", headers={"Authorization": f"Bearer {e2e.lab.agent_token}"}
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             body = json.loads(resp.read())

@@ -85,10 +85,13 @@ def test_gpu_nodes_register_as_themselves_with_their_gpus_and_agents(lab: LabHan
         assert node["metadata"]["annotations"]["gameday.dev/agent-endpoint"] == lab.endpoints["gpu_agents"][name]
         lease = _get(lab, f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}")
         assert lease["spec"]["holderIdentity"] == name
-        code, devices = _agent(lab, name, "GET", "/v1/devices", lab.runner_token)
+        code, devices = _agent(lab, name, "GET", "/v1/devices", lab.agent_token)
         assert code == 200 and len(devices["devices"]) == 8, devices
-        code, _ = _agent(lab, name, "GET", "/v1/devices", lab.token_for("system:node:lab-node-0"))
-        assert code == 403
+        code, _ = _agent(lab, name, "GET", "/v1/devices", lab.request_token("default", "nobody", audience="gameday-agent"))
+        assert code == 403   # issued for the agents, but an account nobody allowed
+        for token in (lab.runner_token, lab.token_for("system:node:lab-node-0")):
+            code, _ = _agent(lab, name, "GET", "/v1/devices", token)
+            assert code == 401   # not issued for the audience gameday-agent
     assert not _get(lab, "/api/v1/nodes/lab-node-0")["status"]["capacity"].get("nvidia.com/gpu")
 
 
@@ -112,7 +115,7 @@ def test_xid_79_cordons_drains_reboots_and_uncordons_through_the_real_api(lab: L
     trainers = poll(lambda: _two_trainers(lab), 60, "two trainer pods running")
     victim = min(trainers.values())
     other = next(n for n in GPU_NODES if n != victim)
-    code, body = _agent(lab, victim, "POST", "/v1/faults", lab.runner_token, {
+    code, body = _agent(lab, victim, "POST", "/v1/faults", lab.agent_token, {
         "fault_id": "xid79-test", "run_id": "gpu-nodes-test", "ttl_seconds": 30,
         "params": {"kind": "gpu-xid", "code": 79, "gpu_index": 2, "count": 1, "dcgm": True}})
     assert code in (200, 201), body

@@ -61,7 +61,7 @@ def test_injected_xid_lands_in_kmsg_and_the_monitor_cordons(
     try:
         _inject(
             h,
-            cluster.api.runner_token,
+            cluster.api.agent_token,
             {"kind": "gpu-xid", "code": 79, "gpu_index": 2, "dcgm": False},
             "xid-79",
         )
@@ -86,7 +86,7 @@ def test_fake_nvml_degrade_through_agent_shows_in_exporter(
     server, port = serve([NodeSource(a.node, a.nvml_state_path, a.kmsg_path) for a in agents])
     try:
         _inject(
-            h, cluster.api.runner_token, {"kind": "gpu-degrade", "gpu_index": 3, "sm_clock_mhz": 600}, "deg-1"
+            h, cluster.api.agent_token, {"kind": "gpu-degrade", "gpu_index": 3, "sm_clock_mhz": 600}, "deg-1"
         )
 
         def clock() -> bool:

@@ -98,7 +98,7 @@ def test_stack_with_training_partitions_inside_the_rank_namespace(tmp_path: Path
         body = {"fault_id": "rail", "run_id": "stack-test", "ttl_seconds": 30,
                 "params": {"kind": "nccl-partition", "action": "DROP", "peers": [f"{rank0}/32"]}}  # fmt: skip
         status, out = http(
-            s.info["agents"][GPU_NODES[1]] + "/v1/faults", "POST", cluster.api.runner_token, body
+            s.info["agents"][GPU_NODES[1]] + "/v1/faults", "POST", cluster.api.agent_token, body
         )
         assert status in (200, 201), out
         rules = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-S"], capture_output=True, text=True,

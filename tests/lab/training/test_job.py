@@ -83,7 +83,7 @@ def rank_agent(tmp_path: Path, job: TrainingJob) -> Iterator[RankAgent]:
         handles = start_gpu_agents(tmp_path / "gpu", api.url, api.token_for("system:node:rank-1"), ["rank-1"],
                                    netns=netns, ca_file=api.ca_file)  # fmt: skip
         try:
-            yield RankAgent(handles[0], api.runner_token)
+            yield RankAgent(handles[0], api.agent_token)
         finally:
             stop_gpu_agents(handles)
 

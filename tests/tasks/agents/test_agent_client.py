@@ -37,7 +37,7 @@ def test_endpoint_from_daemonset_pod(admin: Cluster, runner_ctx: FaultContext) -
         with pytest.raises(AgentUnreachable, match="no running gameday-agent pod on node gpu-9"):
             runner_ctx.agents.endpoint("gpu-9")
         core.patch_namespaced_pod_status("agent-x", "gameday", {"status": {"phase": "Running", "podIP": "10.1.2.3"}})
-        assert runner_ctx.agents.endpoint("gpu-9") == "http://10.1.2.3:9470"
+        assert runner_ctx.agents.endpoint("gpu-9") == "https://10.1.2.3:9470"  # the DaemonSet serves TLS
     finally:
         core.delete_namespaced_pod("agent-x", "gameday", grace_period_seconds=0)  # no kubelet confirms a graceful one
 
