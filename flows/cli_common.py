@@ -15,9 +15,18 @@ from rich.console import Console
 
 from blueprints.errors import BlueprintError, GamedayError
 
-out = Console()
+
+def _console(stderr: bool = False) -> Console:
+    """A console that wraps lines at the terminal's width, and not at all when its output is piped or logged (CI,
+    Prefect workers, a file): a line that is a record of what happened stays one line for grep."""
+    console = Console(stderr=stderr)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
+out = _console()
 """Where commands print their results."""
-err = Console(stderr=True)
+err = _console(stderr=True)
 """Where commands print problems."""
 F = TypeVar("F", bound=Callable[..., Any])
 

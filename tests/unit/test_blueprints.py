@@ -193,3 +193,20 @@ def test_validate_cli_warns_and_strict_refuses(tmp_path: Path) -> None:
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
     assert "error: hypothesis.expectations[0]: " in strict.stderr
     assert f"ok {LIBRARY / 'coredns-outage.yaml'}" in strict.stdout
+
+
+def test_piped_output_is_not_wrapped(tmp_path: Path) -> None:
+    """Piped to a file (CI, a Prefect worker) with no COLUMNS, a warning longer than 80 columns stays on one line,
+    so it can be grepped whole."""
+    weak = tmp_path / "a-blueprint-file-with-a-rather-long-name-so-that-the-line-is-long.yaml"
+    data = yaml.safe_load((LIBRARY / "coredns-outage.yaml").read_text())
+    data["hypothesis"]["expectations"] = ["max(gateway_success_ratio) >= 0.95 during fault"]
+    weak.write_text(yaml.safe_dump(data))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(weak)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (warning,) = [line for line in proc.stdout.splitlines() if line.strip().startswith("warning: ")]
+    assert len(warning) > 120 and "one sample" in warning and warning.rstrip().endswith("...')"), proc.stdout
+    assert any(line.startswith("ok ") and line.endswith(f"{weak}: coredns-outage (1 stage(s))")
+               for line in proc.stdout.splitlines()), proc.stdout
