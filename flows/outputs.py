@@ -14,6 +14,7 @@ from typing import Any
 
 from blueprints.promql import presence_queries
 from blueprints.record import CampaignRecord, TimelineEvent
+from tasks.files import write_atomic
 
 EVENT_NAMES: dict[str, str] = {
     "campaign-start": "gameday.campaign.started",
@@ -100,9 +101,7 @@ def write_record(run_dir: Path, record: CampaignRecord) -> Path:
     """Write record.json (atomically) and return its path."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "record.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(record.model_dump_json(indent=2, by_alias=True))
-    tmp.replace(path)
+    write_atomic(path, record.model_dump_json(indent=2, by_alias=True))
     return path
 
 

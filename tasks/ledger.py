@@ -10,7 +10,6 @@ rolled-back | rollback-failed. :func:`reconcile` (in ``tasks.reconcile``) rolls 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import Conflict, NotFound
 from tasks.faults.base import Injection
+from tasks.files import write_atomic
 from tasks.faults.selection import MANAGED_BY, k8s_name
 from tasks.lease import acquire_target_lease, release_target_lease
 
@@ -64,22 +64,6 @@ def entry_key(injection: Injection) -> str:
 def configmap_name(run_id: str) -> str:
     """The in-cluster ledger ConfigMap of a run."""
     return k8s_name("gameday-ledger", run_id, limit=253)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write, fsync, rename over, fsync the directory: the file is either old or new, never torn."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _now() -> datetime:

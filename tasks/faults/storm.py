@@ -29,6 +29,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from tasks.faults.storm_protocol import ProtocolClient
+from tasks.files import write_atomic
 
 BASELINE_SAMPLES = 5
 PARENT_CHECK_S = 0.5
@@ -121,10 +122,7 @@ class Stats:
 
     def write(self) -> None:
         """Write the snapshot atomically to the stats path."""
-        path = Path(self.cfg.stats_path)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        os.replace(tmp, path)
+        write_atomic(Path(self.cfg.stats_path), json.dumps(self.snapshot()))
 
 
 async def _one(send: Callable[[], Awaitable[int | None]], stats: Stats, sem: asyncio.Semaphore | None) -> float:
