@@ -34,7 +34,7 @@ from typing import Protocol, Self
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from lab.runtime.errors import LabError
+from lab.errors import LabError
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
 """The Go modules that pin the components (a root module and the ``etcd`` sub-module)."""

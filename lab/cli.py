@@ -15,7 +15,7 @@ import typer
 from lab.build import RichProgress, default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
-from lab.runtime.errors import LabError
+from lab.errors import LabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local Kubernetes lab.")
 DEFAULT_STATE = Path(".gameday/lab")

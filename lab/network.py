@@ -16,7 +16,7 @@ import ipaddress
 import subprocess
 from dataclasses import dataclass
 
-from lab.runtime.errors import LabError
+from lab.errors import LabError
 
 BLOCKS = (ipaddress.IPv4Network("198.51.100.0/24"), ipaddress.IPv4Network("203.0.113.0/24"))
 SLOT_PREFIX = 26

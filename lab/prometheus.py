@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 import requests
 import yaml
 
-from lab.runtime.errors import LabStartError
-from lab.runtime.procs import log_tail, spawn, stop_pid
+from lab.errors import LabStartError
+from lab.procs import log_tail, spawn, stop_pid
 
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 

@@ -40,8 +40,9 @@ from typing import Any
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
-from lab.control.users import ADMIN, AGENT_AUDIENCE, RUNNER, token_for
-from lab.runtime.errors import LabError
+from lab.control.users import ADMIN, RUNNER, token_for
+from lab.errors import LabError
+from lab.gpu.nodes import AGENT_AUDIENCE
 
 
 @dataclass

@@ -18,14 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import Conflict, NotFound
 from tasks.faults.base import Injection
-from tasks.files import write_atomic
 from tasks.faults.selection import MANAGED_BY, k8s_name
-from tasks.lease import acquire_target_lease, release_target_lease
+from tasks.files import write_atomic
 
 State = Literal["planned", "applied", "rolled-back", "rollback-failed"]
 OPEN_STATES: tuple[str, ...] = ("planned", "applied", "rollback-failed")
 RUN_LABEL = "gameday.dev/run-id"
-__all__ = ["Ledger", "LedgerEntry", "acquire_target_lease", "reconcile", "release_target_lease"]
+__all__ = ["Ledger", "LedgerEntry"]
 
 
 class LedgerEntry(BaseModel):
@@ -172,10 +171,3 @@ def dump_entry(entry: LedgerEntry) -> dict[str, Any]:
     """An entry as JSON-ready data."""
     data: dict[str, Any] = json.loads(entry.model_dump_json())
     return data
-
-
-def reconcile(cluster: Any, state_dir: Path, namespace: str = "gameday", **kwargs: Any) -> list[Any]:
-    """Roll back every open entry (local and in-cluster); see :func:`tasks.reconcile.reconcile`."""
-    from tasks.reconcile import reconcile as _reconcile
-
-    return _reconcile(cluster, state_dir, namespace, **kwargs)

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from lab.control import kwok
 from lab.control.pki import CertPair
+from lab.wellknown import KWOK_NODE_ANNOTATION
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
@@ -320,7 +320,7 @@ def argv(name: str, layout: Layout, opts: ControlPlaneOptions) -> list[str]:
                 "--leader-elect=false"]
     if name == "kwok":
         return [binary, "--kubeconfig", str(layout.kubeconfig("kwok")), "--config", str(layout.kwok_config),
-                "--manage-nodes-with-annotation-selector", f"{kwok.MANAGED_ANNOTATION}=fake",
+                "--manage-nodes-with-annotation-selector", f"{KWOK_NODE_ANNOTATION}=fake",
                 "--server-address", f"127.0.0.1:{ports.kwok}",
                 "--node-lease-duration-seconds", str(opts.node_lease_seconds), "--cidr", opts.pod_cidr]
     raise KeyError(f"no control-plane component named {name!r}")

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from lab.errors import LabError
 from lab.pods import PodContext
-from lab.runtime.errors import LabError
-from lab.runtime.procs import dies_with_parent, stop_group
+from lab.procs import dies_with_parent, stop_group
 from lab.sandbox import host_network_command
 
 READY_PORT = 8181

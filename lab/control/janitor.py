@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lab.pods import PodContext
-from lab.runtime.procs import dies_with_parent, stop_group
+from lab.procs import dies_with_parent, stop_group
 from lab.sandbox import host_network_command
 
 ROOT = Path(__file__).resolve().parents[2]

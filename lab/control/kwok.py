@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-MANAGED_ANNOTATION = "kwok.x-k8s.io/node"
+from lab.wellknown import KWOK_NODE_ANNOTATION
+
 STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
 NODE_ROLE_LABEL = "gameday.dev/node-kind"
 NODE_IP_ANNOTATION = "gameday.dev/node-ip"
@@ -36,7 +37,7 @@ def node(name: str, ip: str, labels: dict[str, str] | None = None) -> dict[str, 
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {MANAGED_ANNOTATION: "fake", NODE_IP_ANNOTATION: ip, "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {KWOK_NODE_ANNOTATION: "fake", NODE_IP_ANNOTATION: ip, "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
                        "type": "kwok", NODE_ROLE_LABEL: "kwok", **(labels or {})},
         },

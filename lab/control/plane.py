@@ -37,11 +37,10 @@ from lab.control.readiness import (
     service_account_waiting,
 )
 from lab.control.users import ADMIN, RUNNER, make_users, token_for, write_users
+from lab.errors import LabError, LabStartError
 from lab.gpu import launch
 from lab.network import PodNetwork
-from lab.runtime import slots
-from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import (
+from lab.procs import (
     forget_pids,
     kill_processes_under,
     log_tail,
@@ -52,6 +51,7 @@ from lab.runtime.procs import (
     start_runtime,
     stop_pid,
 )
+from lab.runtime import slots
 from lab.runtime.scrape import SCRAPE_TARGETS
 from lab.sandbox import remove_sandboxes
 

@@ -15,8 +15,8 @@ from typing import Any
 import requests
 
 from lab.control.components import Layout
-from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import log_tail
+from lab.errors import LabError, LabStartError
+from lab.procs import log_tail
 
 
 def deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -> str | None:

@@ -14,10 +14,6 @@ from typing import Any
 
 ADMIN = "admin"
 RUNNER = "gameday-runner"
-AGENT_AUDIENCE = "gameday-agent"
-"""The audience of the tokens the lab's node agents accept (``--audience``), as the stock DaemonSet's do."""
-RUNNER_ACCOUNT = f"system:serviceaccount:gameday:{RUNNER}"
-"""The runner's service account: what its audience-bound agent tokens are issued for."""
 AUTHENTICATED = "system:authenticated"
 
 

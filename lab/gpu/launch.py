@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import log_tail, spawn, stop_pid, wait_ready_file
+from lab.errors import LabError, LabStartError
+from lab.procs import log_tail, spawn, stop_pid, wait_ready_file
 
 AGENT_USER = "system:serviceaccount:gameday:gameday-agent"
 MONITOR_USER = "system:serviceaccount:kube-system:gpu-health-monitor"

@@ -39,12 +39,12 @@ from prometheus_client import (
     generate_latest,
 )
 
+from lab.errors import ApiStatusError
 from lab.gpu.errors import RemediationError
 from lab.gpu.monitor_metrics import MonitorMetrics
 from lab.gpu.remediation import Remediator, uses_gpu
 from lab.gpu.xid import KmsgTail, XidEvent, action_for
 from lab.runtime.client import ApiClient
-from lab.runtime.errors import ApiStatusError
 
 
 @dataclass(frozen=True)

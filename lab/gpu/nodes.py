@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.control.users import AGENT_AUDIENCE, RUNNER_ACCOUNT
 from lab.gpu.errors import AgentStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +36,10 @@ PCI_ANNOTATION = "gameday.dev/gpu-pci-"
 GPU_COUNT = 8
 START_TIMEOUT_S = 30.0
 TRAINING_SUBNET = "198.51.100.0/24"
+AGENT_AUDIENCE = "gameday-agent"
+"""The audience of the tokens the lab's node agents accept (``--audience``), as the stock DaemonSet's do."""
+RUNNER_ACCOUNT = "system:serviceaccount:gameday:gameday-runner"
+"""The runner's service account: what its audience-bound agent tokens are issued for."""
 
 
 @dataclass

@@ -17,10 +17,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from lab.errors import ApiStatusError
 from lab.gpu.errors import RemediationError
 from lab.gpu.xid import Action, XidEvent
 from lab.runtime.client import ApiClient
-from lab.runtime.errors import ApiStatusError
 
 Obj = dict[str, Any]
 STRATEGIC = "application/strategic-merge-patch+json"

@@ -23,10 +23,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from lab.errors import LabError
 from lab.network import PodNetwork
 from lab.runtime.cluster import Cluster
 from lab.runtime.config import RuntimeConfig
-from lab.runtime.errors import LabError
 from lab.runtime.kubelet import Kubelets
 from lab.runtime.metrics import LOOP_LAG, NODES_PAUSED, NODES_READY, NODES_TOTAL
 from lab.runtime.nodeagent import RECENT_MISSES, RECENT_RENEWALS, LeaseThread, NodeAgent

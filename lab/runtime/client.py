@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from lab.runtime.errors import ApiStatusError, WatchExpired
+from lab.errors import ApiStatusError, WatchExpired
 
 Obj = dict[str, Any]
 

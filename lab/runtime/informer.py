@@ -16,8 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from lab.errors import ApiStatusError, WatchExpired
 from lab.runtime.client import ApiClient, Obj
-from lab.runtime.errors import ApiStatusError, WatchExpired
 
 REFUSED_RETRY_S = 0.2
 

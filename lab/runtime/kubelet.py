@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from lab.errors import ApiStatusError, LabError
 from lab.network import PodAddresses, PodNetwork
 from lab.pods import PodContext, PodProgram
 from lab.runtime.client import api_path
 from lab.runtime.cluster import Cluster
 from lab.runtime.envvars import container_env
-from lab.runtime.errors import ApiStatusError, LabError
 from lab.runtime.images import ImagePullError, program_for, sandboxed
 from lab.runtime.informer import Key
 from lab.runtime.metrics import PODS_RUNNING_LOCAL

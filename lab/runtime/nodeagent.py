@@ -15,10 +15,10 @@ import time
 from collections import deque
 from typing import Any
 
+from lab.errors import ApiStatusError
 from lab.runtime.client import STRATEGIC_MERGE_PATCH, ApiClient, api_path
 from lab.runtime.cluster import Cluster, client_session
 from lab.runtime.config import RuntimeConfig
-from lab.runtime.errors import ApiStatusError
 from lab.runtime.loops import new_event_loop
 from lab.runtime.metrics import LEASE_LATENCY, LEASE_MISSED, LEASE_RENEWALS
 from lab.runtime.objects import node_ready, now_micro, now_time

@@ -13,8 +13,8 @@ import socket
 import tempfile
 from pathlib import Path
 
-from lab.runtime.errors import LabError
-from lab.runtime.procs import pid_alive
+from lab.errors import LabError
+from lab.procs import pid_alive
 
 SLOTS = 8
 

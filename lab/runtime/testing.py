@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lab.runtime.errors import LabError
+from lab.errors import LabError
 
 
 class WaitTimeout(LabError):

@@ -12,15 +12,15 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from lab.control.kwok import MANAGED_ANNOTATION
+from lab.errors import ApiStatusError
 from lab.pods import PodContext, PodProgram
 from lab.runtime.cluster import ADMIN, Cluster
 from lab.runtime.envvars import container_env
-from lab.runtime.errors import ApiStatusError
 from lab.runtime.images import ImagePullError, image_name, program_for
 from lab.runtime.informer import Key
 from lab.runtime.objects import Obj, is_terminating
 from lab.runtime.workqueue import WorkQueue
+from lab.wellknown import KWOK_NODE_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class KwokTraffic:
             return False
         node = self.cluster.nodes.get("", str((pod.get("spec") or {}).get("nodeName") or ""))
         annotations = ((node or {}).get("metadata") or {}).get("annotations") or {}
-        return bool(annotations.get(MANAGED_ANNOTATION))
+        return bool(annotations.get(KWOK_NODE_ANNOTATION))
 
     async def reconcile(self, key: Key) -> None:
         """Start or stop one pod's program to match the API object."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lab.errors import ApiStatusError
 from lab.runtime.client import ApiClient, api_path
-from lab.runtime.errors import ApiStatusError
 from lab.runtime.files import write_atomic
 
 Obj = dict[str, Any]

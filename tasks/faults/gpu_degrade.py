@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from agents.protocol import DegradeParams
 from blueprints.faults import GpuDegrade
-from tasks.agent_client import AgentHeldFault
+from tasks.faults.agent_held import AgentHeldFault
 from tasks.faults.base import FaultContext
 
 

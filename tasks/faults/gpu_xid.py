@@ -13,7 +13,8 @@ from typing import ClassVar
 
 from agents.protocol import XidParams
 from blueprints.faults import GpuXid
-from tasks.agent_client import PCI_ANNOTATION, AgentHeldFault, agents_of
+from tasks.agent_client import PCI_ANNOTATION
+from tasks.faults.agent_held import AgentHeldFault, agents_of
 from tasks.faults.base import FaultContext
 
 

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 from agents.protocol import PartitionParams
 from blueprints.faults import NcclPartition
-from tasks.agent_client import AgentHeldFault
 from tasks.errors import InjectionFailed, NotFound, TargetError
+from tasks.faults.agent_held import AgentHeldFault
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
 from tasks.faults.selection import MANAGED_BY, check_blast_radius, now
 

@@ -120,7 +120,7 @@ def test_calls_ride_out_an_api_server_kill_and_restart(tmp_path: Path) -> None:
     import os
     import signal
 
-    from lab.runtime.procs import pid_alive
+    from lab.procs import pid_alive
     from lab.testing import running_api
 
     with running_api(tmp_path, restart_backoff_seconds=3) as api:

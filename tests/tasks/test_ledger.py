@@ -13,8 +13,9 @@ from tasks.errors import CampaignLocked
 from tasks.faults.base import FaultContext
 from tasks.faults.node_cordon import NodeCordonFault
 from tasks.faults.noop import NoopFault
-from tasks.lease import LEASE_NAME, lease_holder
-from tasks.ledger import Ledger, acquire_target_lease, configmap_name, reconcile, release_target_lease
+from tasks.lease import LEASE_NAME, acquire_target_lease, lease_holder, release_target_lease
+from tasks.ledger import Ledger, configmap_name
+from tasks.reconcile import reconcile
 from tests.tasks.helpers import NODES, api_cluster
 
 

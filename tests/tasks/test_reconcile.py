@@ -11,7 +11,8 @@ from typing import Any
 
 from tasks.cluster import Cluster
 from tasks.faults.storm_process import find_storms, stop_storm
-from tasks.ledger import configmap_name, reconcile
+from tasks.ledger import configmap_name
+from tasks.reconcile import reconcile
 from tests.conftest import poll
 from tests.tasks.helpers import NODES, api_cluster
 

@@ -12,7 +12,8 @@ from cryptography import x509
 
 from lab.control import components, kwok, pki, plane
 from lab.control.components import ORDER, ControlPlaneOptions, Layout, Ports
-from lab.runtime.errors import LabError
+from lab.errors import LabError
+from lab.wellknown import KWOK_NODE_ANNOTATION
 
 
 def _layout(tmp_path: Path) -> Layout:
@@ -125,7 +126,7 @@ def test_kwok_nodes_have_distinct_addresses() -> None:
     assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("10.240.0.0/16") for ip in ips)
     assert not any(ip.endswith(".0") for ip in ips)
     node = kwok.node("kwok-node-0", ips[0])
-    assert node["metadata"]["annotations"][kwok.MANAGED_ANNOTATION] == "fake"
+    assert node["metadata"]["annotations"][KWOK_NODE_ANNOTATION] == "fake"
 
 
 def test_missing_binaries_are_named_before_anything_starts(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from lab.control import plane
-from lab.runtime.procs import pid_alive, read_pids
+from lab.procs import pid_alive, read_pids
 from lab.testing import LabHandle, running_control_plane
 from tests.conftest import poll, require
 

@@ -19,8 +19,8 @@ import requests
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
 from lab.control.components import ORDER, ControlPlaneOptions
-from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import pid_alive
+from lab.errors import LabError, LabStartError
+from lab.procs import pid_alive
 from lab.testing import LabHandle, running_control_plane
 from tests.conftest import poll, require
 

@@ -220,7 +220,7 @@ def test_a_killed_runtime_takes_its_pods_processes_and_down_still_frees_the_slot
         os.kill(runtime, 9)
         poll(lambda: not _pod_processes(handle.state_dir), 15, "no pod process outliving the killed runtime")
     assert not network.exists()
-    from lab.runtime.procs import pid_alive
+    from lab.procs import pid_alive
 
     assert not pid_alive(runtime)
     assert not (tmp_path / "lab" / plane.POD_NETWORK_FILE).exists()

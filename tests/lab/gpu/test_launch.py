@@ -12,9 +12,9 @@ import pytest
 
 from lab.control import plane
 from lab.control.components import ControlPlaneOptions
+from lab.errors import LabError, LabStartError
 from lab.gpu import launch
-from lab.runtime.errors import LabError, LabStartError
-from lab.runtime.procs import pid_alive
+from lab.procs import pid_alive
 
 
 def test_training_without_root_is_a_clear_error_before_anything_starts(

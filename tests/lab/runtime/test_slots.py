@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.errors import LabError
 from lab.runtime import slots
-from lab.runtime.errors import LabError
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from kubernetes import client
 from blueprints.common import NodeSelector
 from blueprints.faults import GpuDegrade
 from lab.runtime.testing import wait_for
-from tasks.agent_client import AgentClient, AgentUnreachable, agent_ids
+from tasks.agent_client import AgentClient, AgentUnreachable
 from tasks.cluster import Cluster
 from tasks.errors import AgentError, TargetError
+from tasks.faults.agent_held import agent_ids
 from tasks.faults.base import FaultContext, Injection
 from tasks.faults.gpu_degrade import GpuDegradeFault
 from tests.tasks.agents.conftest import AddNode

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab.runtime.errors import LabStartError
+from lab.errors import LabStartError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def child_env() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Typed errors of the lab runtime (API answers and lab lifecycle failures)."""
+"""Typed errors of the lab (API answers and lab lifecycle failures)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,151 @@
+"""Faults held by node agents: the plan/inject/verify/rollback/renew that gpu-xid, gpu-degrade and nccl-partition
+(iptables/nft modes) share. One agent fault per target node, the same agent fault id on each; rollback reverts on
+every node, and an unreachable agent is logged, not fatal: its lease expires and the agent reverts on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, ClassVar
+
+from agents.protocol import FaultParams, InjectRequest
+from tasks.agent_client import AgentClient, AgentHttp, AgentUnreachable, safe_id
+from tasks.errors import AgentError, InjectionFailed, RollbackFailed, TargetError
+from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.selection import check_blast_radius, choose, now
+
+
+def agent_ids(injection: Injection) -> tuple[str, str]:
+    """The (fault_id, run_id) an injection uses on its agents: unique per run, stage and fault."""
+    digest = hashlib.sha256(f"{injection.run_id}/{injection.stage}/{injection.fault_id}".encode()).hexdigest()[:12]
+    return f"{safe_id(injection.fault_id, 100)}-{digest}", safe_id(injection.run_id)
+
+
+def agents_of(ctx: FaultContext) -> AgentClient:
+    """``ctx.agents``, or one built from the cluster and ``ctx.extra['settings']``."""
+    if isinstance(ctx.agents, AgentClient):
+        return ctx.agents
+    client = AgentClient.for_cluster(ctx.cluster, ctx.extra.get("settings"))
+    ctx.agents = client
+    return client
+
+
+class AgentHeldFault:
+    """Shared behaviour of faults held by node agents; subclasses say which nodes and which params."""
+
+    kind: ClassVar[str]
+    what: ClassVar[str]
+
+    def node_params(self, spec: Any, ctx: FaultContext, node: str) -> FaultParams:
+        """The agent params for one node (may read the node, never change it)."""
+        raise NotImplementedError
+
+    def pick_nodes(self, spec: Any, ctx: FaultContext) -> list[str]:
+        """The target nodes: the spec's selector (labels, optional names), then its mode."""
+        sel = spec.selector
+        if sel is None:
+            raise InjectionFailed(f"{self.kind}: this mode needs a node selector naming where the agent acts")
+        nodes = sorted(n.metadata.name for n in ctx.cluster.list_nodes(sel.label_selector)
+                        if not sel.names or n.metadata.name in sel.names)
+        chosen = choose(nodes, sel)
+        if not chosen:
+            raise TargetError(f"{self.kind}: no node matches {sel.label_selector or sel.names}")
+        check_blast_radius(ctx, self.kind, nodes=len(chosen), gpus=len(self.gpus(spec, chosen)))
+        return chosen
+
+    def gpus(self, spec: Any, nodes: list[str]) -> list[str]:
+        """The GPUs the fault acts on, as ``<node>/<index>`` (none unless the spec names a ``gpu_index``)."""
+        index = getattr(spec, "gpu_index", None)
+        return [] if index is None else [f"{n}/{index}" for n in nodes]
+
+    def plan(self, spec: Any, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
+        """Choose the nodes, build each node's request and find each agent (read only)."""
+        nodes = self.pick_nodes(spec, ctx)
+        params = {n: self.node_params(spec, ctx, n).model_dump(mode="json") for n in nodes}
+        endpoints = {}
+        for n in nodes:
+            try:
+                endpoints[n] = agents_of(ctx).endpoint(n)
+            except AgentUnreachable as e:
+                raise TargetError(f"{self.kind}: {e}") from e
+        probe = Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec={}, summary="",
+                          planned_at=now())
+        afid, arun = agent_ids(probe)
+        changes = [Change(action="agent", object=f"node/{n} agent", detail=f"{self.what} (fault {afid})",
+                          undo="agent revert (idempotent); else the agent reverts when the lease expires")
+                   for n in nodes]
+        return Injection(
+            run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec=spec.model_dump(mode="json"),
+            summary=f"{self.what} on {len(nodes)} node(s) via agents",
+            targets=[f"node/{n}" for n in nodes] + [f"gpu/{g}" for g in self.gpus(spec, nodes)],
+            changes=changes, planned_at=now(),
+            undo={"agent_fault_id": afid, "agent_run_id": arun, "ttl_seconds": spec.lease.total_seconds(),
+                  "params": params, "endpoints": endpoints},
+        )
+
+    def _client(self, ctx: FaultContext, injection: Injection, node: str) -> AgentHttp:
+        client = agents_of(ctx)
+        try:
+            return client.for_node(node)
+        except AgentUnreachable:
+            known = injection.undo.get("endpoints", {}).get(node)
+            if known:
+                return client.at(known)
+            raise
+
+    def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
+        """Ask each node's agent to hold the fault under a lease."""
+        u = dict(injection.undo)
+        endpoints: dict[str, str] = dict(u.get("endpoints") or {})
+        for node, params in u["params"].items():
+            req = InjectRequest.model_validate({"fault_id": u["agent_fault_id"], "run_id": u["agent_run_id"],
+                                                "ttl_seconds": u["ttl_seconds"], "params": params})
+            try:
+                agent = self._client(ctx, injection, node)
+                endpoints[node] = agent.url
+                agent.inject(req)
+            except (AgentError, AgentUnreachable) as e:
+                raise InjectionFailed(f"{self.kind} on node {node}: {e}") from e
+        return injection.model_copy(update={"undo": {**u, "endpoints": endpoints}})
+
+    def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
+        """Each agent's read-back (line present / field reads back / chain present)."""
+        u = injection.undo
+        per_node: dict[str, Any] = {}
+        for node in u["params"]:
+            try:
+                st = self._client(ctx, injection, node).status(u["agent_fault_id"])
+            except (AgentError, AgentUnreachable) as e:
+                per_node[node] = {"landed": False, "summary": str(e)}
+                continue
+            ev = st.evidence if st is not None else None
+            per_node[node] = {"landed": bool(ev and ev.landed),
+                              "summary": ev.summary if ev else "the agent does not hold this fault",
+                              "details": ev.details if ev else {}}
+        ok = sum(1 for v in per_node.values() if v["landed"])
+        return Evidence(landed=bool(per_node) and ok == len(per_node),
+                        summary=f"{self.what}: in place on {ok}/{len(per_node)} node(s)", details={"nodes": per_node})
+
+    def rollback(self, injection: Injection, ctx: FaultContext) -> None:
+        """Revert on every node; an unreachable agent is logged (its lease expires); a refusal raises."""
+        u = injection.undo
+        failed = []
+        for node in u.get("params", {}):
+            try:
+                self._client(ctx, injection, node).revert(u["agent_fault_id"])
+            except AgentUnreachable as e:
+                ctx.log(f"{self.kind} rollback: agent on {node} unreachable ({e}); its lease "
+                        f"({u['ttl_seconds']:g}s) will expire and the agent reverts on its own")
+            except AgentError as e:
+                failed.append(f"{node}: {e}")
+        if failed:
+            raise RollbackFailed(f"{self.kind}: " + "; ".join(failed))
+
+    def renew(self, injection: Injection, ctx: FaultContext) -> None:
+        """Renew the lease on every node; a fault an agent no longer holds is an error (the stage aborts)."""
+        u = injection.undo
+        for node in u.get("params", {}):
+            st = self._client(ctx, injection, node).renew(u["agent_fault_id"], float(u["ttl_seconds"]))
+            if st is None:
+                raise AgentError(f"{self.kind}: the agent on {node} no longer holds fault {u['agent_fault_id']} "
+                                 "(lease expired and reverted)")
