@@ -6,8 +6,9 @@ timezone-aware) and ``value`` (float). One row per (observable, series, timestam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,16 @@ def _step(step: timedelta | float | str) -> str:
     return step
 
 
+def whole_seconds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[start, end] narrowed to whole seconds inside it (the Prometheus client rounds to the nearest second, which
+    could put a window's first evaluation before its start: a baseline read the fault before it, a fault window
+    the moment before the injection); unchanged when no whole second lies inside."""
+    first, last = math.ceil(start.timestamp()), math.floor(end.timestamp())
+    if first > last:
+        return start, end
+    return datetime.fromtimestamp(first, start.tzinfo or UTC), datetime.fromtimestamp(last, end.tzinfo or UTC)
+
+
 def as_queries(observables: Mapping[str, str] | Iterable[Any]) -> dict[str, str]:
     """name → PromQL, from a mapping or from objects with ``name`` and ``query`` (blueprint Observables)."""
     if isinstance(observables, Mapping):
@@ -39,8 +50,10 @@ def as_queries(observables: Mapping[str, str] | Iterable[Any]) -> dict[str, str]
 
 def fetch_frames(prom_url: str, observables: Mapping[str, str] | Iterable[Any], start: datetime, end: datetime,
                  step: timedelta | float | str = 1.0, timeout_s: int = 30) -> pd.DataFrame:
-    """Range-query every observable over [start, end]; ProbeError if Prometheus cannot answer."""
+    """Range-query every observable over [start, end] (its whole seconds); ProbeError if Prometheus cannot
+    answer."""
     prom = PrometheusConnect(url=prom_url, disable_ssl=True, timeout=timeout_s)
+    start, end = whole_seconds(start, end)
     parts: list[pd.DataFrame] = []
     for name, query in as_queries(observables).items():
         try:

@@ -44,3 +44,16 @@ def test_nothing_returned_gives_an_empty_typed_frame(prometheus: str) -> None:
     end = datetime.now(UTC)
     frame = fetch_frames(prometheus, {"none": "no_such_metric"}, end - timedelta(seconds=5), end, 1.0)
     assert frame.empty and list(frame.columns) == COLUMNS
+
+
+def test_every_point_of_a_window_lies_inside_it(prometheus: str) -> None:
+    """A window that starts and ends between whole seconds is evaluated at the whole seconds inside it only (the
+    client alone would round its start of x.3 down to x, before the window began)."""
+    query = {"total": "sum(gameday_test_value)"}
+    poll(lambda: not fetch_frames(prometheus, query, datetime.now(UTC) - timedelta(seconds=12),
+                                  datetime.now(UTC) - timedelta(seconds=11), 1.0).empty, timeout=30, interval=0.5)
+    second = int(datetime.now(UTC).timestamp())
+    start, end = datetime.fromtimestamp(second - 9 + 0.3, UTC), datetime.fromtimestamp(second - 3 + 0.4, UTC)
+    frame = fetch_frames(prometheus, query, start, end, 1.0)
+    stamps = sorted(t.timestamp() for t in frame["timestamp"])
+    assert stamps == [float(second - 8 + i) for i in range(6)], (start, end, stamps)
