@@ -129,19 +129,18 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
             }
         )
     )
-    status, error = "failed", None
+    status, error, interrupted = "failed", None, False
     try:
         status = runner.run()
     except GamedayError as e:
         error = str(e)
         recorder.event("error", error)
     except BaseException as e:  # TerminationSignal, KeyboardInterrupt: roll back, record, then re-raise
-        status, error = "cancelled", f"interrupted: {type(e).__name__}"
-        runner.unwinding = True
+        status, error, interrupted = "cancelled", f"interrupted: {type(e).__name__}", True
         raise
     finally:
         try:
-            runner.rollback_all()
+            runner.rollback_all(unwinding=interrupted)
         finally:
             lock.close()
             recorder.event(

@@ -7,8 +7,8 @@ KeyboardInterrupt, Prefect's TerminationSignal), and :meth:`CampaignRunner.rollb
 anything still active (the flow calls it in its own ``finally``).
 
 This module owns the run's state and its sequencing; each phase lives beside it: ``runner_preflight``
-(plan, preflight), ``runner_windows`` (quiet windows), ``runner_stage`` (one stage),
-``runner_rollback`` (undo), ``runner_ops`` (the Ops bundle and approver types).
+(plan, preflight), ``runner_windows`` (quiet windows), ``runner_stage`` (one stage, a :class:`StageRun` given
+only what a stage needs), ``runner_rollback`` (undo), ``runner_ops`` (the Ops bundle and approver types).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tasks.runner_ops import Approver, Ops, StageStatus, auto_approve
 from tasks.runner_preflight import plan_all, preflight
 from tasks.runner_record import Recorder, now
 from tasks.runner_rollback import Active, rollback
-from tasks.runner_stage import inject_stage, run_stage
+from tasks.runner_stage import StageRun
 from tasks.runner_windows import quiet_window
 
 __all__ = ["Approver", "CampaignRunner", "Ops", "StageStatus", "auto_approve"]
@@ -68,22 +68,20 @@ class CampaignRunner:
         """Wait out a quiet window (baseline, recovery, cooldown, final recovery) and record it."""
         quiet_window(self.recorder, self.cancel, kind, seconds, stage, abort)
 
-    def current_ops(self) -> Ops:
-        """The operations to use now: plain ones while unwinding from a cancellation."""
-        return self.ops.plain if self.unwinding and self.ops.plain is not None else self.ops
-
-    def rollback_items(self, items: list[Active], stage: str) -> None:
-        """Roll back ``items`` in reverse order; every one is tried even if an earlier one fails."""
-        rollback(items, self.active, self.current_ops(), self.ctx, self.recorder, stage)
-
-    def renew_all(self) -> None:
-        """Renew the lease of every active injection (agent-held faults)."""
-        for item in list(self.active):
-            self.ops.renew(item.injection, self.ctx)
+    def stage_run(self, stage: Stage) -> StageRun:
+        """A stage given what it needs of this run (the active set it registers undos in is the run's)."""
+        return StageRun(stage, self.campaign, self.ctx, self.ops, self.recorder, self.active, self.cancel,
+                        self.approve, self.renew_every, unwinding=self.unwinding)
 
     def run_stage(self, stage: Stage) -> StageOutcome:
         """Approval → plan/ledger/inject/verify each fault → observe under guardrails → rollback → recovery."""
-        return run_stage(self, stage)
+        run = self.stage_run(stage)
+        try:
+            return run.run()
+        finally:
+            self.unwinding = self.unwinding or run.unwinding
+            self.operator_abort = self.operator_abort or run.operator_abort
+            self.halted = self.halted or run.halted
 
     def apply_setup(self, setup: Stage, held: list[Active]) -> bool:
         """Apply the campaign's setup (each change in the ledger first, then verified); False, with the run
@@ -92,7 +90,7 @@ class CampaignRunner:
         self.recorder.event("note", f"setup: applying {len(setup.faults)} change(s) held for the whole run", stage=SETUP)
         problem = ""
         try:
-            inject_stage(self, setup, faults, held)
+            self.stage_run(setup).inject(faults, held)
             problem = ", ".join(f"{f.id!r} did not land" for f in faults if not f.verified)
         except Exception as e:  # noqa: BLE001 - recorded; the run fails and what was applied is undone
             problem = f"{type(e).__name__}: {e}"
@@ -122,8 +120,8 @@ class CampaignRunner:
             self.run_stages()
             self.window("final-recovery", c.final_recovery.total_seconds())
         finally:
-            if held:
-                self.rollback_items(held, SETUP)
+            if held and setup is not None:
+                self.stage_run(setup).rollback(held)
             if c.preflight.error_budget is not None:
                 self.record_budget_consumed(c.preflight.error_budget)
         return self.status
@@ -169,7 +167,9 @@ class CampaignRunner:
                 self.window("cooldown", c.cooldown.total_seconds(), stage.name)
 
     def rollback_all(self, unwinding: bool = False) -> None:
-        """Undo every injection still active (the flow's ``finally`` calls this)."""
+        """Undo every injection still active (the flow's ``finally`` calls this; ``unwinding`` when the run was
+        interrupted: plain operations, no orchestration)."""
         self.unwinding = self.unwinding or unwinding
         if self.active:
-            self.rollback_items(list(self.active), self.active[-1].injection.stage)
+            ops = self.ops.plain if self.unwinding and self.ops.plain is not None else self.ops
+            rollback(list(self.active), self.active, ops, self.ctx, self.recorder, self.active[-1].injection.stage)
