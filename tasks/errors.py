@@ -6,13 +6,12 @@ clear message and a non-zero exit code instead of a traceback.
 
 from __future__ import annotations
 
-
 from blueprints.errors import BlueprintError, GamedayError, PermanentError
 
 __all__ = [
     "ActivityFailed", "AgentError", "BlastRadiusExceeded", "BlueprintError", "CampaignLocked", "Conflict",
-    "GamedayError", "GuardrailBreached", "InjectionFailed", "NotFound", "PermanentError", "PreflightFailed",
-    "ProbeError", "RollbackFailed", "TargetError", "TemporaryError", "UnknownFaultKind", "VerificationFailed",
+    "GamedayError", "InjectionFailed", "NotFound", "PermanentError", "PreflightFailed",
+    "ProbeError", "RollbackFailed", "TargetError", "TemporaryError", "UnknownFaultKind",
 ]
 
 
@@ -58,21 +57,8 @@ class InjectionFailed(PermanentError):
     """A fault could not be applied."""
 
 
-class VerificationFailed(PermanentError):
-    """A fault was applied but no evidence shows it landed."""
-
-
 class RollbackFailed(PermanentError):
     """A rollback did not complete; the ledger keeps the entry so reconcile can retry."""
-
-
-class GuardrailBreached(GamedayError):
-    """A guardrail fired (or could not be evaluated) during a stage: the stage is aborted."""
-
-    def __init__(self, guardrail: str, reason: str) -> None:
-        self.guardrail = guardrail
-        self.reason = reason
-        super().__init__(f"guardrail {guardrail!r} breached: {reason}")
 
 
 class CampaignLocked(PermanentError):

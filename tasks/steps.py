@@ -9,6 +9,7 @@ through the plain functions (``Ops.plain``), not through Prefect.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,31 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blueprints.faults import Fault
+from tasks.errors import Conflict, TemporaryError
 from tasks.faults.base import Evidence, FaultContext, Injection
 from tasks.runner_ops import Ops
 
 _OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+RETRY_DELAY_S = 1.0
+"""Prefect's own pause before a retry; a TemporaryError asking for longer gets the rest (at most MAX_DELAY_S)."""
+MAX_DELAY_S = 30.0
+
+
+def only_temporary(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition for the steps: retry a step that failed with a :class:`TemporaryError` (the API
+    server throttling or away, an agent unreachable), after the delay it asked for, or with a :class:`Conflict`
+    (the object changed between read and write: the step reads it again); any other PermanentError, or an
+    exception gameday does not know, fails the step at once."""
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, Conflict):
+        return True
+    if not isinstance(error, TemporaryError):
+        return False
+    time.sleep(min(max(error.delay - RETRY_DELAY_S, 0.0), MAX_DELAY_S))
+    return True
+
+
+_RETRIED: dict[str, Any] = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_condition_fn": only_temporary}
 
 
 @task(name="plan", task_run_name="plan {fault_id}", **_OPTS)
@@ -43,17 +65,16 @@ def inject_step(fn: Callable[..., Injection], injection: Injection, ctx: FaultCo
     return fn(injection, ctx)
 
 
-@task(name="verify", task_run_name="verify {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS)
+@task(name="verify", task_run_name="verify {injection.fault_id}", **_RETRIED, **_OPTS)
 def verify_step(fn: Callable[..., Evidence], injection: Injection, ctx: FaultContext) -> Evidence:
-    """Prove the fault landed (retried: evidence may take a moment)."""
+    """Prove the fault landed (retried on a TemporaryError)."""
     return fn(injection, ctx)
 
 
-@task(
-    name="rollback", task_run_name="rollback {injection.fault_id}", retries=2, retry_delay_seconds=1, **_OPTS
-)
+@task(name="rollback", task_run_name="rollback {injection.fault_id}", **_RETRIED, **_OPTS)
 def rollback_step(fn: Callable[..., None], injection: Injection, ctx: FaultContext) -> None:
-    """Undo one fault (idempotent, so retrying is safe)."""
+    """Undo one fault (idempotent, so retrying a TemporaryError is safe; a rollback that still fails stays
+    rollback-failed in the ledger for the janitor and ``gameday reconcile``)."""
     fn(injection, ctx)
 
 
