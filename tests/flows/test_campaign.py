@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from blueprints.record import CampaignRecord
+from tests.conftest import poll
 from tests.flows.conftest import Health
 
 BLUEPRINT = """\
@@ -158,20 +157,6 @@ def test_flow_emits_events_and_publishes_summary(
 
     texts = anyio.run(artifacts)
     assert texts and any("flow-test" in t for t in texts)
-
-
-def poll(predicate: Any, timeout: float, what: str) -> Any:
-    """Poll until ``predicate`` is truthy, or fail naming ``what``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def test_flow_approval_resumed_with_go_runs_the_stage(

@@ -12,6 +12,7 @@ from flows.locking import limit_name, target_lock
 from tasks.cluster import Cluster
 from tasks.errors import CampaignLocked
 from tasks.lease import LEASE_NAME, LeaseKeeper, acquire_target_lease, lease_holder
+from tests.conftest import poll
 
 
 @pytest.fixture
@@ -29,13 +30,8 @@ def cluster(apiserver: Any) -> Iterator[Cluster]:
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until truthy or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
-    return value
+    """Poll ``predicate`` every 0.1 s until truthy or fail naming ``what`` (tests.conftest.poll)."""
+    return poll(predicate, timeout, what, 0.1)
 
 
 def test_limit_name_is_a_safe_slug() -> None:
