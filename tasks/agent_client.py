@@ -191,6 +191,12 @@ class AgentClient:
         obj = self.cluster.read_node(node)
         return dict((obj.metadata.annotations or {}) if obj.metadata else {})
 
+    def check_credential(self) -> None:
+        """Obtain the agents' token now, so that a TokenRequest the runner may not make fails when faults are
+        planned (preflight), not when they are injected."""
+        if isinstance(self.token, AudienceToken):
+            self.token.get()
+
     def at(self, url: str) -> AgentHttp:
         """A client for a known agent URL."""
         token = self.token.get() if isinstance(self.token, AudienceToken) else self.token

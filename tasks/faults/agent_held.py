@@ -68,6 +68,7 @@ class AgentHeldFault:
                 endpoints[n] = agents_of(ctx).endpoint(n)
             except AgentUnreachable as e:
                 raise TargetError(f"{self.kind}: {e}") from e
+        agents_of(ctx).check_credential()
         probe = Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec={}, summary="",
                           planned_at=now())
         afid, arun = agent_ids(probe)

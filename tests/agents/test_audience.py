@@ -13,7 +13,7 @@ from kubernetes import client
 from agents.testing import AgentProcess, running_agent
 from lab.testing import LabHandle
 from tasks.agent_client import AgentClient, AgentUnreachable, AudienceToken
-from tasks.errors import AgentError
+from tasks.errors import AgentError, TargetError
 from tasks.cluster import Cluster
 from tasks.settings import Settings
 from tests.agents.conftest import AGENT_SA, call
@@ -98,3 +98,15 @@ def test_the_runner_verifies_the_agents_certificate(tmp_path: Path, api: LabHand
                     AgentClient.for_cluster(cluster, Settings(agent_ca_file=ca)).at(agent.url).devices()
         finally:
             cluster.close()
+
+
+def test_a_runner_that_may_not_ask_for_the_token_fails_when_it_plans(api: LabHandle) -> None:
+    """A runner identity without create on serviceaccounts/token gets a clear TargetError from the credential
+    check that agent-held faults make when planned, before anything is injected."""
+    cluster = Cluster(api.client(token=api.token_for("system:serviceaccount:default:nobody")), user="nobody")
+    try:
+        agents = AgentClient.for_cluster(cluster, Settings())
+        with pytest.raises(TargetError, match=r"request a token for gameday/gameday-runner \(audience gameday-agent\)"):
+            agents.check_credential()
+    finally:
+        cluster.close()
