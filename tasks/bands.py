@@ -71,8 +71,8 @@ def _forecast(y: Any, order: tuple[int, int], confidence: float) -> tuple[tuple[
         warnings.simplefilter("ignore")   # convergence and frequency warnings: the interval is checked below
         try:
             forecast = ARIMA(y, order=(order[0], 0, order[1]), trend="c").fit().get_forecast(steps=min(len(y), 1000))
-        except (ValueError, np.linalg.LinAlgError) as e:
-            raise ValueError(f"the ARMA{order} fit failed: {e}") from e
+        except Exception as e:  # noqa: BLE001 - statsmodels raises many kinds; a model not fitted leaves the probe
+            raise ValueError(f"the ARMA{order} fit failed: {type(e).__name__}: {e}") from e
     low, high = (float(v) for v in np.asarray(forecast.conf_int(alpha=1 - confidence))[-1])
     mean, error = float(np.asarray(forecast.predicted_mean)[-1]), float(np.asarray(forecast.se_mean)[-1])
     if not all(math.isfinite(v) for v in (low, high, mean, error)):
