@@ -93,7 +93,7 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     run_dir = (settings.state_dir / "runs" / run_id).resolve()
     from tasks.runner_connect import connect
 
-    conn = connect(campaign, settings, run_id)
+    conn = connect(campaign, settings, run_id, selection_seed=params.selection_seed)
     recorder = Recorder(run_id, [progress.publish])
     runner = CampaignRunner(campaign, conn.ctx, prefect_ops(conn.ops), recorder, approver(params.approval))
     if params.dry_run:

@@ -6,6 +6,7 @@ a project-local Prefect home. Registered on the app in ``flows/cli.py``.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,8 @@ from flows.cli_common import OrchestrationUnavailable, err, out, user_errors
 from flows.env import prefect_defaults, prefect_server_configured, quiet_console, user_name
 
 
-def _print_plan(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None) -> None:
+def _print_plan(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None,
+                seed: str | None = None) -> None:
     from flows.loading import load_campaign
     from flows.planview import render_plan
     from tasks.runner import CampaignRunner
@@ -24,10 +26,13 @@ def _print_plan(file: str, target: str | None, stages: list[str] | None, overrid
     from tasks.settings import Settings
 
     campaign, _ = load_campaign(file, target=target, stages=stages, overrides=overrides)
-    conn = connect(campaign, Settings(), f"{campaign.name}-plan")
+    seed = seed or secrets.token_hex(4)
+    conn = connect(campaign, Settings(), f"{campaign.name}-plan", selection_seed=seed)
     try:
         runner = CampaignRunner(campaign, conn.ctx, conn.ops, Recorder(f"{campaign.name}-plan"))
         out.print(render_plan(campaign, runner.plan_all()), markup=False, highlight=False)
+        out.print(f"selection seed {seed}: `gameday run {file} --seed {seed}` picks these targets while the "
+                  "candidates stay the same", markup=False, highlight=False)
     finally:
         conn.close()
 
@@ -38,9 +43,10 @@ def plan(
     target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
     stage: Annotated[list[str] | None, typer.Option(help="only these stages")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="path=value override")] = None,
+    seed: Annotated[str | None, typer.Option(help="the selection seed (default: a new one, printed)")] = None,
 ) -> None:
     """Print the plan: resolved targets, what will change and how it is undone. Changes nothing."""
-    _print_plan(file, target, stage or None, set_ or None)
+    _print_plan(file, target, stage or None, set_ or None, seed)
 
 
 @user_errors
@@ -54,6 +60,8 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="auto-approve approval-required stages")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan only")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="refuse expectations that could not be refuted")] = False,
+    seed: Annotated[str | None, typer.Option(
+        help="the selection seed `gameday plan` printed: the run picks the targets that plan showed")] = None,
 ) -> None:
     """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
     from blueprints.refutability import weak_expectations
@@ -67,7 +75,7 @@ def run(
         err.print("refused (--strict): nothing was injected", highlight=False)
         raise typer.Exit(2)
     if dry_run:
-        _print_plan(file, target, stage or None, set_ or None)
+        _print_plan(file, target, stage or None, set_ or None, seed)
         return
     prefect_defaults()
     quiet_console()
@@ -86,6 +94,7 @@ def run(
         overrides=set_ or [],
         approval="auto" if yes else "prompt",
         started_by=user_name(),
+        selection_seed=seed or "",
     )
     with RunView(campaign, out) as view:
         try:

@@ -81,6 +81,9 @@ class CampaignParams(BaseModel):
         description="how approval-required stages are decided: pause the run, auto, or terminal prompt",
     )
     started_by: str = Field(default="", description="who started the run (for the record)")
+    selection_seed: str = Field(default="", max_length=64, description=(
+        "seeds which targets the selectors pick: the seed `gameday plan` printed makes the run hit the targets that "
+        "plan showed (while the candidates are the same); empty: the run id"))
 
 
 class ReconcileParams(BaseModel):

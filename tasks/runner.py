@@ -49,6 +49,8 @@ class CampaignRunner:
     operator_abort: bool = False
     halted: bool = False
     """A halt guardrail tripped: no further stage runs, whatever ``continue_on_abort`` says."""
+    plans: dict[str, list[Injection]] = field(default_factory=dict)
+    """What preflight planned, per stage: each stage's faults are held to it (a difference is noted)."""
 
     @property
     def run_id(self) -> str:
@@ -71,7 +73,8 @@ class CampaignRunner:
     def stage_run(self, stage: Stage) -> StageRun:
         """A stage given what it needs of this run (the active set it registers undos in is the run's)."""
         return StageRun(stage, self.campaign, self.ctx, self.ops, self.recorder, self.active, self.cancel,
-                        self.approve, self.renew_every, unwinding=self.unwinding)
+                        self.approve, self.renew_every, unwinding=self.unwinding,
+                        planned={i.fault_id: i for i in self.plans.get(stage.name, [])})
 
     def run_stage(self, stage: Stage) -> StageOutcome:
         """Approval → plan/ledger/inject/verify each fault → observe under guardrails → rollback → recovery."""
@@ -107,9 +110,12 @@ class CampaignRunner:
         failed | cancelled."""
         c = self.campaign
         self.recorder.event(
-            "campaign-start", c.description, campaign=c.name, stages=[s.name for s in c.stages]
+            "campaign-start", c.description, campaign=c.name, stages=[s.name for s in c.stages],
+            selection_seed=self.ctx.selection_seed or self.run_id,
         )
-        self.preflight()
+        self.plans = self.preflight()
+        self.ctx.committed = {f"{stage}/{i.fault_id}": list(i.targets) for stage, planned in self.plans.items()
+                              for i in planned}
         setup = c.setup_stage()
         held: list[Active] = []
         try:

@@ -155,9 +155,10 @@ def describe_topology(cluster: Any) -> tuple[dict[str, Any], str]:
 
 
 def connect(
-    campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print
+    campaign: Campaign, settings: Settings, run_id: str, log: Callable[[str], None] = print, selection_seed: str = ""
 ) -> Connected:
-    """Reach the campaign's target and build the run's context and operations."""
+    """Reach the campaign's target and build the run's context and operations (selectors pick with
+    ``selection_seed``, else the run id)."""
     from tasks.cluster import Cluster
     from tasks.faults import REGISTRY
     from tasks.ledger import Ledger
@@ -170,6 +171,7 @@ def connect(
         run_id=run_id,
         prometheus_url=prom,
         blast_radius=campaign.target.blast_radius,
+        selection_seed=selection_seed,
         log=log,
         extra={"settings": settings, "target": campaign.target},
     )

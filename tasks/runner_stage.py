@@ -10,12 +10,12 @@ window and the recovery window; a ``pause`` guardrail in breach holds the next i
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from blueprints.campaign import Campaign, Stage
 from blueprints.record import Approval, FaultOutcome, StageOutcome
-from tasks.faults.base import FaultContext
+from tasks.faults.base import FaultContext, Injection
 from tasks.runner_ops import LEASED, Approver, Ops, StageStatus
 from tasks.runner_record import Recorder, now
 from tasks.runner_rollback import Active, rollback
@@ -45,6 +45,8 @@ class StageRun:
     """The approver aborted the stage: no further stage runs."""
     halted: bool = False
     """A halt guardrail tripped: no further stage runs, whatever ``continue_on_abort`` says."""
+    planned: dict[str, Injection] = field(default_factory=dict)
+    """What preflight planned for each fault id of this stage: the targets the stage is expected to hit."""
 
     def current_ops(self) -> Ops:
         """The operations to use now: plain ones while unwinding from a cancellation."""
@@ -91,6 +93,7 @@ class StageRun:
             fo = FaultOutcome(id=fid, kind=spec.kind, stage=stage.name)
             faults.append(fo)
             inj = ops.plan(spec, ctx, recorder.run_id, stage.name, fid)
+            self._held_to_plan(inj)
             fo.plan = inj.model_dump(mode="json")
             ops.record(inj)
             recorder.event("ledger", inj.summary, stage=stage.name, fault=fid)
@@ -110,6 +113,18 @@ class StageRun:
             except Exception as e:  # noqa: BLE001 - recorded as unverified; the stage goes on
                 fo.verified, fo.evidence = False, {"error": f"{type(e).__name__}: {e}"}
                 recorder.event("verify-failed", str(e), stage=stage.name, fault=fid)
+
+    def _held_to_plan(self, injection: Injection) -> None:
+        """Note when the stage's plan of a fault names other targets than preflight's (the same seed picks the
+        same targets from the same candidates: a planned target is gone, or new candidates appeared)."""
+        planned = self.planned.get(injection.fault_id)
+        if planned is None or sorted(planned.targets) == sorted(injection.targets):
+            return
+        gone = sorted(set(planned.targets) - set(injection.targets))
+        self.recorder.event(
+            "note", f"{injection.fault_id}: planned again at the stage: preflight named {', '.join(gone)}, now "
+                    f"{', '.join(sorted(set(injection.targets) - set(planned.targets))) or 'nothing in their place'}",
+            stage=self.stage.name, fault=injection.fault_id, planned=planned.targets, now=injection.targets)
 
     def _skipped(self, approval: Approval, started_at: datetime) -> StageOutcome:
         """Record and return the outcome of a stage the approver skipped or aborted."""

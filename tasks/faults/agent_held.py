@@ -6,13 +6,15 @@ every node, and an unreachable agent is logged, not fatal: its lease expires and
 from __future__ import annotations
 
 import hashlib
+import random
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 from agents.protocol import FaultParams, InjectRequest
 from tasks.agent_client import AgentClient, AgentHttp, AgentUnreachable, safe_id
 from tasks.errors import AgentError, InjectionFailed, RollbackFailed, TargetError
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, now
+from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
 
 
 def agent_ids(injection: Injection) -> tuple[str, str]:
@@ -40,14 +42,16 @@ class AgentHeldFault:
         """The agent params for one node (may read the node, never change it)."""
         raise NotImplementedError
 
-    def pick_nodes(self, spec: Any, ctx: FaultContext) -> list[str]:
-        """The target nodes: the spec's selector (labels, optional names), then its mode."""
+    def pick_nodes(self, spec: Any, ctx: FaultContext, rng: random.Random | None = None,
+                   keep: Collection[str] = ()) -> list[str]:
+        """The target nodes: the spec's selector (labels, optional names), then its mode (the planned ``keep``
+        first, the rest picked with ``rng``)."""
         sel = spec.selector
         if sel is None:
             raise InjectionFailed(f"{self.kind}: this mode needs a node selector naming where the agent acts")
         nodes = sorted(n.metadata.name for n in ctx.cluster.list_nodes(sel.label_selector)
                         if not sel.names or n.metadata.name in sel.names)
-        chosen = choose(nodes, sel)
+        chosen = choose(nodes, sel, rng, keep=keep, key=lambda n: f"node/{n}")
         if not chosen:
             raise TargetError(f"{self.kind}: no node matches {sel.label_selector or sel.names}")
         check_blast_radius(ctx, self.kind, nodes=len(chosen), gpus=len(self.gpus(spec, chosen)))
@@ -60,7 +64,7 @@ class AgentHeldFault:
 
     def plan(self, spec: Any, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Choose the nodes, build each node's request and find each agent (read only)."""
-        nodes = self.pick_nodes(spec, ctx)
+        nodes = self.pick_nodes(spec, ctx, picker(ctx, run_id, stage, fault_id), committed(ctx, stage, fault_id))
         params = {n: self.node_params(spec, ctx, n).model_dump(mode="json") for n in nodes}
         endpoints = {}
         for n in nodes:

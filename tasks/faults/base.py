@@ -77,6 +77,13 @@ class FaultContext:
     agents: Any = None
     blast_radius: BlastRadius | None = None
     runner_user: str = "gameday-runner"
+    selection_seed: str = ""
+    """Seeds which targets a fault's selector picks (with the stage and fault id; the run id when empty): the
+    same seed over the same candidates picks the same targets, so ``gameday plan --seed S`` shows what
+    ``gameday run --seed S`` hits."""
+    committed: dict[str, list[str]] = field(default_factory=dict)
+    """The targets the run's plan named, per ``<stage>/<fault id>``: a stage keeps those still there and picks
+    again only in place of one that is gone."""
     log: Callable[[str], None] = print
     extra: dict[str, Any] = field(default_factory=dict)
 

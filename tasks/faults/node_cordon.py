@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from blueprints.faults import NodeCordon
 from tasks.errors import NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, now
+from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
 
 
 def drainable(ctx: FaultContext, node: str) -> list[Any]:
@@ -39,7 +39,8 @@ class NodeCordonFault:
         sel = spec.selector
         nodes = [n for n in ctx.cluster.list_nodes(sel.label_selector) if not sel.names or n.metadata.name in sel.names]
         nodes.sort(key=lambda n: n.metadata.name)
-        chosen = choose(nodes, sel)
+        chosen = choose(nodes, sel, picker(ctx, run_id, stage, fault_id), keep=committed(ctx, stage, fault_id),
+                        key=lambda n: f"node/{n.metadata.name}")
         pods = sum(len(drainable(ctx, n.metadata.name)) for n in chosen) if spec.drain else 0
         check_blast_radius(ctx, "node-cordon", nodes=len(chosen), pods=pods)
         names = [n.metadata.name for n in chosen]

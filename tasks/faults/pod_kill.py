@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from blueprints.faults import PodKill
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, now
+from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
 
 
 def _live(pod: Any) -> bool:
@@ -39,7 +39,8 @@ class PodKillFault:
         sel = spec.selector
         pods = [p for p in ctx.cluster.list_pods(sel.namespaces, sel.label_selector, sel.field_selector) if _live(p)]
         pods.sort(key=lambda p: (p.metadata.namespace, p.metadata.name))
-        chosen = choose(pods, sel)
+        chosen = choose(pods, sel, picker(ctx, run_id, stage, fault_id), keep=committed(ctx, stage, fault_id),
+                        key=lambda p: f"pod/{p.metadata.namespace}/{p.metadata.name}")
         check_blast_radius(ctx, "pod-kill", pods=len(chosen))
         picked = [{"namespace": p.metadata.namespace, "name": p.metadata.name, "uid": p.metadata.uid}
                   for p in chosen]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,12 +23,27 @@ T = TypeVar("T")
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gameday"}
 
 
-def choose(candidates: Sequence[T], selector: _Selecting, rng: random.Random | None = None) -> list[T]:
-    """The candidates a selector picks (mode one/all/fixed/fixed-percent), in candidate order."""
+def picker(ctx: FaultContext, run_id: str, stage: str, fault_id: str) -> random.Random:
+    """The random source a fault's selector picks with: seeded by the context's selection seed (else the run id),
+    the stage and the fault id, so planning again over the same candidates picks the same targets."""
+    return random.Random(f"{ctx.selection_seed or run_id}/{stage}/{fault_id}")
+
+
+def committed(ctx: FaultContext, stage: str, fault_id: str) -> frozenset[str]:
+    """The targets the run's plan named for a fault (empty before the run has planned)."""
+    return frozenset(ctx.committed.get(f"{stage}/{fault_id}", ()))
+
+
+def choose(candidates: Sequence[T], selector: _Selecting, rng: random.Random | None = None, *,
+           keep: Collection[str] = (), key: Callable[[T], str] = str) -> list[T]:
+    """The candidates a selector picks (mode one/all/fixed/fixed-percent), in candidate order: those whose ``key``
+    is in ``keep`` (the plan's) first, the rest drawn with ``rng`` from the others."""
     n = selector.count(len(candidates))
     if n >= len(candidates):
         return list(candidates)
-    picked = sorted((rng or random.Random()).sample(range(len(candidates)), n))
+    kept = [i for i, c in enumerate(candidates) if key(c) in keep][:n]
+    others = [i for i in range(len(candidates)) if i not in set(kept)]
+    picked = sorted(kept + (rng or random.Random()).sample(others, n - len(kept)))
     return [candidates[i] for i in picked]
 
 

@@ -121,3 +121,11 @@ def test_a_chaostoolkit_action_counts_what_it_declares_it_touches() -> None:
             "action: {name: a, type: action, provider: {type: process, path: 'true'}}, touches: [nodes/a]}]}]\n")
     with pytest.raises(BlueprintError, match=r"stages\[0\]\.faults\[0\].*touches"):
         parse(text)
+
+
+def test_choose_keeps_the_planned_candidates_and_draws_only_in_place_of_those_gone() -> None:
+    """Candidates named in ``keep`` are picked first; only the shortfall is drawn from the others."""
+    sel = PodSelector(namespaces=["a"], mode="fixed", value=3)
+    assert choose(list(range(20)), sel, random.Random(7), keep={"4", "11", "17"}) == [4, 11, 17]
+    refilled = choose([c for c in range(20) if c != 11], sel, random.Random(7), keep={"4", "11", "17"})
+    assert len(refilled) == 3 and {4, 17} < set(refilled) and 11 not in refilled
