@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import re
-import sys
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -20,30 +18,13 @@ def _spec_docs() -> dict[str, str]:
     return out
 
 
-def _sentence(text: str, label: str) -> str:
-    """The first sentence after ``label`` in ``text`` (empty if absent)."""
-    m = re.search(re.escape(label) + r"\s*(.*?)(?:\.\s|:\s+-|$)", text)
-    return m.group(1).strip().rstrip(".") if m else ""
-
-
-def _radius(behaviour: object) -> str:
-    """'blast radius: …; undo: …' from the behaviour module's docstring."""
-    doc = inspect.getdoc(sys.modules.get(type(behaviour).__module__)) or ""
-    text = " ".join(doc.split())
-    radius, undo = _sentence(text, "Blast radius:"), _sentence(text, "Undo")
-    undo = undo.removeprefix(", from the ledger alone").removeprefix(", from the ledger").lstrip(":, ")
-    if not undo and "Undo" in text:
-        undo = "per mode, from the ledger (see the module docstring)"
-    parts = [f"blast radius: {radius}" if radius else "", f"undo: {undo}" if undo else ""]
-    return "; ".join(p for p in parts if p)
-
-
 def fault_catalogue() -> list[tuple[str, str, str]]:
     """(kind, one-line description, blast radius and undo) for every registered fault kind."""
     from tasks.faults import REGISTRY
 
     docs = _spec_docs()
-    return [(kind, docs.get(kind, ""), _radius(REGISTRY[kind])) for kind in sorted(REGISTRY)]
+    return [(kind, docs.get(kind, ""), f"blast radius: {b.blast_radius}; undo: {b.undo}")
+            for kind, b in sorted(REGISTRY.items())]
 
 
 def suggestions(limit: int) -> list[str]:

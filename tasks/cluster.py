@@ -21,6 +21,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.cluster_ops import ClusterOps
 from tasks.errors import Conflict, NotFound, TargetError, TemporaryError
@@ -66,17 +67,33 @@ def map_api_error(err: ApiException, what: str) -> Exception:
     return TargetError(reason)
 
 
-def read_lab_endpoints(lab_dir: Path) -> dict[str, Any]:
+class LabEndpoints(BaseModel):
+    """What the runner uses of the lab's ``endpoints.json``: where the lab's parts listen (the rest is ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dir: Path
+    kubeconfig: Path | None = None
+    runner_context: str | None = None
+    prometheus: str | None = None
+    dns: str | None = Field(default=None, description="kube-dns's address, ip:port")
+    users: Path | None = Field(default=None, description="the API server's static token file, as JSON")
+
+    @property
+    def users_file(self) -> Path:
+        """The lab's users (token → name and groups)."""
+        return self.users or self.dir / "users.json"
+
+
+def read_lab_endpoints(lab_dir: Path) -> LabEndpoints:
     """The lab's ``endpoints.json`` (TargetError naming the fix when the lab is not up)."""
     path = lab_dir / "endpoints.json"
     if not path.exists():
         raise TargetError(f"the lab is not running: {path} is missing (start it with `python -m lab up`)")
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        return LabEndpoints.model_validate({"dir": lab_dir, **json.loads(path.read_text())})
     except (OSError, ValueError) as e:
         raise TargetError(f"cannot read {path}: {e}") from e
-    data.setdefault("dir", str(lab_dir))
-    return data
 
 
 def _runner_context(kubeconfig: Path) -> str | None:
@@ -94,7 +111,7 @@ def _runner_context(kubeconfig: Path) -> str | None:
 class Cluster(ClusterOps):
     """One target cluster, reached through the official client."""
 
-    def __init__(self, api_client: k8s.ApiClient, user: str = "", lab: dict[str, Any] | None = None,
+    def __init__(self, api_client: k8s.ApiClient, user: str = "", lab: LabEndpoints | None = None,
                  timeout: float = 10.0, outage_retry_s: float = 0.0) -> None:
         self.api_client = api_client
         self.kubeconfig_user = user
@@ -111,7 +128,7 @@ class Cluster(ClusterOps):
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path | None, context: str | None = None, *, timeout: float = 10.0,
-                        lab: dict[str, Any] | None = None, outage_retry_s: float = 0.0) -> Cluster:
+                        lab: LabEndpoints | None = None, outage_retry_s: float = 0.0) -> Cluster:
         """A cluster from a kubeconfig file and context (None: the current context)."""
         cfg_path = Path(path).expanduser() if path else Path("~/.kube/config").expanduser()
         try:
@@ -131,8 +148,8 @@ class Cluster(ClusterOps):
         """The cluster a blueprint target names: the lab (from its endpoints.json) or a kubeconfig context."""
         if target.is_lab:
             lab = read_lab_endpoints(settings.lab_dir)
-            kubeconfig = Path(target.kubeconfig or lab.get("kubeconfig") or settings.lab_dir / "kubeconfig")
-            context = settings.kube_context or lab.get("runner_context") or _runner_context(kubeconfig)
+            kubeconfig = Path(target.kubeconfig or lab.kubeconfig or settings.lab_dir / "kubeconfig")
+            context = settings.kube_context or lab.runner_context or _runner_context(kubeconfig)
             return cls.from_kubeconfig(kubeconfig, context, timeout=settings.request_timeout_s, lab=lab,
                                        outage_retry_s=settings.api_outage_retry_s)
         kubeconfig_path = target.kubeconfig or settings.kubeconfig

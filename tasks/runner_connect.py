@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blueprints.campaign import Campaign
 from blueprints.faults import Fault
 from blueprints.probes import Probe
 from blueprints.record import TargetInfo
 from tasks.faults.base import Evidence, FaultBehaviour, FaultContext, Injection
+from tasks.faults.selection import labels_of, name_of
 from tasks.runner_ops import Ops
 from tasks.runner_watch import ProbeVerdict
 from tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from tasks.agent_client import AgentClient
+    from tasks.cluster import Cluster
 
 
 def behaviour(registry: Mapping[str, Any], kind: str) -> FaultBehaviour[Any]:
@@ -84,7 +89,7 @@ def probe_evaluator(probe_ctx: Any) -> Callable[[Probe], ProbeVerdict]:
 class Connected:
     """A run's live connections to its target."""
 
-    cluster: Any
+    cluster: Cluster
     ctx: FaultContext
     ops: Ops
     prometheus_url: str | None
@@ -101,13 +106,13 @@ class Connected:
                 pass
 
 
-def prometheus_for(campaign: Campaign, settings: Settings, cluster: Any) -> str | None:
+def prometheus_for(campaign: Campaign, settings: Settings, cluster: Cluster) -> str | None:
     """The Prometheus to query: settings override, else the target's, else the lab's."""
-    lab = getattr(cluster, "lab", None) or {}
-    return settings.prometheus_url or campaign.target.prometheus_url or lab.get("prometheus") or None
+    lab = cluster.lab
+    return settings.prometheus_url or campaign.target.prometheus_url or (lab.prometheus if lab else None)
 
 
-def agent_client(cluster: Any, settings: Settings) -> Any:
+def agent_client(cluster: Cluster, settings: Settings) -> AgentClient | None:
     """The node-agent client for this cluster (None when it cannot be built: agent faults then fail to plan)."""
     from tasks.agent_client import AgentClient
 
@@ -118,11 +123,10 @@ def agent_client(cluster: Any, settings: Settings) -> Any:
 
 
 def fault_context_factory(
-    cluster: Any, settings: Settings, log: Callable[[str], None] = print
+    cluster: Cluster, settings: Settings, log: Callable[[str], None] = print
 ) -> Callable[[str], FaultContext]:
     """Build a FaultContext for any run id (what reconcile hands each rolled-back entry)."""
-    lab = getattr(cluster, "lab", None) or {}
-    prom = settings.prometheus_url or lab.get("prometheus")
+    prom = settings.prometheus_url or (cluster.lab.prometheus if cluster.lab else None)
     agents = agent_client(cluster, settings)
 
     def make(run_id: str) -> FaultContext:
@@ -130,15 +134,15 @@ def fault_context_factory(
             cluster=cluster,
             run_id=run_id,
             prometheus_url=prom,
+            settings=settings,
             agents=agents,
             log=log,
-            extra={"settings": settings},
         )
 
     return make
 
 
-def describe_topology(cluster: Any) -> tuple[dict[str, Any], str]:
+def describe_topology(cluster: Cluster) -> tuple[dict[str, Any], str]:
     """Node count, GPU node count and a short fingerprint of node names and roles (empty when unreadable)."""
     import hashlib
 
@@ -147,7 +151,7 @@ def describe_topology(cluster: Any) -> tuple[dict[str, Any], str]:
     except Exception:  # noqa: BLE001 - informational only; the report says the topology is unknown
         return {}, ""
     shape = sorted(
-        (n.metadata.name, (n.metadata.labels or {}).get("nvidia.com/gpu.present", "false")) for n in nodes
+        (name_of(n), labels_of(n).get("nvidia.com/gpu.present", "false")) for n in nodes
     )
     gpus = sum(1 for _, g in shape if g == "true")
     digest = hashlib.sha256(repr(shape).encode()).hexdigest()[:12]
@@ -173,11 +177,11 @@ def connect(
         blast_radius=campaign.target.blast_radius,
         selection_seed=selection_seed,
         log=log,
-        extra={"settings": settings, "target": campaign.target},
+        settings=settings,
+        agents=agent_client(cluster, settings),
     )
-    ctx.agents = agent_client(cluster, settings)
     ledger = Ledger(settings.state_dir, run_id, cluster, settings.ledger_namespace)
-    probe_ctx = ProbeContext(cluster=cluster, prometheus_url=prom, lab=getattr(cluster, "lab", None))
+    probe_ctx = ProbeContext(cluster=cluster, prometheus_url=prom, lab=cluster.lab)
     ops = plain_ops(REGISTRY, ledger, probe_evaluator(probe_ctx))
     api = ""
     try:

@@ -22,10 +22,6 @@ Approver = Callable[[Stage], Approval]
 StageStatus = Literal["completed", "aborted", "skipped", "failed"]
 """How a stage ended."""
 
-LEASED = frozenset({"gpu-xid", "gpu-degrade", "nccl-partition"})
-"""Fault kinds held by node agents under a lease the runner must renew."""
-
-
 @dataclass
 class Ops:
     """The operations the runner sequences: plain functions, or their Prefect task wrappers."""

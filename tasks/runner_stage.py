@@ -15,8 +15,9 @@ from datetime import datetime
 
 from blueprints.campaign import Campaign, Stage
 from blueprints.record import Approval, FaultOutcome, StageOutcome
+from tasks.faults import leased
 from tasks.faults.base import FaultContext, Injection
-from tasks.runner_ops import LEASED, Approver, Ops, StageStatus
+from tasks.runner_ops import Approver, Ops, StageStatus
 from tasks.runner_record import Recorder, now
 from tasks.runner_rollback import Active, rollback
 from tasks.runner_watch import AbortReason, GuardrailWatcher
@@ -156,7 +157,7 @@ class StageRun:
             recorder.event("note", f"guardrail {name!r} is within tolerance again", stage=stage, guardrail=name)
 
         def renew() -> None:
-            if any(i.injection.kind in LEASED for i in mine):
+            if any(leased(i.injection.kind) for i in mine):
                 for item in list(self.active):
                     self.ops.renew(item.injection, self.ctx)
 

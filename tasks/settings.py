@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         "how long a run's campaign Lease lives without renewal: after a killed runner, the janitor reverts its "
         "faults this long after the last renewal"))
 
+    @classmethod
+    def defaults(cls) -> Settings:
+        """The defaults alone, without reading the environment (for contexts built without settings)."""
+        return cls.model_construct()
+
     @property
     def lab_dir(self) -> Path:
         """The lab's state directory."""

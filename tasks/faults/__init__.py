@@ -41,4 +41,10 @@ def behaviour(kind: str) -> FaultBehaviour[Any]:
             from None
 
 
-__all__ = ["REGISTRY", "behaviour"]
+def leased(kind: str) -> bool:
+    """Whether faults of ``kind`` are held under a lease the runner renews (unknown kinds are not)."""
+    found = REGISTRY.get(kind)
+    return found is not None and found.leased
+
+
+__all__ = ["REGISTRY", "behaviour", "leased"]

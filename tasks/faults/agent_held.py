@@ -14,7 +14,7 @@ from agents.protocol import FaultParams, InjectRequest
 from tasks.agent_client import AgentClient, AgentHttp, AgentUnreachable, safe_id
 from tasks.errors import AgentError, InjectionFailed, RollbackFailed, TargetError
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
+from tasks.faults.selection import check_blast_radius, choose, committed, name_of, now, picker
 
 
 def agent_ids(injection: Injection) -> tuple[str, str]:
@@ -24,10 +24,10 @@ def agent_ids(injection: Injection) -> tuple[str, str]:
 
 
 def agents_of(ctx: FaultContext) -> AgentClient:
-    """``ctx.agents``, or one built from the cluster and ``ctx.extra['settings']``."""
-    if isinstance(ctx.agents, AgentClient):
+    """``ctx.agents``, or one built from the cluster and the context's settings."""
+    if ctx.agents is not None:
         return ctx.agents
-    client = AgentClient.for_cluster(ctx.cluster, ctx.extra.get("settings"))
+    client = AgentClient.for_cluster(ctx.cluster, ctx.settings)
     ctx.agents = client
     return client
 
@@ -49,8 +49,8 @@ class AgentHeldFault:
         sel = spec.selector
         if sel is None:
             raise InjectionFailed(f"{self.kind}: this mode needs a node selector naming where the agent acts")
-        nodes = sorted(n.metadata.name for n in ctx.cluster.list_nodes(sel.label_selector)
-                        if not sel.names or n.metadata.name in sel.names)
+        nodes = sorted(name_of(n) for n in ctx.cluster.list_nodes(sel.label_selector)
+                        if not sel.names or name_of(n) in sel.names)
         chosen = choose(nodes, sel, rng, keep=keep, key=lambda n: f"node/{n}")
         if not chosen:
             raise TargetError(f"{self.kind}: no node matches {sel.label_selector or sel.names}")

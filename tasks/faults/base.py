@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from tasks.settings import Settings
 
 if TYPE_CHECKING:
     from blueprints.campaign import BlastRadius
+    from tasks.agent_client import AgentClient
+    from tasks.cluster import Cluster
 
 S = TypeVar("S", bound=BaseModel, contravariant=True)
 
@@ -51,6 +55,9 @@ class Injection(BaseModel):
     undo: dict[str, Any] = Field(default_factory=dict, description="state captured at plan/inject time for rollback")
     cluster_scoped_ledger: bool = Field(default=True, description="also recorded in the cluster (ConfigMap)")
     planned_at: datetime
+    _process: Any = PrivateAttr(default=None)
+    """What ``inject`` started in this process and ``rollback`` stops, when it is the same run (never in the
+    ledger: a rollback from the ledger alone finds it another way)."""
 
 
 class Evidence(BaseModel):
@@ -63,18 +70,34 @@ class Evidence(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long fault behaviours wait for what they check, in seconds."""
+
+    verify_s: float = 20.0
+    """``verify`` waits this long for evidence that a fault landed."""
+    restore_s: float = 30.0
+    """coredns-outage's rollback waits this long for DNS to answer as it did before."""
+    rollback_wait_s: float = 30.0
+    """pod-kill's rollback waits this long for controllers to bring the running counts back."""
+    storm_max_s: float = 900.0
+    """A client storm stops by itself after this long, rolled back or not."""
+
+
 @dataclass
 class FaultContext:
-    """What a fault behaviour may use: the cluster facade, Prometheus, settings, a logger, the blast radius.
+    """What a fault behaviour may use: the cluster, node agents, settings, Prometheus, timeouts, a logger, the
+    blast radius, and which targets the run's plan named."""
 
-    ``cluster`` is a ``tasks.cluster.Cluster``; ``agents`` finds and calls node agents (agent-held faults);
-    ``undo_state`` lets ``inject`` add to ``Injection.undo`` (the runner re-writes the ledger entry).
-    """
-
-    cluster: Any
+    cluster: Cluster
     run_id: str
+    settings: Settings = field(default_factory=Settings.defaults)
     prometheus_url: str | None = None
-    agents: Any = None
+    agents: AgentClient | None = None
+    """Finds and calls node agents (agent-held faults); built from the cluster and settings when first needed."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    dns_server: str | None = None
+    """The DNS server coredns-outage's verify asks (``ip[:port]``); the lab's kube-dns when unset."""
     blast_radius: BlastRadius | None = None
     runner_user: str = "gameday-runner"
     selection_seed: str = ""
@@ -85,13 +108,18 @@ class FaultContext:
     """The targets the run's plan named, per ``<stage>/<fault id>``: a stage keeps those still there and picks
     again only in place of one that is gone."""
     log: Callable[[str], None] = print
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FaultBehaviour(Protocol, Generic[S]):
-    """plan / inject / verify / rollback for one fault kind."""
+    """plan / inject / verify / rollback for one fault kind, and what it touches and how it is undone, in words."""
 
     kind: ClassVar[str]
+    blast_radius: ClassVar[str]
+    """What the fault can reach (``gameday list-faults`` prints it)."""
+    undo: ClassVar[str]
+    """How rollback undoes it, from the ledger alone."""
+    leased: ClassVar[bool]
+    """Held by node agents under a lease the runner renews while the fault is in place."""
 
     def plan(self, spec: S, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Resolve targets and describe every change, reading only; raise BlastRadiusExceeded if too big."""

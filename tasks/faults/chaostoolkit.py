@@ -25,6 +25,14 @@ class ChaosToolkitBehaviour:
     """Behaviour of the chaostoolkit kind."""
 
     kind: ClassVar[str] = "chaostoolkit"
+    blast_radius: ClassVar[str] = (
+        "whatever the action does (gameday cannot see inside it, so it counts as touching nothing; the "
+        "blueprint's author owns it)"
+    )
+    undo: ClassVar[str] = (
+        "the spec's CTK rollback activity, if any, run by rollback; without one, nothing is undone"
+    )
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: ChaosToolkitFault, ctx: FaultContext, *, run_id: str, stage: str,
              fault_id: str) -> Injection:
@@ -45,25 +53,24 @@ class ChaosToolkitBehaviour:
                          cluster_scoped_ledger=False, planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
-        """Run the action; its result is kept for the evidence."""
+        """Run the action; what it returned is kept (as text) for the evidence."""
         u = injection.undo
         result = run_activity(u["action"], u["configuration"], u["secrets"])
-        ctx.extra.setdefault("ctk_results", {})[injection.fault_id] = result
-        return injection
+        return injection.model_copy(update={"undo": {**u, "action_result": repr(result)[:500]}})
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Run the verify probe if declared (landed when it runs without error and returns a truthy value)."""
         u = injection.undo
-        action_result = ctx.extra.get("ctk_results", {}).get(injection.fault_id)
+        action_result = u.get("action_result")
         if not u["verify"]:
             return Evidence(landed=True, summary="action ran; no verify probe declared",
-                            details={"action_result": repr(action_result)[:500]})
+                            details={"action_result": action_result})
         try:
             value = run_activity(u["verify"], u["configuration"], u["secrets"])
         except ActivityFailed as e:
             return Evidence(landed=False, summary=str(e))
         return Evidence(landed=bool(value), summary=f"verify probe returned {value!r}"[:300],
-                        details={"value": repr(value)[:500], "action_result": repr(action_result)[:500]})
+                        details={"value": repr(value)[:500], "action_result": action_result})
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
         """Run the declared CTK rollback (ActivityFailed if it fails); nothing when none is declared."""

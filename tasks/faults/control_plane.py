@@ -27,7 +27,7 @@ from blueprints.faults import ControlPlaneOverload
 from tasks.errors import Conflict, GamedayError, NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
 from tasks.faults.breakglass import breakglass_name, close_breakglass, open_breakglass
-from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, name_of, now
 from tasks.faults.storm import StormConfig
 from tasks.faults.storm_process import read_stats, start_storm, stop_storm
 from tasks.settings import Settings
@@ -61,7 +61,7 @@ def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, s
     """(token, username, note) the client storm runs as; see the module docstring for the choice."""
     lab = getattr(cluster, "lab", None)
     if lab:
-        users_path = Path(lab.get("users_file") or lab.get("users") or Path(lab["dir"]) / "users.json")
+        users_path = lab.users_file
         try:
             users: dict[str, dict[str, Any]] = json.loads(users_path.read_text())
         except (OSError, ValueError):
@@ -111,6 +111,16 @@ class ControlPlaneOverloadFault:
     """Behaviour of the control-plane-overload kind."""
 
     kind: ClassVar[str] = "control-plane-overload"
+    blast_radius: ClassVar[str] = (
+        "the whole control plane (every client of the API server slows down or gets 429s); daemonset-storm "
+        "also puts one pod on every selected node (counted as pods)"
+    )
+    undo: ClassVar[str] = (
+        "client-storm: every process tagged <run>/<fault> is stopped; daemonset-storm: the DaemonSet is "
+        "deleted; ballast ConfigMaps are deleted by label; break-glass is closed after the storm stops; a "
+        "namespace the fault created is deleted"
+    )
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: ControlPlaneOverload, ctx: FaultContext, *, run_id: str, stage: str,
              fault_id: str) -> Injection:
@@ -133,8 +143,7 @@ class ControlPlaneOverloadFault:
                                   detail=f"{spec.ballast_bytes} B each, labelled {BALLAST_LABEL}={label}",
                                   undo="delete them by label (and the namespace if created)"))
         if spec.mode == "client-storm":
-            settings: Settings = ctx.extra.get("settings") or Settings()
-            stats_dir = settings.state_dir / "storm"
+            stats_dir = ctx.settings.state_dir / "storm"
             undo["stats_path"] = str((stats_dir / f"{k8s_name(run_id, fault_id)}.json").resolve())
             changes.append(Change(action="local", object=f"storm process tagged {undo['tag']}",
                                   detail=f"LIST {spec.resource} at {spec.rate:g}/s, concurrency {spec.concurrency}",
@@ -145,7 +154,7 @@ class ControlPlaneOverloadFault:
             name = k8s_name("gameday-storm", run_id, fault_id)
             undo.update(namespace=spec.namespace, daemonset=name,
                         created_namespace=not c.namespace_exists(spec.namespace))
-            targets = [f"pod/{spec.namespace}/{name}@{n.metadata.name}" for n in nodes]  # one pod on each node
+            targets = [f"pod/{spec.namespace}/{name}@{name_of(n)}" for n in nodes]  # one pod on each node
             changes.append(Change(action="create", object=f"apps/v1 DaemonSet {spec.namespace}/{name}",
                                   detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s"
                                          + (f" as {spec.namespace}/{spec.service_account}" if spec.service_account
@@ -166,17 +175,19 @@ class ControlPlaneOverloadFault:
             u["created_namespace"] = u["created_namespace"] or created
             create_ballast(c, u["namespace"], u["ballast"], spec.ballast, spec.ballast_bytes)
         if u["mode"] == "client-storm":
-            settings: Settings = ctx.extra.get("settings") or Settings()
-            token, user, note = storm_identity(c, settings)
+            token, user, note = storm_identity(c, ctx.settings)
             conn = c.connection()
             Path(u["stats_path"]).parent.mkdir(parents=True, exist_ok=True)
             cfg = StormConfig(url=conn.url, token=token, verify=conn.verify, ca_cert=conn.ca_cert,
                               resource=spec.resource, rate=spec.rate, concurrency=spec.concurrency,
                               ramp_up_s=spec.ramp_up.total_seconds(), watch_churn=spec.watch_churn,
-                              max_seconds=float(ctx.extra.get("storm_max_seconds", 900.0)),
+                              max_seconds=ctx.timeouts.storm_max_s,
                               stats_path=u["stats_path"], identity=user)
-            ctx.extra[f"storm:{injection.fault_id}"] = start_storm(cfg, u["tag"])
+            process = start_storm(cfg, u["tag"])
             u.update(storm_identity=user, identity_note=note)
+            started = injection.model_copy(update={"undo": u})
+            started._process = process
+            return started
         else:
             created = c.ensure_namespace(u["namespace"], dict(MANAGED_BY))
             u["created_namespace"] = u["created_namespace"] or created
@@ -194,7 +205,7 @@ class ControlPlaneOverloadFault:
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Storm stats show 429s or higher latency, and a runner call during the storm succeeded (timed)."""
         u = injection.undo
-        deadline = time.monotonic() + float(ctx.extra.get("verify_timeout_s", 20.0))
+        deadline = time.monotonic() + ctx.timeouts.verify_s
         if u["mode"] == "client-storm":
             ramp = ControlPlaneOverload.model_validate(injection.spec).ramp_up.total_seconds()
             while True:
@@ -224,7 +235,7 @@ class ControlPlaneOverloadFault:
                 break
             time.sleep(0.5)
         runner = self._runner_call(ctx)
-        nodes = sorted({p.spec.node_name for p in pods})
+        nodes = sorted({str(p.spec.node_name) for p in pods if p.spec})
         return Evidence(landed=bool(pods) and runner["ok"],
                         summary=f"{len(pods)} running storm pod(s) on {len(nodes)} of {len(injection.targets)} "
                                 f"targeted node(s) (desired {desired}); "
@@ -235,7 +246,7 @@ class ControlPlaneOverloadFault:
         """Stop the storm first (the DaemonSet and its pods), then close break-glass; tolerant of what is gone."""
         u, c = injection.undo, ctx.cluster
         if u["mode"] == "client-storm":
-            stopped = stop_storm(u["tag"], ctx.extra.pop(f"storm:{injection.fault_id}", None))
+            stopped = stop_storm(u["tag"], injection._process)
             ctx.log(f"control-plane-overload {injection.fault_id}: stopped storm pid(s) {stopped or 'none'}")
         else:
             c.delete_daemonset(u["namespace"], u["daemonset"])

@@ -18,8 +18,8 @@ from blueprints.faults import CorednsOutage
 from tasks.errors import NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
 from tasks.faults.corefile import apply_edit, has_edit
-from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, now
-from tasks.probes.dns import DnsAnswer, lab_dns_server, query
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, name_of, namespace_of, now
+from tasks.probes.dns import DnsAnswer, query
 
 COREFILE_KEY = "Corefile"
 RESTORED_ANSWERS = 6
@@ -37,8 +37,8 @@ def check_name(undo: dict[str, Any]) -> str:
 
 
 def dns_server_for(ctx: FaultContext) -> str | None:
-    """The DNS server verify should ask: ctx.extra['dns_server'], else the lab's kube-dns address."""
-    return ctx.extra.get("dns_server") or lab_dns_server(getattr(ctx.cluster, "lab", None))
+    """The DNS server verify should ask: the context's, else the lab's kube-dns address."""
+    return ctx.dns_server or (ctx.cluster.lab.dns if ctx.cluster.lab else None)
 
 
 def block_policy(name: str, namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
@@ -54,6 +54,15 @@ class CorednsOutageFault:
     """Behaviour of the coredns-outage kind."""
 
     kind: ClassVar[str] = "coredns-outage"
+    blast_radius: ClassVar[str] = (
+        "every pod that resolves names through kube-dns (the whole cluster's service discovery); counted as "
+        "the CoreDNS pods touched"
+    )
+    undo: ClassVar[str] = (
+        "scale-to-zero: scaled back to the replica count read at plan time; block: exactly its NetworkPolicy"
+        " is deleted; corefile: the original Corefile is written back byte for byte"
+    )
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: CorednsOutage, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Read the CoreDNS state to undo to, and check the blast radius (CoreDNS pods touched)."""
@@ -88,8 +97,6 @@ class CorednsOutageFault:
             changes.append(Change(action="patch", object=f"v1 ConfigMap {ns}/{spec.configmap}",
                                   detail=f"{spec.corefile.action} for zones {spec.corefile.zones}",
                                   undo="restore the original Corefile text byte for byte"))
-        if ctx.extra.get("dns_qname"):
-            undo["qname"] = ctx.extra["dns_qname"]
         server = dns_server_for(ctx)
         if server:
             base = query(server, check_name(undo), timeout=max(1.0, undo.get("delay_s", 0.0) + 1.0))
@@ -97,7 +104,7 @@ class CorednsOutageFault:
                                     "elapsed_s": round(base.elapsed_s, 4), "broken": self._broken(undo, base)}
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary=f"CoreDNS outage ({spec.mode}) in {ns}",
-                         targets=[f"pod/{p.metadata.namespace}/{p.metadata.name}" for p in pods],
+                         targets=[f"pod/{namespace_of(p)}/{name_of(p)}" for p in pods],
                          changes=changes, undo=undo, planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
@@ -147,7 +154,7 @@ class CorednsOutageFault:
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """API state shows the change and, where a DNS server is known, real queries fail (polled briefly)."""
         u = injection.undo
-        deadline = time.monotonic() + float(ctx.extra.get("verify_timeout_s", 15.0))
+        deadline = time.monotonic() + ctx.timeouts.verify_s
         server = dns_server_for(ctx)
         while True:
             api_ok, details = self._api_state(u, ctx)
@@ -193,7 +200,7 @@ class CorednsOutageFault:
         baseline, server = u.get("dns_baseline") or {}, dns_server_for(ctx)
         if not server or not baseline or baseline.get("broken"):
             return
-        deadline = time.monotonic() + float(ctx.extra.get("restore_timeout_s", 30.0))
+        deadline = time.monotonic() + ctx.timeouts.restore_s
         healthy = 0
         while True:
             broken, answer, qname = self._dns_broken(u, server)

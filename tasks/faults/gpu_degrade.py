@@ -20,6 +20,13 @@ class GpuDegradeFault(AgentHeldFault):
     """Behaviour of the gpu-degrade kind."""
 
     kind: ClassVar[str] = "gpu-degrade"
+    blast_radius: ClassVar[str] = "one GPU (gpu_index) on each chosen node"
+    undo: ClassVar[str] = (
+        "the agent restores exactly the clock lock and power limit it captured before changing them, and "
+        "frees the memory; a killed agent's memory is freed by the driver and its restart restores clocks "
+        "and power from its state file"
+    )
+    leased: ClassVar[bool] = True
     what: ClassVar[str] = "GPU degradation (NVML)"
 
     def node_params(self, spec: GpuDegrade, ctx: FaultContext, node: str) -> DegradeParams:

@@ -22,6 +22,16 @@ class GpuXidFault(AgentHeldFault):
     """Behaviour of the gpu-xid kind."""
 
     kind: ClassVar[str] = "gpu-xid"
+    blast_radius: ClassVar[str] = (
+        "the chosen GPU nodes' kernel logs (log-based detectors such as NVSentinel or node-problem-detector "
+        "react; the device plugin and DCGM do not, unless DCGM injection is on), one GPU's DCGM field 230 "
+        "when dcgmi exists"
+    )
+    undo: ClassVar[str] = (
+        "kernel log lines cannot be unwritten; rollback stops further lines and DCGM re-injection and sets "
+        "the field to 0"
+    )
+    leased: ClassVar[bool] = True
     what: ClassVar[str] = "XID kernel-log lines"
 
     def node_params(self, spec: GpuXid, ctx: FaultContext, node: str) -> XidParams:

@@ -23,7 +23,7 @@ from blueprints.faults import NcclPartition
 from tasks.errors import InjectionFailed, NotFound, TargetError
 from tasks.faults.agent_held import AgentHeldFault
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import MANAGED_BY, check_blast_radius, now
+from tasks.faults.selection import MANAGED_BY, check_blast_radius, name_of, namespace_of, now
 
 _DNS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 
@@ -44,6 +44,9 @@ class NcclPartitionFault(AgentHeldFault):
     """Behaviour of the nccl-partition kind."""
 
     kind: ClassVar[str] = "nccl-partition"
+    blast_radius: ClassVar[str] = "traffic between the chosen nodes and the peers"
+    undo: ClassVar[str] = "the agent removes exactly its chain/table"
+    leased: ClassVar[bool] = True
     what: ClassVar[str] = "socket partition"
 
     def node_params(self, spec: NcclPartition, ctx: FaultContext, node: str) -> PartitionParams:
@@ -76,7 +79,7 @@ class NcclPartitionFault(AgentHeldFault):
         return Injection(
             run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind, spec=spec.model_dump(mode="json"),
             summary=f"NetworkPolicy partition of {len(pods)} pod(s) {sel.label_selector}",
-            targets=[f"pod/{p.metadata.namespace}/{p.metadata.name}" for p in pods], changes=changes,
+            targets=[f"pod/{namespace_of(p)}/{name_of(p)}" for p in pods], changes=changes,
             undo={"mode": "network-policy", "name": name, "namespaces": list(sel.namespaces),
                   "labels": dict(sel.label_selector), "direction": spec.direction}, planned_at=now(),
         )
@@ -99,7 +102,8 @@ class NcclPartitionFault(AgentHeldFault):
         for ns in u["namespaces"]:
             try:
                 pol = ctx.cluster.read_network_policy(ns, u["name"])
-                found[ns] = dict(pol.spec.pod_selector.match_labels or {}) == u["labels"]
+                selector = pol.spec.pod_selector if pol.spec else None
+                found[ns] = dict((selector.match_labels if selector else None) or {}) == u["labels"]
             except NotFound:
                 found[ns] = False
         ok = all(found.values())

@@ -13,15 +13,24 @@ from typing import Any, ClassVar
 from blueprints.faults import NodeCordon
 from tasks.errors import NotFound
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
+from tasks.faults.selection import (
+    check_blast_radius,
+    choose,
+    committed,
+    meta,
+    name_of,
+    namespace_of,
+    now,
+    picker,
+)
 
 
 def drainable(ctx: FaultContext, node: str) -> list[Any]:
     """Pods on a node that a drain evicts (not DaemonSet-owned, not terminating, not finished)."""
     out = []
     for p in ctx.cluster.list_pods(None, None, f"spec.nodeName={node}"):
-        owners = p.metadata.owner_references or []
-        if any(o.kind == "DaemonSet" for o in owners) or p.metadata.deletion_timestamp:
+        owners = meta(p).owner_references or []
+        if any(o.kind == "DaemonSet" for o in owners) or meta(p).deletion_timestamp:
             continue
         if p.status and p.status.phase in ("Succeeded", "Failed"):
             continue
@@ -33,18 +42,24 @@ class NodeCordonFault:
     """Behaviour of the node-cordon kind."""
 
     kind: ClassVar[str] = "node-cordon"
+    blast_radius: ClassVar[str] = "the chosen nodes (and, with drain, the pods on them)"
+    undo: ClassVar[str] = (
+        "the plan records which chosen nodes were not already cordoned; rollback uncordons exactly those, "
+        "never a node someone else cordoned"
+    )
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: NodeCordon, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Pick the nodes, remember which were already cordoned, check the blast radius."""
         sel = spec.selector
-        nodes = [n for n in ctx.cluster.list_nodes(sel.label_selector) if not sel.names or n.metadata.name in sel.names]
-        nodes.sort(key=lambda n: n.metadata.name)
+        nodes = [n for n in ctx.cluster.list_nodes(sel.label_selector) if not sel.names or name_of(n) in sel.names]
+        nodes.sort(key=lambda n: name_of(n))
         chosen = choose(nodes, sel, picker(ctx, run_id, stage, fault_id), keep=committed(ctx, stage, fault_id),
-                        key=lambda n: f"node/{n.metadata.name}")
-        pods = sum(len(drainable(ctx, n.metadata.name)) for n in chosen) if spec.drain else 0
+                        key=lambda n: f"node/{name_of(n)}")
+        pods = sum(len(drainable(ctx, name_of(n))) for n in chosen) if spec.drain else 0
         check_blast_radius(ctx, "node-cordon", nodes=len(chosen), pods=pods)
-        names = [n.metadata.name for n in chosen]
-        already = [n.metadata.name for n in chosen if n.spec and n.spec.unschedulable]
+        names = [name_of(n) for n in chosen]
+        already = [name_of(n) for n in chosen if n.spec and n.spec.unschedulable]
         to_cordon = [n for n in names if n not in already]
         changes = [Change(action="cordon", object=f"v1 Node {n}", detail="drain" if spec.drain else "",
                           undo="uncordon" if n in to_cordon else "none: it was already cordoned") for n in names]
@@ -64,17 +79,17 @@ class NodeCordonFault:
         if u["drain"]:
             for name in u["nodes"]:
                 for p in drainable(ctx, name):
-                    if ctx.cluster.evict_pod(p.metadata.namespace, p.metadata.name):
-                        evicted.append(f"{p.metadata.namespace}/{p.metadata.name}")
+                    if ctx.cluster.evict_pod(namespace_of(p), name_of(p)):
+                        evicted.append(f"{namespace_of(p)}/{name_of(p)}")
         u["evicted"] = evicted
         return injection.model_copy(update={"undo": u})
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Every chosen node is unschedulable; with drain, no evictable pods remain on them (polled briefly)."""
         u = injection.undo
-        deadline = time.monotonic() + float(ctx.extra.get("verify_timeout_s", 15.0))
+        deadline = time.monotonic() + ctx.timeouts.verify_s
         while True:
-            flags = {n: bool(ctx.cluster.read_node(n).spec.unschedulable) for n in u["nodes"]}
+            flags = {n: bool(getattr(ctx.cluster.read_node(n).spec, "unschedulable", False)) for n in u["nodes"]}
             left = {n: len(drainable(ctx, n)) for n in u["nodes"]} if u["drain"] else {}
             landed = bool(flags) and all(flags.values()) and not any(left.values())
             if landed or time.monotonic() > deadline:

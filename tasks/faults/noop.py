@@ -16,6 +16,9 @@ class NoopFault:
     """Behaviour of the noop kind."""
 
     kind: ClassVar[str] = "noop"
+    blast_radius: ClassVar[str] = "none"
+    undo: ClassVar[str] = "nothing to undo"
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: Noop, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """A plan that touches nothing (and needs no cluster)."""

@@ -12,11 +12,20 @@ from typing import Any, ClassVar
 
 from blueprints.faults import PodKill
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.faults.selection import check_blast_radius, choose, committed, now, picker
+from tasks.faults.selection import (
+    check_blast_radius,
+    choose,
+    committed,
+    meta,
+    name_of,
+    namespace_of,
+    now,
+    picker,
+)
 
 
 def _live(pod: Any) -> bool:
-    return not pod.metadata.deletion_timestamp and bool(pod.status) and pod.status.phase in ("Running", "Pending")
+    return not meta(pod).deletion_timestamp and bool(pod.status) and pod.status.phase in ("Running", "Pending")
 
 
 def running_counts(ctx: FaultContext, namespaces: list[str], labels: dict[str, str],
@@ -24,8 +33,8 @@ def running_counts(ctx: FaultContext, namespaces: list[str], labels: dict[str, s
     """Running, non-terminating pods matching the selector, per namespace."""
     out = {ns: 0 for ns in namespaces}
     for p in ctx.cluster.list_pods(namespaces, labels, field_selector):
-        if not p.metadata.deletion_timestamp and p.status and p.status.phase == "Running":
-            out[p.metadata.namespace] = out.get(p.metadata.namespace, 0) + 1
+        if not meta(p).deletion_timestamp and p.status and p.status.phase == "Running":
+            out[namespace_of(p)] = out.get(namespace_of(p), 0) + 1
     return out
 
 
@@ -33,16 +42,24 @@ class PodKillFault:
     """Behaviour of the pod-kill kind."""
 
     kind: ClassVar[str] = "pod-kill"
+    blast_radius: ClassVar[str] = (
+        "the chosen pods (counted against max_pods / max_pods_percent of all pods in the cluster)"
+    )
+    undo: ClassVar[str] = (
+        "deleting cannot be undone; rollback waits (bounded) for controllers to bring the running counts "
+        "back"
+    )
+    leased: ClassVar[bool] = False
 
     def plan(self, spec: PodKill, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
         """Pick the pods now (they are named in the plan) and check the blast radius."""
         sel = spec.selector
         pods = [p for p in ctx.cluster.list_pods(sel.namespaces, sel.label_selector, sel.field_selector) if _live(p)]
-        pods.sort(key=lambda p: (p.metadata.namespace, p.metadata.name))
+        pods.sort(key=lambda p: (namespace_of(p), name_of(p)))
         chosen = choose(pods, sel, picker(ctx, run_id, stage, fault_id), keep=committed(ctx, stage, fault_id),
-                        key=lambda p: f"pod/{p.metadata.namespace}/{p.metadata.name}")
+                        key=lambda p: f"pod/{namespace_of(p)}/{name_of(p)}")
         check_blast_radius(ctx, "pod-kill", pods=len(chosen))
-        picked = [{"namespace": p.metadata.namespace, "name": p.metadata.name, "uid": p.metadata.uid}
+        picked = [{"namespace": namespace_of(p), "name": name_of(p), "uid": meta(p).uid}
                   for p in chosen]
         before = running_counts(ctx, sel.namespaces, sel.label_selector, sel.field_selector)
         undo = {"pods": picked, "running_before": before, "namespaces": sel.namespaces,
@@ -65,12 +82,12 @@ class PodKillFault:
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Every planned pod is gone, terminating, or replaced by a new pod (another uid)."""
         u = injection.undo
-        current = {(p.metadata.namespace, p.metadata.name): p for p in
+        current = {(namespace_of(p), name_of(p)): p for p in
                    ctx.cluster.list_pods(u["namespaces"], u["labels"], u["field_selector"])}
         survivors = []
         for p in u["pods"]:
             pod = current.get((p["namespace"], p["name"]))
-            if pod is not None and pod.metadata.uid == p["uid"] and not pod.metadata.deletion_timestamp:
+            if pod is not None and meta(pod).uid == p["uid"] and not meta(pod).deletion_timestamp:
                 survivors.append(f"{p['namespace']}/{p['name']}")
         return Evidence(landed=bool(u["pods"]) and not survivors,
                         summary=f"{len(u['pods']) - len(survivors)}/{len(u['pods'])} pod(s) killed",
@@ -79,15 +96,13 @@ class PodKillFault:
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
         """Nothing to undo; wait (bounded, best effort) for controllers to restore the running counts."""
         u = injection.undo
-        deadline = time.monotonic() + float(ctx.extra.get("rollback_wait_s", 30.0))
+        deadline = time.monotonic() + ctx.timeouts.rollback_wait_s
         while True:
             counts = running_counts(ctx, u["namespaces"], u["labels"], u["field_selector"])
             short = {ns: (counts.get(ns, 0), n) for ns, n in u["running_before"].items() if counts.get(ns, 0) < n}
             if not short or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        ctx.extra.setdefault("rollback_notes", {})[injection.fault_id] = (
-            "running counts restored" if not short else f"still short (now, before): {short}")
         ctx.log(f"pod-kill {injection.fault_id}: " + ("controllers restored the running pods" if not short
                                                        else f"not restored in time: {short}"))
 

@@ -12,9 +12,11 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tasks.errors import BlastRadiusExceeded
+from tasks.errors import BlastRadiusExceeded, TargetError
 
 if TYPE_CHECKING:
+    from kubernetes.client import V1ObjectMeta
+
     from blueprints.campaign import BlastRadius
     from blueprints.common import _Selecting
     from tasks.faults.base import FaultContext, Injection
@@ -100,6 +102,24 @@ def k8s_name(*parts: str, limit: int = 63) -> str:
 def now() -> datetime:
     """The current time, UTC."""
     return datetime.now(UTC)
+
+
+def meta(obj: Any) -> V1ObjectMeta:
+    """An API object's metadata (every object the API server returns has it)."""
+    found: V1ObjectMeta | None = obj.metadata
+    if found is None:
+        raise TargetError(f"a {type(obj).__name__} without metadata")
+    return found
+
+
+def name_of(obj: Any) -> str:
+    """An API object's name."""
+    return str(meta(obj).name or "")
+
+
+def namespace_of(obj: Any) -> str:
+    """A namespaced API object's namespace."""
+    return str(meta(obj).namespace or "")
 
 
 def labels_of(obj: Any) -> dict[str, str]:

@@ -13,6 +13,7 @@ from tasks.errors import GamedayError, ProbeError
 
 if TYPE_CHECKING:
     from blueprints.probes import Probe
+    from tasks.cluster import LabEndpoints
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ProbeContext:
 
     cluster: Any = None
     prometheus_url: str | None = None
-    lab: dict[str, Any] | None = None
+    lab: LabEndpoints | None = None
     configuration: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
 

@@ -42,14 +42,6 @@ def parse_server(server: str) -> tuple[str, int]:
     return host, int(port or 53)
 
 
-def lab_dns_server(lab: dict[str, Any] | None) -> str | None:
-    """The lab's DNS address from its endpoints (keys ``dns`` or ``dns_server``), if any."""
-    if not lab:
-        return None
-    value = lab.get("dns") or lab.get("dns_server")
-    return str(value) if value else None
-
-
 def query(server: str, qname: str, rdtype: str = "A", timeout: float = 2.0) -> DnsAnswer:
     """Send one UDP query; rcode ``TIMEOUT`` when no answer came within ``timeout``."""
     host, port = parse_server(server)
@@ -69,7 +61,7 @@ def resolve_server(spec_server: str, ctx: ProbeContext) -> str:
     """The server to ask: the spec's, or the lab's for ``lab`` (ProbeError if the lab gives none)."""
     if spec_server != "lab":
         return spec_server
-    found = lab_dns_server(ctx.lab)
+    found = ctx.lab.dns if ctx.lab else None
     if not found:
         raise ProbeError("dns probe server 'lab' but the lab's endpoints name no DNS server")
     return found

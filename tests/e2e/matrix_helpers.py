@@ -191,7 +191,6 @@ def run_inprocess(e2e: E2E, tmp_path: Path, text: str, run_id: str, on_verified:
     campaign = parse(text)
     settings = Settings(state_dir=tmp_path / "state", lab_state_dir=e2e.lab.state_dir)
     conn = connect(campaign, settings, run_id, log=lambda m: None)
-    conn.ctx.extra["verify_timeout_s"] = 20.0
 
     def listener(event: Any) -> None:
         if on_verified is not None and getattr(event, "kind", "") in ("verified", "verify-failed"):

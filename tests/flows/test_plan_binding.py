@@ -15,7 +15,7 @@ from blueprints.campaign import Stage
 from blueprints.record import Approval
 from tasks.cluster import Cluster
 from tasks.faults import REGISTRY
-from tasks.faults.base import FaultContext
+from tasks.faults.base import FaultContext, Timeouts
 from tasks.faults.selection import now
 from tasks.probes import ProbeContext
 from tasks.runner import CampaignRunner
@@ -59,7 +59,7 @@ def pods(apiserver: Any) -> Iterator[Cluster]:
 
 def _runner(cluster: Cluster, run_id: str, seed: str, approve: Any = None) -> CampaignRunner:
     ctx = FaultContext(cluster=cluster, run_id=run_id, selection_seed=seed, log=lambda m: None,
-                       extra={"rollback_wait_s": 0.0})
+                       timeouts=Timeouts(rollback_wait_s=0.0))
     ops = plain_ops(REGISTRY, ListLedger(), probe_evaluator(ProbeContext(cluster=cluster)))
     kw = {"approve": approve} if approve else {}
     return CampaignRunner(parse(BLUEPRINT), ctx, ops, Recorder(run_id), **kw)

@@ -56,7 +56,7 @@ def lab_admin(lab: Any) -> Iterator[Cluster]:
 @pytest.fixture
 def lab_ctx(lab_cluster: Cluster, lab_settings: Settings) -> FaultContext:
     """A fault context over the lab (no blast radius)."""
-    return FaultContext(cluster=lab_cluster, run_id="t", extra={"settings": lab_settings}, log=lambda m: None)
+    return FaultContext(cluster=lab_cluster, run_id="t", settings=lab_settings, log=lambda m: None)
 
 
 @pytest.fixture(scope="module")

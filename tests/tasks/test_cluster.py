@@ -57,7 +57,7 @@ def test_lab_target_resolves_the_runner_context(api: Any, tmp_path: Path) -> Non
     cluster = Cluster.for_target(target, Settings(state_dir=tmp_path, lab_state_dir=lab_dir))
     try:
         assert cluster.whoami() == "gameday-runner"
-        assert cluster.lab is not None and cluster.lab["dns"] == "127.0.0.1:5353"
+        assert cluster.lab is not None and cluster.lab.dns == "127.0.0.1:5353"
         assert cluster.connection().token == api.runner_token
         assert sorted(n.metadata.name for n in cluster.list_nodes()) == NODES
     finally:

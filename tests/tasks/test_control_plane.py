@@ -12,7 +12,7 @@ import pytest
 from blueprints.faults import ControlPlaneOverload
 from tasks.cluster import Cluster
 from tasks.errors import NotFound
-from tasks.faults.base import FaultContext
+from tasks.faults.base import FaultContext, Injection, Timeouts
 from tasks.faults.control_plane import ControlPlaneOverloadFault, ballast_configmap, create_ballast
 from tasks.faults.storm_process import find_storms, read_stats
 from tasks.ledger import Ledger
@@ -42,7 +42,7 @@ def runner(api: Any, tmp_path: Path) -> Iterator[tuple[Cluster, FaultContext]]:
     context."""
     cluster = api_cluster(api, as_lab=True)
     ctx = FaultContext(cluster=cluster, run_id="cp", log=lambda m: None,
-                       extra={"settings": Settings(state_dir=tmp_path / "state"), "storm_max_seconds": 120})
+                       settings=Settings(state_dir=tmp_path / "state"), timeouts=Timeouts(storm_max_s=120))
     yield cluster, ctx
     cluster.close()
 
@@ -123,9 +123,7 @@ def test_ballast_is_created_before_the_storm_and_removed_by_label(runner: tuple[
         made = cluster.list_configmaps("ballast-test", {"gameday.dev/ballast": inj.undo["ballast"]})
         assert len(made) == 120 and {len(cm.data["ballast"]) for cm in made} == {64}
     finally:
-        fresh = FaultContext(cluster=cluster, run_id="cp4", log=lambda m: None, extra=dict(ctx.extra))
-        fresh.extra.pop("storm:storm", None)
-        FAULT.rollback(inj, fresh)
+        FAULT.rollback(Injection.model_validate(inj.model_dump()), ctx)  # as from the ledger: no process handle
     assert find_storms(inj.undo["tag"]) == []
     assert cluster.list_configmaps("ballast-test", {"gameday.dev/ballast": inj.undo["ballast"]}) == []
     poll(lambda: _deleted(cluster, "ballast-test"), timeout=30)

@@ -100,7 +100,7 @@ def test_a_stage_of_faults_each_within_the_radius_is_refused_together(lab_ctx: F
                 for i, nodes in enumerate(stages)]})
 
     ctx = FaultContext(cluster=lab_ctx.cluster, run_id="radius", blast_radius=BlastRadius(max_nodes=1),
-                       extra=lab_ctx.extra, log=lambda m: None)
+                       settings=lab_ctx.settings, log=lambda m: None)
     ops = plain_ops(REGISTRY, None, lambda p: None)  # type: ignore[arg-type,return-value]
     before = _flags(lab_ctx.cluster)
     with pytest.raises(BlastRadiusExceeded, match=r"stage 's0' \(2 faults together\)"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from blueprints.campaign import BlastRadius
@@ -31,10 +33,11 @@ def test_kill_one_pod_and_wait_for_the_controller(lab_admin: Cluster, lab_ctx: F
     inj = FAULT.inject(inj, lab_ctx)
     evidence = FAULT.verify(inj, lab_ctx)
     assert evidence.landed and evidence.details["deleted"] == [f"inference/{victim}"]
-    FAULT.rollback(inj, lab_ctx)
+    logs: list[str] = []
+    FAULT.rollback(inj, replace(lab_ctx, log=logs.append))
     after = _running(lab_admin)
     assert len(after) == len(before) and victim not in after
-    assert lab_ctx.extra["rollback_notes"]["kill"] == "running counts restored"
+    assert logs == ["pod-kill kill: controllers restored the running pods"]
     FAULT.rollback(inj, lab_ctx)  # twice is harmless
 
 

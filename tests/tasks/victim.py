@@ -13,7 +13,7 @@ from pathlib import Path
 from blueprints.faults import ControlPlaneOverload, CorednsOutage, NodeCordon
 from tasks.cluster import Cluster, read_lab_endpoints
 from tasks.faults import behaviour
-from tasks.faults.base import FaultContext
+from tasks.faults.base import FaultContext, Timeouts
 from tasks.ledger import Ledger
 from tasks.settings import Settings
 from tests.tasks.helpers import NODES
@@ -26,7 +26,7 @@ def main() -> None:
     kubeconfig, state_dir, lab_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     cluster = Cluster.from_kubeconfig(kubeconfig, "lab", lab=read_lab_endpoints(lab_dir))
     ctx = FaultContext(cluster=cluster, run_id=RUN_ID, log=lambda m: None,
-                       extra={"settings": Settings(state_dir=state_dir), "storm_max_seconds": 120})
+                       settings=Settings(state_dir=state_dir), timeouts=Timeouts(storm_max_s=120))
     ledger = Ledger(state_dir, RUN_ID, cluster)
     specs = [
         ("scale", CorednsOutage(mode="scale-to-zero")),

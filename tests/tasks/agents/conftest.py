@@ -40,12 +40,18 @@ def admin(agent_api: LabHandle) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def runner_ctx(agent_api: LabHandle) -> Iterator[FaultContext]:
+def runner_logs() -> list[str]:
+    """What the runner's context logs."""
+    return []
+
+
+@pytest.fixture
+def runner_ctx(agent_api: LabHandle, runner_logs: list[str]) -> Iterator[FaultContext]:
     """The runner's context: its own identity, and an AgentClient carrying its token."""
     cluster = Cluster(agent_api.client(token=agent_api.runner_token), user="gameday-runner")
-    logs: list[str] = []
+    logs = runner_logs
     ctx = FaultContext(cluster=cluster, run_id="run-t", agents=AgentClient(cluster, agent_api.runner_token),
-                       log=logs.append, extra={"logs": logs})
+                       log=logs.append)
     yield ctx
     cluster.close()
 

@@ -66,14 +66,15 @@ def test_fake_rollback_from_a_fresh_process_view(gpu_node: AddNode, runner_ctx: 
     assert agent_ids(inj)[0].startswith("d-")
 
 
-def test_fake_unreachable_agent_rollback_is_logged_and_lease_reverts(gpu_node: AddNode, runner_ctx: FaultContext) -> None:
+def test_fake_unreachable_agent_rollback_is_logged_and_lease_reverts(gpu_node: AddNode, runner_ctx: FaultContext,
+                                                                    runner_logs: list[str]) -> None:
     """If the agent is down at rollback, rollback logs that the lease will expire; the restarted agent reverts."""
     agent = gpu_node("gpu-1")
     fault = GpuDegradeFault()
     inj = fault.inject(fault.plan(_spec(), runner_ctx, run_id="run-t", stage="s", fault_id="d"), runner_ctx)
     agent.kill()
     fault.rollback(inj, runner_ctx)
-    assert any("will expire" in line for line in runner_ctx.extra["logs"])
+    assert any("will expire" in line for line in runner_logs)
     agent.start()
     assert json.loads(agent.state_file.read_text())["faults"] == []
 
