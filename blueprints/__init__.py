@@ -9,9 +9,10 @@ from blueprints.errors import BlueprintError
 from blueprints.faults import FAULT_KINDS, XID_ACTIONS, Fault
 from blueprints.hypothesis import Expectation, Hypothesis
 from blueprints.loader import load, parse
+from blueprints.overrides import Intensity, Overrides
 from blueprints.probes import Guardrail, Probe, Tolerance
 
 __all__ = [
     "FAULT_KINDS", "XID_ACTIONS", "BlastRadius", "BlueprintError", "Campaign", "Expectation", "Fault", "Guardrail",
-    "Hypothesis", "Observable", "Probe", "Stage", "Target", "Tolerance", "load", "parse",
+    "Hypothesis", "Intensity", "Observable", "Overrides", "Probe", "Stage", "Target", "Tolerance", "load", "parse",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from blueprints.budget import Preflight
 from blueprints.common import Duration, Model
@@ -109,6 +109,12 @@ class Campaign(Model):
     cooldown: Duration = timedelta(seconds=0)
     final_recovery: Duration = timedelta(seconds=0)
     continue_on_abort: bool = False
+    _source_yaml: str = PrivateAttr(default="")
+
+    @property
+    def source_yaml(self) -> str:
+        """The YAML this campaign was validated from (with any overrides applied); empty when built otherwise."""
+        return self._source_yaml
 
     @field_validator("stages")
     @classmethod

@@ -1,4 +1,5 @@
-"""Loading blueprints: YAML → Campaign, with every problem reported at once, each with its path."""
+"""Loading blueprints: YAML → (overrides) → Campaign, read and validated once, every problem reported at once,
+each with its path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pydantic import ValidationError
 from blueprints.campaign import Campaign
 from blueprints.errors import BlueprintError
 from blueprints.faults import FAULT_KINDS, NodeCordon, PodKill
+from blueprints.overrides import Overrides
 from blueprints.promql import check_promql
+from blueprints.stock import resolve
 
 _TAGS = set(FAULT_KINDS) | {"prometheus", "http", "kubernetes", "dns", "chaostoolkit"}
 
@@ -101,8 +104,9 @@ def _semantic_problems(c: Campaign) -> list[str]:
     return problems
 
 
-def parse(text: str, source: str = "<blueprint>") -> Campaign:
-    """Validate blueprint YAML text; raise BlueprintError listing every problem with its path."""
+def parse(text: str, source: str = "<blueprint>", overrides: Overrides | None = None) -> Campaign:
+    """Validate blueprint YAML text, with ``overrides`` applied to its data first; raise BlueprintError listing
+    every problem with its path. The campaign keeps the YAML it was validated from (``source_yaml``)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -111,6 +115,11 @@ def parse(text: str, source: str = "<blueprint>") -> Campaign:
         raise BlueprintError([f"(yaml) {where}{getattr(e, 'problem', None) or e}"], source) from None
     if not isinstance(data, dict):
         raise BlueprintError(["(top level): a blueprint is a mapping (name, owner, hypothesis, target, stages...)"], source)
+    if overrides:
+        problems = overrides.apply(data)
+        if problems:
+            raise BlueprintError(problems, source)
+        text = yaml.safe_dump(data, sort_keys=False)
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as e:
@@ -118,14 +127,16 @@ def parse(text: str, source: str = "<blueprint>") -> Campaign:
     problems = _semantic_problems(campaign)
     if problems:
         raise BlueprintError(problems, source)
+    campaign._source_yaml = text
     return campaign
 
 
-def load(path: str | Path) -> Campaign:
-    """Read and validate a blueprint file; raise BlueprintError listing every problem with its path."""
-    p = Path(path)
+def load(blueprint: str | Path, overrides: Overrides | None = None) -> Campaign:
+    """Read a blueprint file (or a stock blueprint by name) once and validate it with ``overrides`` applied;
+    raise BlueprintError listing every problem with its path."""
+    p = resolve(blueprint)
     try:
         text = p.read_text()
     except OSError as e:
         raise BlueprintError([f"(file) cannot read {p}: {e.strerror}"], str(p)) from None
-    return parse(text, str(p))
+    return parse(text, str(p), overrides)

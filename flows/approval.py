@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Literal
 
+from prefect.input import RunInput
+
 from blueprints.campaign import Stage
 from blueprints.record import Approval
 from tasks.runner_ops import Approver, auto_approve
 from tasks.runner_record import now
 
 
+class ApprovalInput(RunInput):
+    """The decision an operator gives a paused stage."""
+
+    decision: Literal["go", "skip", "abort"] = "go"
+    comment: str = ""
+    by: str = ""
+
+
 def pause_approver(stage: Stage) -> Approval:
     """Pause the flow run until someone resumes it with an ApprovalInput; a timeout decides abort."""
     from prefect import pause_flow_run
     from prefect.exceptions import FlowPauseTimeout
-
-    from flows.params import ApprovalInput
 
     try:
         answer: ApprovalInput | None = pause_flow_run(

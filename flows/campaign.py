@@ -19,11 +19,10 @@ from prefect import Flow, flow
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 
+from blueprints import Campaign
 from blueprints.record import CampaignRecord
 from flows import progress
 from flows.approval import approver
-from flows.intensity import intensity_overrides
-from flows.loading import load_campaign
 from flows.locking import target_lock
 from flows.outputs import (
     emit_verdict,
@@ -81,30 +80,24 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     With ``dry_run`` it returns the plan text instead and changes nothing.
     """
     settings = Settings()
-    overrides = [*intensity_overrides(params.blueprint, params.intensity), *params.overrides]
-    campaign, text = load_campaign(
-        params.blueprint,
-        target=params.target,
-        stages=params.stages or None,
-        overrides=overrides or None,
-    )
+    campaign = params.campaign()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{campaign.name}-{stamp}"
     run_dir = (settings.state_dir / "runs" / run_id).resolve()
     from tasks.runner_connect import connect
 
     conn = connect(campaign, settings, run_id, selection_seed=params.selection_seed)
-    recorder = Recorder(run_id, [progress.publish])
-    runner = CampaignRunner(campaign, conn.ctx, prefect_ops(conn.ops), recorder, approver(params.approval))
     if params.dry_run:
-        from flows.planview import render_plan
+        from flows.planview import plan_text
 
         try:
-            text = render_plan(campaign, runner.plan_all())
+            text = plan_text(campaign, conn.ctx, prefect_ops(conn.ops), params.selection_seed or run_id)
         finally:
             conn.close()
         print(text)
         return text
+    recorder = Recorder(run_id, [progress.publish])
+    runner = CampaignRunner(campaign, conn.ctx, prefect_ops(conn.ops), recorder, approver(params.approval))
     recorder.listeners.append(event_emitter(run_id, campaign.name, campaign.target.cluster))
 
     def lost(why: str) -> None:
@@ -130,10 +123,11 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
         )
     )
     status, error, interrupted = "failed", None, False
+    failure: GamedayError | None = None
     try:
         status = runner.run()
     except GamedayError as e:
-        error = str(e)
+        failure, error = e, str(e)
         recorder.event("error", error)
     except BaseException as e:  # TerminationSignal, KeyboardInterrupt: roll back, record, then re-raise
         status, error, interrupted = "cancelled", f"interrupted: {type(e).__name__}", True
@@ -151,26 +145,19 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
                 rollback_problems=len(recorder.rollback_problems),
             )
             record = _finish(
-                recorder, conn, campaign, text, status, error, run_dir, params, not runner.unwinding
+                recorder, conn, campaign, status, error, run_dir, params, not runner.unwinding
             )
             conn.close()
             marker.unlink(missing_ok=True)
-    if record.status == "failed" and error:
-        raise _failure(error)
+    if record.status == "failed" and failure is not None:
+        raise failure  # the error itself, its type intact: PreflightFailed, TargetError, ...
     return str(run_dir)
-
-
-def _failure(message: str) -> GamedayError:
-    from tasks.errors import PreflightFailed
-
-    return PreflightFailed(message) if message.startswith("preflight") else GamedayError(message)
 
 
 def _finish(
     recorder: Recorder,
     conn: Any,
-    campaign: Any,
-    text: str,
+    campaign: Campaign,
     status: str,
     error: str | None,
     run_dir: Path,
@@ -198,7 +185,7 @@ def _finish(
         status=status,
         target=conn.target,
         blueprint=campaign.model_dump(mode="json", by_alias=True),
-        blueprint_text=text,
+        blueprint_text=campaign.source_yaml,
         started_by=params.started_by,
         frames_file=frames_file,
         error=error,

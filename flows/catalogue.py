@@ -30,11 +30,12 @@ def fault_catalogue() -> list[tuple[str, str, str]]:
 def suggestions(limit: int) -> list[str]:
     """Stock blueprints ranked by expected information, as printable lines."""
     import reports
-    from flows.loading import load_campaign, stock_names
+    from blueprints import load
+    from blueprints.stock import stock_names
     from reports.suggest import rank
     from tasks.settings import Settings
 
-    blueprints = [(name, load_campaign(name)[0]) for name in stock_names()]
+    blueprints = [(name, load(name)) for name in stock_names()]
     with reports.HistoryStore(Settings().history_path) as history:
         ranked = rank(blueprints, history, None, datetime.now(UTC))
     lines: list[str] = []

@@ -123,9 +123,9 @@ def export_ctk(
     output: Annotated[Path, typer.Option("-o", "--output", help="experiment JSON to write")],
 ) -> None:
     """Convert a single-stage blueprint of chaostoolkit faults into a Chaos Toolkit experiment."""
+    from blueprints import load
     from flows.ctk import export_campaign
-    from flows.loading import load_campaign
 
-    campaign, _ = load_campaign(file)
+    campaign = load(file)
     output.write_text(json.dumps(export_campaign(campaign), indent=2) + "\n")
     out.print(f"wrote {output}", highlight=False)

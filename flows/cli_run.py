@@ -12,29 +12,48 @@ from typing import Annotated, Any
 
 import typer
 
+from blueprints import Campaign
 from flows.cli_common import OrchestrationUnavailable, err, out, user_errors
 from flows.env import prefect_defaults, prefect_server_configured, quiet_console, user_name
+from flows.params import CampaignParams
 
 
-def _print_plan(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None,
-                seed: str | None = None) -> None:
-    from flows.loading import load_campaign
-    from flows.planview import render_plan
-    from tasks.runner import CampaignRunner
+def _print_plan(campaign: Campaign, seed: str | None = None) -> None:
+    from flows.planview import plan_text
     from tasks.runner_connect import connect
-    from tasks.runner_record import Recorder
     from tasks.settings import Settings
 
-    campaign, _ = load_campaign(file, target=target, stages=stages, overrides=overrides)
     seed = seed or secrets.token_hex(4)
     conn = connect(campaign, Settings(), f"{campaign.name}-plan", selection_seed=seed)
     try:
-        runner = CampaignRunner(campaign, conn.ctx, conn.ops, Recorder(f"{campaign.name}-plan"))
-        out.print(render_plan(campaign, runner.plan_all()), markup=False, highlight=False)
-        out.print(f"selection seed {seed}: `gameday run {file} --seed {seed}` picks these targets while the "
-                  "candidates stay the same", markup=False, highlight=False)
+        out.print(plan_text(campaign, conn.ctx, conn.ops, seed), markup=False, highlight=False)
     finally:
         conn.close()
+
+
+def _params(file: str, target: str | None, stages: list[str] | None, overrides: list[str] | None,
+            **more: Any) -> CampaignParams:
+    """The flow's parameters for a blueprint and the command's options, with the campaign loaded from them once
+    (BlueprintError, with every problem, before anything starts)."""
+    params = CampaignParams(blueprint=file, target=target, stages=stages or [], overrides=overrides or [], **more)
+    params.campaign()
+    return params
+
+
+def _start_orchestration() -> None:
+    """Start the local ephemeral Prefect server now, when no server is configured, so that a server that cannot
+    start is said before the run begins (OrchestrationUnavailable), not halfway through it."""
+    if prefect_server_configured():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from flows.reaper import start_reaper
+
+    start_reaper()  # the ephemeral Prefect server this run starts must die with it
+    try:
+        SubprocessASGIServer().start()  # the one Prefect's client would start: it finds it running
+    except RuntimeError as e:
+        raise OrchestrationUnavailable(f"{e} (set PREFECT_API_URL to use a running server)") from None
 
 
 @user_errors
@@ -46,7 +65,7 @@ def plan(
     seed: Annotated[str | None, typer.Option(help="the selection seed (default: a new one, printed)")] = None,
 ) -> None:
     """Print the plan: resolved targets, what will change and how it is undone. Changes nothing."""
-    _print_plan(file, target, stage or None, set_ or None, seed)
+    _print_plan(_params(file, target, stage, set_).campaign(), seed)
 
 
 @user_errors
@@ -65,9 +84,10 @@ def run(
 ) -> None:
     """Run a campaign (a local ephemeral Prefect unless PREFECT_API_URL is set); prints where the report is."""
     from blueprints.refutability import weak_expectations
-    from flows.loading import load_campaign
 
-    campaign, _ = load_campaign(file, target=target, stages=stage or None, overrides=set_ or None)
+    params = _params(file, target, stage, set_, approval="auto" if yes else "prompt", started_by=user_name(),
+                     selection_seed=seed or "")
+    campaign = params.campaign()
     warnings = weak_expectations(campaign)
     for w in warnings:
         (err if strict else out).print(f"{'error' if strict else 'warning'}: {w}", markup=False, highlight=False)
@@ -75,34 +95,17 @@ def run(
         err.print("refused (--strict): nothing was injected", highlight=False)
         raise typer.Exit(2)
     if dry_run:
-        _print_plan(file, target, stage or None, set_ or None, seed)
+        _print_plan(campaign, seed)
         return
     prefect_defaults()
     quiet_console()
-    if not prefect_server_configured():  # the ephemeral Prefect server this run starts must die with it
-        from flows.reaper import start_reaper
-
-        start_reaper()
+    _start_orchestration()
     from flows.campaign import run_campaign
-    from flows.params import CampaignParams
     from flows.runview import RunView
 
-    params = CampaignParams(
-        blueprint=file,
-        target=target,
-        stages=stage or [],
-        overrides=set_ or [],
-        approval="auto" if yes else "prompt",
-        started_by=user_name(),
-        selection_seed=seed or "",
-    )
     with RunView(campaign, out) as view:
         try:
             run_campaign(params)
-        except RuntimeError as e:
-            if "Prefect API server" not in str(e):
-                raise
-            raise OrchestrationUnavailable(f"{e} (set PREFECT_API_URL to use a running server)") from None
         finally:
             view.close()
             _where(view, campaign.name)
@@ -198,10 +201,9 @@ def search_limit(
     target: Annotated[str | None, typer.Option(help="'lab' or a kubeconfig context")] = None,
 ) -> None:
     """Bisect PARAM between --from and --to (a full guarded run per probe) for where the hypothesis breaks."""
-    from flows.loading import load_campaign
     from flows.search import bisect_limit, campaign_runner, yaml_number
 
-    load_campaign(file, target=target, overrides=[f"{param}={yaml_number(from_)}"])  # fail fast on a bad path
+    _params(file, target, None, [f"{param}={yaml_number(from_)}"])  # fail fast on a bad path
     prefect_defaults()
     quiet_console()
     result = bisect_limit(

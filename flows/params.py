@@ -1,59 +1,19 @@
-"""Typed flow parameters (the Prefect UI renders them as forms) and the approval input model."""
+"""Typed flow parameters (the Prefect UI renders them as forms); importing them does not import Prefect."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from prefect.input import RunInput
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from flows.loading import stock_names
+from blueprints import Campaign, Intensity, Overrides, load
+from blueprints.stock import stock_names
 
 if TYPE_CHECKING:
     StockBlueprint = str
 else:
     StockBlueprint = Literal[tuple(stock_names())]
     """The stock blueprints in blueprints/library: a dropdown in the Prefect UI."""
-
-
-class Intensity(BaseModel):
-    """Intensity overrides with their allowed ranges (applied to every stage / every fault of the kind)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    baseline_s: float | None = Field(
-        title="Baseline (s)", default=None, ge=0, le=3600, description="baseline window, seconds"
-    )
-    observe_s: float | None = Field(
-        title="Observe (s)", default=None, ge=1, le=3600, description="each stage's fault window, seconds"
-    )
-    recovery_s: float | None = Field(
-        title="Recovery (s)", default=None, ge=0, le=3600, description="each stage's recovery, seconds"
-    )
-    approval_timeout_s: float | None = Field(
-        title="Approval timeout (s)",
-        default=None,
-        ge=10,
-        le=86_400,
-        description="how long a paused stage waits for a decision",
-    )
-    storm_rate: float | None = Field(
-        title="Storm rate (LIST/s)",
-        default=None,
-        gt=0,
-        le=100_000,
-        description="control-plane-overload: total LIST/s",
-    )
-    storm_concurrency: int | None = Field(
-        title="Storm concurrency",
-        default=None,
-        ge=1,
-        le=4096,
-        description="control-plane-overload: concurrent clients",
-    )
-    xid_count: int | None = Field(
-        title="XID count", default=None, ge=1, le=100, description="gpu-xid: errors per injection"
-    )
 
 
 class CampaignParams(BaseModel):
@@ -81,6 +41,24 @@ class CampaignParams(BaseModel):
         description="how approval-required stages are decided: pause the run, auto, or terminal prompt",
     )
     started_by: str = Field(default="", description="who started the run (for the record)")
+    _loaded: Campaign | None = PrivateAttr(default=None)
+
+    def blueprint_overrides(self) -> Overrides:
+        """What this run changes in its blueprint before validation."""
+        return Overrides(assignments=self.overrides, intensity=self.intensity, target=self.target,
+                         stages=self.stages)
+
+    def with_campaign(self, campaign: Campaign) -> CampaignParams:
+        """These parameters carrying the campaign already loaded from them (the CLI loads it before the flow
+        starts; the flow then does not read the file again)."""
+        self._loaded = campaign
+        return self
+
+    def campaign(self) -> Campaign:
+        """The campaign these parameters name: the one handed down, else read and validated now, once."""
+        if self._loaded is None:
+            self._loaded = load(self.blueprint, self.blueprint_overrides())
+        return self._loaded
     selection_seed: str = Field(default="", max_length=64, description=(
         "seeds which targets the selectors pick: the seed `gameday plan` printed makes the run hit the targets that "
         "plan showed (while the candidates are the same); empty: the run id"))
@@ -109,10 +87,3 @@ class StopParams(BaseModel):
         description="keep the target's campaign lease this long after stopping (new campaigns are refused)",
     )
 
-
-class ApprovalInput(RunInput):
-    """The decision an operator gives a paused stage."""
-
-    decision: Literal["go", "skip", "abort"] = "go"
-    comment: str = ""
-    by: str = ""

@@ -1,14 +1,28 @@
-"""Rendering a campaign's plan as text: resolved targets, what will change, and how each change is undone."""
+"""A campaign's plan as text: resolved targets, what will change, and how each change is undone.
+
+The one place the plan is made and rendered: ``gameday plan``, ``gameday run --dry-run`` and a dry-run flow
+all print :func:`plan_text`.
+"""
 
 from __future__ import annotations
 
 from blueprints.campaign import SETUP, Campaign
 from blueprints.common import format_duration
-from tasks.faults.base import Injection
+from tasks.faults.base import FaultContext, Injection
+from tasks.runner_ops import Ops
 
 
-def render_plan(campaign: Campaign, plans: dict[str, list[Injection]]) -> str:
-    """The plan of every stage, in words (what --dry-run and `gameday plan` print)."""
+def plan_text(campaign: Campaign, ctx: FaultContext, ops: Ops, seed: str) -> str:
+    """Plan every stage's faults as the run would (reading only) and render them with the selection seed."""
+    from tasks.runner import CampaignRunner
+    from tasks.runner_record import Recorder
+
+    runner = CampaignRunner(campaign, ctx, ops, Recorder(ctx.run_id))
+    return render_plan(campaign, runner.plan_all(), seed)
+
+
+def render_plan(campaign: Campaign, plans: dict[str, list[Injection]], seed: str = "") -> str:
+    """The plan of every stage, in words, and the seed its targets were picked with."""
     t = campaign.target
     radius = ", ".join(f"{k}={v}" for k, v in t.blast_radius.model_dump().items() if v is not None)
     out = [
@@ -29,6 +43,9 @@ def render_plan(campaign: Campaign, plans: dict[str, list[Injection]]) -> str:
         )
         out += _injections(plans.get(stage.name, []), "fault")
     out.append("")
+    if seed:
+        out.append(f"selection seed {seed}: a run with --seed {seed} hits these targets (each stage keeps them "
+                   "while they exist)")
     out.append("nothing was changed (plan only)")
     return "\n".join(out)
 

@@ -202,3 +202,21 @@ def test_flow_approval_resumed_with_go_runs_the_stage(
     assert stage.status == "completed"
     assert stage.approval is not None and (stage.approval.decision, stage.approval.by) == ("go", "tester")
     assert ledger_states(state) == ["rolled-back", "rolled-back"]
+
+
+def test_the_flow_runs_the_campaign_handed_down_without_reading_the_blueprint_again(
+    harness: None, state: Path, tmp_path: Path, health: Health
+) -> None:
+    """Parameters carrying the campaign the CLI loaded (with a --set applied) run it even after the file is gone,
+    and the record keeps the YAML as validated, override included."""
+    from flows.campaign import run_campaign
+    from flows.params import CampaignParams
+
+    path = Path(blueprint(tmp_path, health))
+    params = CampaignParams(blueprint=str(path), approval="auto", overrides=["stages[0].recovery=0.3s"])
+    campaign = params.campaign()
+    path.unlink()
+    run_dir = Path(run_campaign(params))
+    record = CampaignRecord.model_validate_json((run_dir / "record.json").read_text())
+    assert record.status == "completed" and record.campaign == campaign.name
+    assert "recovery: 0.3s" in record.blueprint_text

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from blueprints import parse
+from blueprints.stock import LIBRARY
 from flows.ctk import ConversionError, export_campaign, import_experiment
-from flows.loading import LIBRARY
 
 ROOT = Path(__file__).resolve().parents[2]
 

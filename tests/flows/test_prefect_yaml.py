@@ -38,7 +38,7 @@ def test_weekly_schedule_is_paused_and_reconcile_is_hourly() -> None:
 
 def test_every_stock_blueprint_has_a_manual_deployment() -> None:
     """Each stock blueprint can be started by hand from a deployment of its own."""
-    from flows.loading import stock_names
+    from blueprints.stock import stock_names
 
     manual = {
         d["parameters"]["params"]["blueprint"]

@@ -12,7 +12,7 @@ import yaml
 
 from blueprints import BlueprintError, load, parse
 from blueprints.schema import SCHEMA_PATH, render
-from flows.loading import LIBRARY, stock_names
+from blueprints.stock import LIBRARY, stock_names
 from flows.params import StockBlueprint
 
 ROOT = Path(__file__).resolve().parents[2]
