@@ -21,10 +21,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,10 +86,10 @@ def start_prometheus(work: Path, target_port: int, scrape: float) -> tuple[subpr
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/api/v1/query?query=bench_bad", timeout=2) as r:
-                if b'"value"' in r.read():
-                    return proc, url
-        except OSError:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": "bench_bad"}, timeout=2)
+            if r.is_success and b'"value"' in r.content:
+                return proc, url
+        except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
@@ -146,9 +147,9 @@ def wait_clear(url: str) -> None:
     """Wait until Prometheus sees bench_bad back at 0 (between trials)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/api/v1/query?query=max(bench_bad)", timeout=2) as r:
-            if b'"0"]' in r.read():
-                return
+        if b'"0"]' in httpx.get(f"{url}/api/v1/query", params={"query": "max(bench_bad)"},
+                                timeout=2).raise_for_status().content:
+            return
         time.sleep(0.2)
 
 

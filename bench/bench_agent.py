@@ -15,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,14 +28,15 @@ from agents.testing import AgentProcess, running_agent
 from lab.testing import running_api
 
 AGENT_SA = "system:serviceaccount:gameday:gameday-agent"
+HTTP = httpx.Client(timeout=10, headers={"Connection": "close"})
+"""One client for every call, each on a new connection (as a fresh client per call would, without loading the CAs)."""
 
 
 def call(url: str, method: str, path: str, token: str, body: Any = None) -> Any:
     """One authenticated JSON call."""
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
+    resp = HTTP.request(method, url + path, content=json.dumps(body).encode() if body is not None else None,
+                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    return json.loads(resp.raise_for_status().content or b"null")
 
 
 def wait(pred: Callable[[], bool], timeout: float = 10.0) -> float:

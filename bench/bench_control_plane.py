@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import ssl
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
+import httpx
 import yaml
 
 from lab.testing import LabHandle, running_control_plane
@@ -36,16 +37,17 @@ EMULATOR = {"lease p99 (idle)": "39.7 ms", "LIST 10k pods": "143-310 ms"}
 
 def query(lab: LabHandle, promql: str) -> float | None:
     """One instant value from the lab's Prometheus (None when the query has no result)."""
-    resp = requests.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": promql}, timeout=30)
+    resp = httpx.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": promql}, timeout=30)
     resp.raise_for_status()
     result = resp.json()["data"]["result"]
     return float(result[0]["value"][1]) if result else None
 
 
-def api(lab: LabHandle, path: str, accept: str = "application/json") -> requests.Response:
+def api(lab: LabHandle, path: str, accept: str = "application/json") -> httpx.Response:
     """A GET against the API server as admin."""
-    resp = requests.get(lab.endpoints["apiserver"] + path, verify=lab.endpoints["ca_file"], timeout=120,
-                        headers={"Authorization": f"Bearer {lab.admin_token}", "Accept": accept})
+    resp = httpx.get(lab.endpoints["apiserver"] + path, timeout=120,
+                     verify=ssl.create_default_context(cafile=lab.endpoints["ca_file"]),
+                     headers={"Authorization": f"Bearer {lab.admin_token}", "Accept": accept})
     resp.raise_for_status()
     return resp
 

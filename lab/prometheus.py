@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import requests
+import httpx
 import yaml
 
 from lab.errors import LabStartError
@@ -96,9 +96,9 @@ def write_jobs_config(state_dir: Path, port: int, jobs: list[dict[str, Any]]) ->
     return path
 
 
-def up_jobs(url: str) -> set[str]:
+def up_jobs(http: httpx.Client, url: str) -> set[str]:
     """Jobs that have at least one ``up`` sample now."""
-    resp = requests.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5)
+    resp = http.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=5)
     resp.raise_for_status()
     return {r["metric"].get("job", "") for r in resp.json()["data"]["result"]}
 
@@ -109,17 +109,18 @@ def wait_ready(
     """Poll /-/ready, then the ``up`` series of every job; LabStartError on death or timeout."""
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LabStartError(f"prometheus exited ({proc.returncode}):\n{log_tail(log_path)}")
-        try:
-            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                seen = up_jobs(url)
-                if seen >= set(jobs):
-                    return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
+    with httpx.Client() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabStartError(f"prometheus exited ({proc.returncode}):\n{log_tail(log_path)}")
+            try:
+                if http.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    seen = up_jobs(http, url)
+                    if seen >= set(jobs):
+                        return
+            except (httpx.HTTPError, ValueError):  # not answering yet, or not with JSON
+                pass
+            time.sleep(0.2)
     raise LabStartError(f"prometheus had no samples for {sorted(set(jobs) - seen)} within {timeout:.0f} s")
 
 

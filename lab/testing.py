@@ -30,12 +30,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
@@ -130,11 +131,10 @@ class LabHandle:
 
     def control(self, node: str, action: str) -> dict[str, Any]:
         """pause | resume | kill | revive a node's kubelet through the runtime's control API."""
-        url = f"{self.endpoints['runtime']}/control/nodes/{node}/{action}"
-        req = urllib.request.Request(url, method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            result: dict[str, Any] = json.loads(resp.read())
-            return result
+        resp = httpx.post(f"{self.endpoints['runtime']}/control/nodes/{node}/{action}", timeout=10)
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
 
     def client(self, token: str | None = None) -> Any:
         """A ``kubernetes.client.ApiClient`` for the lab (admin unless a token is given)."""

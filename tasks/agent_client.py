@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
-import urllib3
+import httpx
 from pydantic import BaseModel, ValidationError
 
 from agents.protocol import (
@@ -48,14 +50,29 @@ def safe_id(s: str, limit: int = 128) -> str:
 
 
 class AgentHttp:
-    """One agent's HTTP API."""
+    """One agent's HTTP API; ``close`` it (or use it in a ``with`` block) when done.
 
-    def __init__(self, url: str, token: str | None, *, ca_file: str | None = None, timeout: float = 10.0) -> None:
+    HTTPS is verified with ``tls`` (the system's CAs when not given). No retries, no redirects followed, no
+    proxy taken from the environment."""
+
+    def __init__(self, url: str, token: str | None, *, tls: ssl.SSLContext | None = None,
+                 timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        kw: dict[str, Any] = {"ca_certs": ca_file, "cert_reqs": "CERT_REQUIRED"} if ca_file else {}
-        self._http = urllib3.PoolManager(retries=False, **kw)
+        self._http = httpx.Client(verify=tls or ssl.create_default_context(), timeout=timeout,
+                                  trust_env=False)
+
+    def close(self) -> None:
+        """Close the connection to the agent."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     def _call(self, method: str, path: str, model: type[M], body: BaseModel | None = None,
               missing_ok: bool = False) -> M | None:
@@ -64,22 +81,22 @@ class AgentHttp:
             headers["Authorization"] = f"Bearer {self.token}"
         data = body.model_dump_json().encode() if body is not None else None
         try:
-            resp = self._http.request(method, self.url + path, body=data, headers=headers, timeout=self.timeout)
-        except urllib3.exceptions.HTTPError as e:
+            resp = self._http.request(method, self.url + path, content=data, headers=headers)
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise AgentUnreachable(f"agent {self.url} unreachable: {e}") from e
-        if resp.status == 404 and missing_ok:
+        if resp.status_code == 404 and missing_ok:
             return None
-        if resp.status >= 300:
+        if resp.status_code >= 300:
             try:
-                err = ErrorBody.model_validate_json(resp.data)
+                err = ErrorBody.model_validate_json(resp.content)
                 detail = f"{err.error}: {err.message}"
             except ValidationError:
-                detail = resp.data[:300].decode(errors="replace")
-            if resp.status == 503:
-                raise AgentUnreachable(f"agent {self.url} answered {resp.status} {detail}")
-            raise AgentError(f"agent {self.url} refused {method} {path}: HTTP {resp.status} {detail}")
+                detail = resp.content[:300].decode(errors="replace")
+            if resp.status_code == 503:
+                raise AgentUnreachable(f"agent {self.url} answered {resp.status_code} {detail}")
+            raise AgentError(f"agent {self.url} refused {method} {path}: HTTP {resp.status_code} {detail}")
         try:
-            return model.model_validate(json.loads(resp.data))
+            return model.model_validate(json.loads(resp.content))
         except (ValueError, ValidationError) as e:
             raise AgentError(f"agent {self.url} answered {method} {path} with an unexpected body: {e}") from e
 
@@ -153,6 +170,7 @@ class AgentClient:
         self.ca_file = ca_file
         self.timeout = timeout
         self.namespace = namespace
+        self._tls: ssl.SSLContext | None = None
 
     @classmethod
     def for_cluster(cls, cluster: Any, settings: Any = None) -> AgentClient:
@@ -198,9 +216,11 @@ class AgentClient:
             self.token.get()
 
     def at(self, url: str) -> AgentHttp:
-        """A client for a known agent URL."""
+        """A client for a known agent URL (HTTPS verified against ``ca_file``, else the system's CAs)."""
         token = self.token.get() if isinstance(self.token, AudienceToken) else self.token
-        return AgentHttp(url, token, ca_file=self.ca_file, timeout=self.timeout)
+        if self._tls is None:  # loaded once: each AgentHttp would otherwise read the CAs again
+            self._tls = ssl.create_default_context(cafile=self.ca_file)
+        return AgentHttp(url, token, tls=self._tls, timeout=self.timeout)
 
     def for_node(self, node: str) -> AgentHttp:
         """A client for the agent of ``node``."""

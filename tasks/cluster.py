@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import urllib3
+import urllib3  # not a client: the kubernetes client lets its connection errors through (wraps only SSLError)
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config

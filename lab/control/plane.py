@@ -14,13 +14,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+import ssl
 import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import requests
+import httpx
 import yaml
 
 from lab import prometheus
@@ -439,19 +440,21 @@ def status(state: Path) -> dict[str, Any]:
             pass
     headers = {"Authorization": f"Bearer {token_for(users, ADMIN)}"}
     try:
-        def get(path: str) -> list[dict[str, Any]]:
-            resp = requests.get(endpoints["apiserver"] + path, headers=headers, verify=endpoints["ca_file"], timeout=5)
-            resp.raise_for_status()
-            items: list[dict[str, Any]] = resp.json()["items"]
-            return items
+        with httpx.Client(base_url=endpoints["apiserver"], headers=headers, timeout=5,
+                          verify=ssl.create_default_context(cafile=endpoints["ca_file"])) as http:
+            def get(path: str) -> list[dict[str, Any]]:
+                resp = http.get(path)
+                resp.raise_for_status()
+                items: list[dict[str, Any]] = resp.json()["items"]
+                return items
 
-        nodes = get("/api/v1/nodes")
-        result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if node_ready(n))}
-        phases: dict[str, int] = {}
-        for pod in get("/api/v1/pods"):
-            phase = pod.get("status", {}).get("phase", "Unknown")
-            phases[phase] = phases.get(phase, 0) + 1
-        result["pods"] = phases
-    except (requests.RequestException, KeyError, ValueError) as err:
+            nodes = get("/api/v1/nodes")
+            result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if node_ready(n))}
+            phases: dict[str, int] = {}
+            for pod in get("/api/v1/pods"):
+                phase = pod.get("status", {}).get("phase", "Unknown")
+                phases[phase] = phases.get(phase, 0) + 1
+            result["pods"] = phases
+    except (httpx.HTTPError, KeyError, ValueError) as err:
         result["api_error"] = repr(err)
     return result

@@ -6,24 +6,28 @@ Each ``*_waiting`` check returns None when its condition holds, else a sentence 
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
+import httpx
 
 from lab.control.components import Layout
 from lab.errors import LabError, LabStartError
 from lab.procs import log_tail
+
+API_ERRORS = (httpx.HTTPError, ValueError)
+"""What :func:`api_get` raises when the API server cannot answer: no connection, an error status, not JSON."""
 
 
 def deployment_waiting(layout: Layout, token: str, namespace: str, name: str) -> str | None:
     """None once the Deployment has all its replicas ready, else what is still awaited."""
     try:
         dep = api_get(layout, token, f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
-    except requests.RequestException as err:
+    except API_ERRORS as err:
         return f"{namespace}/{name}: {err}"
     want, ready = dep["spec"].get("replicas", 1), dep.get("status", {}).get("readyReplicas", 0)
     return None if ready == want else f"{namespace}/{name}: {ready}/{want} replicas ready"
@@ -33,7 +37,7 @@ def daemonset_waiting(layout: Layout, token: str, namespace: str, name: str, wan
     """None once the DaemonSet has ``want`` pods ready, else what is still awaited."""
     try:
         ds = api_get(layout, token, f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
-    except requests.RequestException as err:
+    except API_ERRORS as err:
         return f"{namespace}/{name}: {err}"
     ready = ds.get("status", {}).get("numberReady", 0)
     return None if ready == want else f"{namespace}/{name}: {ready}/{want} pods ready"
@@ -43,9 +47,10 @@ def healthy(url: str, ca: Path, token: str | None = None) -> bool:
     """Whether the health endpoint answers 200."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return requests.get(url, verify=str(ca), headers=headers, timeout=2).status_code == 200
-    except requests.RequestException:
+        resp = httpx.get(url, verify=ssl.create_default_context(cafile=ca), headers=headers, timeout=2)
+    except httpx.HTTPError:
         return False
+    return resp.status_code == 200
 
 
 def await_condition(check: Callable[[], str | None], deadline: float, what: str,
@@ -74,9 +79,9 @@ def kubectl(layout: Layout, *args: str, stdin: str | None = None, context: str =
 
 
 def api_get(layout: Layout, token: str, path: str) -> dict[str, Any]:
-    """GET a path of the lab's API server as ``token``; raises on an error status."""
-    resp = requests.get(layout.apiserver_url + path, verify=str(layout.ca.cert),
-                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    """GET a path of the lab's API server as ``token``; raises one of ``API_ERRORS`` when it cannot answer."""
+    resp = httpx.get(layout.apiserver_url + path, verify=ssl.create_default_context(cafile=layout.ca.cert),
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
     resp.raise_for_status()
     result: dict[str, Any] = resp.json()
     return result
@@ -97,7 +102,7 @@ def nodes_waiting(layout: Layout, token: str, want: int) -> str | None:
     """None once exactly ``want`` nodes exist and all are Ready, else what is still awaited."""
     try:
         total, ready = node_readiness(layout, token)
-    except requests.RequestException as err:
+    except API_ERRORS as err:
         return f"API error {err}"
     return None if total == ready == want else f"{ready}/{total} of {want} nodes Ready"
 
@@ -106,6 +111,6 @@ def service_account_waiting(layout: Layout, token: str) -> str | None:
     """None once kube-controller-manager has made the default service account."""
     try:
         api_get(layout, token, "/api/v1/namespaces/default/serviceaccounts/default")
-    except requests.RequestException:
+    except API_ERRORS:
         return "the default service account (kube-controller-manager's) does not exist yet"
     return None

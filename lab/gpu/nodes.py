@@ -22,11 +22,11 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from lab.gpu.errors import AgentStartError
 
@@ -62,18 +62,16 @@ class GpuNodeHandle:
 def _patch_node(api_url: str, token: str, node: str, annotations: dict[str, str | None],
                 ca_file: Path | None = None) -> None:
     body = json.dumps({"metadata": {"annotations": annotations}}).encode()
-    req = urllib.request.Request(
-        f"{api_url.rstrip('/')}/api/v1/nodes/{node}", data=body, method="PATCH",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"},
-    )  # fmt: skip
-    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-            resp.read()
-    except urllib.error.HTTPError as exc:
-        raise AgentStartError(f"cannot annotate node {node}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
-    except urllib.error.URLError as exc:
-        raise AgentStartError(f"cannot annotate node {node}: {exc.reason}") from exc
+        resp = httpx.patch(
+            f"{api_url.rstrip('/')}/api/v1/nodes/{node}", content=body, timeout=10,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"},
+            verify=ssl.create_default_context(cafile=ca_file),
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise AgentStartError(f"cannot annotate node {node}: {exc}") from exc
+    if not resp.is_success:
+        raise AgentStartError(f"cannot annotate node {node}: HTTP {resp.status_code} {resp.content[:300]!r}")
 
 
 def _wait_ready(ready: Path, nvml: Path, proc: subprocess.Popen[bytes], log: Path) -> tuple[str, list[str]]:

@@ -106,9 +106,9 @@ class AgentHeldFault:
             req = InjectRequest.model_validate({"fault_id": u["agent_fault_id"], "run_id": u["agent_run_id"],
                                                 "ttl_seconds": u["ttl_seconds"], "params": params})
             try:
-                agent = self._client(ctx, injection, node)
-                endpoints[node] = agent.url
-                agent.inject(req)
+                with self._client(ctx, injection, node) as agent:
+                    endpoints[node] = agent.url
+                    agent.inject(req)
             except (AgentError, AgentUnreachable) as e:
                 raise InjectionFailed(f"{self.kind} on node {node}: {e}") from e
         return injection.model_copy(update={"undo": {**u, "endpoints": endpoints}})
@@ -119,7 +119,8 @@ class AgentHeldFault:
         per_node: dict[str, Any] = {}
         for node in u["params"]:
             try:
-                st = self._client(ctx, injection, node).status(u["agent_fault_id"])
+                with self._client(ctx, injection, node) as agent:
+                    st = agent.status(u["agent_fault_id"])
             except (AgentError, AgentUnreachable) as e:
                 per_node[node] = {"landed": False, "summary": str(e)}
                 continue
@@ -137,7 +138,8 @@ class AgentHeldFault:
         failed = []
         for node in u.get("params", {}):
             try:
-                self._client(ctx, injection, node).revert(u["agent_fault_id"])
+                with self._client(ctx, injection, node) as agent:
+                    agent.revert(u["agent_fault_id"])
             except AgentUnreachable as e:
                 ctx.log(f"{self.kind} rollback: agent on {node} unreachable ({e}); its lease "
                         f"({u['ttl_seconds']:g}s) will expire and the agent reverts on its own")
@@ -150,7 +152,8 @@ class AgentHeldFault:
         """Renew the lease on every node; a fault an agent no longer holds is an error (the stage aborts)."""
         u = injection.undo
         for node in u.get("params", {}):
-            st = self._client(ctx, injection, node).renew(u["agent_fault_id"], float(u["ttl_seconds"]))
+            with self._client(ctx, injection, node) as agent:
+                st = agent.renew(u["agent_fault_id"], float(u["ttl_seconds"]))
             if st is None:
                 raise AgentError(f"{self.kind}: the agent on {node} no longer holds fault {u['agent_fault_id']} "
                                  "(lease expired and reverted)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import requests
+import httpx
 
 from tasks.errors import ProbeError
 from tasks.probes.tolerance import within
@@ -19,12 +19,13 @@ def evaluate(spec: HttpProbe, ctx: ProbeContext) -> ProbeResult:
     from tasks.probes import ProbeResult
 
     try:
-        resp = requests.request(spec.method, spec.url, timeout=spec.timeout.total_seconds())
-    except requests.Timeout:
+        resp = httpx.request(spec.method, spec.url, timeout=spec.timeout.total_seconds(),
+                             follow_redirects=True)
+    except httpx.TimeoutException:
         return ProbeResult(ok=False, value=None, message=f"{spec.method} {spec.url}: timed out")
-    except requests.ConnectionError as e:
+    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as e:  # refused, reset, TLS
         return ProbeResult(ok=False, value=None, message=f"{spec.method} {spec.url}: cannot connect ({e})")
-    except requests.RequestException as e:
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
         raise ProbeError(f"{spec.method} {spec.url}: {e}") from e
     tol = spec.tolerance
     value: Any = resp.status_code if (tol.value is not None and not isinstance(tol.value, str)) or tol.range \

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 
@@ -58,7 +57,7 @@ def fetch_frames(prom_url: str, observables: Mapping[str, str] | Iterable[Any], 
     for name, query in as_queries(observables).items():
         try:
             result = prom.custom_query_range(query, start_time=start, end_time=end, step=_step(step))
-        except (PrometheusApiClientException, requests.RequestException, ValueError) as e:
+        except (PrometheusApiClientException, OSError, ValueError) as e:  # requests' errors are OSErrors
             raise ProbeError(f"prometheus range query for {name!r} failed: {e}") from e
         for series in result:
             values = series.get("values") or []

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -52,17 +52,9 @@ def call(url: str, method: str, path: str, token: str | None = None, body: Any =
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url + path, method=method, data=data, headers=headers)
-    ctx = None
-    if cafile is not None:
-        import ssl
-
-        ctx = ssl.create_default_context(cafile=cafile)
-    try:
-        with urllib.request.urlopen(req, timeout=15, context=ctx) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+    verify = ssl.create_default_context(cafile=cafile) if cafile is not None else True
+    resp = httpx.request(method, url + path, content=data, headers=headers, timeout=15, verify=verify)
+    return resp.status_code, json.loads(resp.content or b"null")
 
 
 def xid(fault_id: str = "f-xid", ttl: float = 30, **params: Any) -> dict[str, Any]:
@@ -113,10 +105,7 @@ def agent(module_agent: AgentProcess, api: LabHandle) -> Iterator[AgentProcess]:
 
 def metric(agent: AgentProcess, line_prefix: str) -> float:
     """The value of one exposition line of the agent's /metrics (0 when absent)."""
-    import urllib.request
-
-    with urllib.request.urlopen(agent.url + "/metrics", timeout=5) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith(line_prefix + " "):
-                return float(line.rsplit(" ", 1)[1])
+    for line in httpx.get(agent.url + "/metrics", timeout=5).raise_for_status().text.splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.rsplit(" ", 1)[1])
     return 0.0

@@ -6,9 +6,10 @@ import asyncio
 import json
 import re
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from agents.errors import BackendFailed
 from agents.leases import Leases
@@ -29,8 +30,7 @@ def _gpu(agent: AgentProcess, index: int = 0) -> dict[str, Any]:
 
 
 def _metrics(agent: AgentProcess) -> str:
-    with urllib.request.urlopen(agent.url + "/metrics", timeout=5) as resp:
-        return str(resp.read().decode())
+    return httpx.get(agent.url + "/metrics", timeout=5).raise_for_status().text
 
 
 def _state_faults(agent: AgentProcess) -> list[Any]:

@@ -108,10 +108,9 @@ def test_health_metrics_and_devices(agent: AgentProcess, api: LabHandle) -> None
     status, devs = call(agent.url, "GET", "/v1/devices", api.runner_token)
     assert status == 200 and devs["backend"] == "fake"
     assert [d["kernel_pci"] for d in devs["devices"]] == ["0000:18:00", "0000:2a:00"]
-    import urllib.request
+    import httpx
 
-    with urllib.request.urlopen(agent.url + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    text = httpx.get(agent.url + "/metrics", timeout=5).raise_for_status().text
     assert 'gameday_agent_active_faults{kind="gpu-xid"} 0.0' in text
 
 

@@ -12,13 +12,13 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import yaml
 
@@ -136,8 +136,7 @@ def gameday_run(lab: GpuLab, blueprint: Path, overrides: list[str], timeout: flo
 def http_text(url: str, token: str | None = None) -> str:
     """GET ``url`` (bearer ``token`` when given) and return the body."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
-        return str(resp.read().decode())
+    return httpx.get(url, headers=headers, timeout=10).raise_for_status().text
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

@@ -4,15 +4,14 @@ health endpoint, an in-process runner over the lab, and an object-by-object snap
 from __future__ import annotations
 
 import http.server
-import json
 import threading
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from tests.e2e.conftest import E2E, poll
@@ -237,11 +236,8 @@ def agent_faults(e2e: E2E) -> dict[str, list[str]]:
     """Active fault ids held by each GPU node agent (GET /v1/faults)."""
     out: dict[str, list[str]] = {}
     for node, url in sorted(e2e.lab.endpoints.get("gpu_agents", {}).items()):
-        req = urllib.request.Request(
-            f"{url.rstrip('/')}/v1/faults", headers={"Authorization": f"Bearer {e2e.lab.agent_token}"}
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            body = json.loads(resp.read())
+        body = httpx.get(f"{url.rstrip('/')}/v1/faults", headers={"Authorization": f"Bearer {e2e.lab.agent_token}"},
+                         timeout=10).raise_for_status().json()
         out[node] = sorted(str(f["fault_id"]) for f in body.get("faults", []) if f.get("state") == "active")
     return out
 

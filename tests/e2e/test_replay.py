@@ -24,13 +24,12 @@ import math
 import os
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 import yaml
@@ -184,9 +183,8 @@ def gateway_serving(lab: Path, name: str) -> bool:
     check = next(c for c in blueprint["steady_state"] if c["name"] == "gateway-serving")
     low, high = check["tolerance"]["range"]
     prometheus = json.loads((lab / "endpoints.json").read_text())["prometheus"]
-    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': check['query']})}"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        result = json.load(resp)["data"]["result"]
+    resp = httpx.get(f"{prometheus}/api/v1/query", params={"query": check["query"]}, timeout=5).raise_for_status()
+    result = resp.json()["data"]["result"]
     return bool(result) and low <= float(result[0]["value"][1]) <= high
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from blueprints import parse
@@ -89,9 +89,9 @@ def metric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metric]:
 
     def scraped() -> bool:
         try:
-            r = requests.get(f"{url}/api/v1/query", params={"query": "gameday_band_latency"}, timeout=1)
-            return r.ok and len(r.json()["data"]["result"]) == 1
-        except requests.RequestException:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": "gameday_band_latency"}, timeout=1)
+            return r.is_success and len(r.json()["data"]["result"]) == 1
+        except (httpx.HTTPError, ValueError):
             return False
 
     try:
@@ -130,7 +130,7 @@ SIGMA, ARMA = "k: 4, ", "method: arma, order: [1, 0], "
 
 def _settled(metric: Metric) -> bool:
     """Whether Prometheus's latest sample is back at the metric's level (a previous test's fault may linger)."""
-    r = requests.get(f"{metric.prometheus}/api/v1/query", params={"query": "gameday_band_latency"}, timeout=1)
+    r = httpx.get(f"{metric.prometheus}/api/v1/query", params={"query": "gameday_band_latency"}, timeout=1)
     return abs(float(r.json()["data"]["result"][0]["value"][1]) - metric.level) <= 1
 
 

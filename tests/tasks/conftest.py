@@ -107,7 +107,7 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     import socket
     import subprocess
 
-    import requests
+    import httpx
 
     from tests.conftest import require
 
@@ -128,9 +128,9 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     def has_data() -> bool:
         try:
-            r = requests.get(f"{url}/api/v1/query", params={"query": "gameday_test_value"}, timeout=1)
-            return r.ok and len(r.json()["data"]["result"]) == 2
-        except requests.RequestException:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": "gameday_test_value"}, timeout=1)
+            return r.is_success and len(r.json()["data"]["result"]) == 2
+        except (httpx.HTTPError, ValueError):
             return False
 
     try:

@@ -177,7 +177,7 @@ def test_daemonset_storm_as_a_service_account_that_may_list_is_served(
         lab: Any, lab_cluster: Cluster, lab_ctx: FaultContext) -> None:
     """A daemonset-storm run as telemetry/telemetry (which may list pods) gets its LISTs served (200s, as the
     incident's telemetry service did), and rollback leaves the namespace it did not create."""
-    import requests
+    import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
     spec = ControlPlaneOverload(mode="daemonset-storm", namespace="telemetry", service_account="telemetry",
@@ -192,7 +192,7 @@ def test_daemonset_storm_as_a_service_account_that_may_list_is_served(
         assert {p.spec.service_account_name for p in lab_cluster.list_pods(["telemetry"])} >= {"telemetry"}
 
         def served() -> bool:
-            text = requests.get(lab.endpoints["runtime_metrics"], timeout=5).text
+            text = httpx.get(lab.endpoints["runtime_metrics"], timeout=5).text
             ok = {s.labels["pod"] for family in text_string_to_metric_families(text)
                   for s in family.samples if s.name == "liststorm_requests_total" and s.labels.get("code") == "200"
                   and s.value > 0}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 
 from blueprints.probes import HttpProbe, Tolerance
 from tasks.probes import ProbeContext, evaluate
@@ -30,3 +32,28 @@ def test_refused_connection_is_a_failed_probe() -> None:
         port = s.getsockname()[1]
     res = evaluate(HttpProbe(name="h", url=f"http://127.0.0.1:{port}/", timeout="1s"), ProbeContext())  # type: ignore[arg-type]
     assert not res.ok and "cannot connect" in res.message
+
+
+def test_redirects_are_followed(exporter: str) -> None:
+    """A redirect is followed: the tolerance is checked against the page it leads to."""
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", f"http://{exporter}/metrics")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            res = evaluate(HttpProbe(name="h", url=f"http://127.0.0.1:{server.server_port}/old",
+                                     tolerance=Tolerance(regex="gameday_test_value")), ProbeContext())
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+    assert res.ok and res.value == 200

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 
 import pytest
 
@@ -60,3 +63,40 @@ def test_no_prometheus_url_cannot_be_evaluated() -> None:
     """Without a Prometheus URL the probe raises ProbeError."""
     with pytest.raises(ProbeError):
         evaluate(PrometheusProbe(name="p", query="up", tolerance=Tolerance(value=1)), ProbeContext())
+
+
+@pytest.mark.parametrize(("statuses", "ok"), [([503], True), ([503, 502], False)])
+def test_a_bad_gateway_is_asked_again_once(statuses: list[int], ok: bool) -> None:
+    """A 502/503/504 is asked again once, at once: answered then, the probe evaluates; else ProbeError."""
+    answers = [*statuses, 200]
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            status = answers[len(asked) - 1]
+            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {}, "value": [0, "1"]}]}}).encode() if status == 200 else b"bad gateway"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            probe = PrometheusProbe(name="p", query="up", tolerance=Tolerance(value=1))
+            ctx = ProbeContext(prometheus_url=f"http://127.0.0.1:{server.server_port}")
+            if ok:
+                assert evaluate(probe, ctx).ok
+            else:
+                with pytest.raises(ProbeError, match="HTTP 502"):
+                    evaluate(probe, ctx)
+        finally:
+            server.shutdown()
+            thread.join(timeout=5)
+    assert len(asked) == 2 and all(p.startswith("/api/v1/query?query=up") for p in asked)

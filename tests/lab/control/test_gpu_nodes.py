@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-import requests
 
 from lab.control import plane
 from lab.procs import pid_alive, read_pids
@@ -38,21 +38,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 
 
 def _get(lab: LabHandle, path: str, token: str | None = None) -> Any:
-    resp = requests.get(lab.endpoints["apiserver"] + path, verify=lab.endpoints["ca_file"], timeout=10,
-                        headers={"Authorization": f"Bearer {token or lab.admin_token}"})
+    resp = httpx.get(lab.endpoints["apiserver"] + path, timeout=10,
+                     verify=ssl.create_default_context(cafile=lab.endpoints["ca_file"]),
+                     headers={"Authorization": f"Bearer {token or lab.admin_token}"})
     resp.raise_for_status()
     return resp.json()
 
 
 def _agent(lab: LabHandle, node: str, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(lab.endpoints["gpu_agents"][node].rstrip("/") + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
+    resp = httpx.request(method, lab.endpoints["gpu_agents"][node].rstrip("/") + path, timeout=10,
+                         content=json.dumps(body).encode() if body is not None else None,
+                         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    if resp.is_success:
+        return resp.status_code, json.loads(resp.content or b"null")
+    return resp.status_code, resp.text
 
 
 def _trainers(lab: LabHandle) -> dict[str, str]:
@@ -101,8 +100,8 @@ def test_the_trainer_runs_on_the_gpu_nodes_and_prometheus_scrapes_the_gpu_side(l
     assert set(pods.values()) <= set(GPU_NODES)
     for job in ("gpu-exporter", "gpu-monitor"):
         def up(job: str = job) -> bool:
-            resp = requests.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": f'up{{job="{job}"}}'},
-                                timeout=10).json()["data"]["result"]
+            resp = httpx.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": f'up{{job="{job}"}}'},
+                             timeout=10).json()["data"]["result"]
             return bool(resp) and resp[0]["value"][1] == "1"
 
         poll(up, 30, f"Prometheus job {job} up")
@@ -140,7 +139,7 @@ def test_xid_79_cordons_drains_reboots_and_uncordons_through_the_real_api(lab: L
 
 def _monitor_sample(lab: LabHandle, series: str) -> float | None:
     """One sample of the GPU health monitor's /metrics (None when it has no such line)."""
-    text = requests.get(lab.endpoints["gpu_monitor"], timeout=10).text
+    text = httpx.get(lab.endpoints["gpu_monitor"], timeout=10).text
     for line in text.splitlines():
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -13,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 
 from lab.build import default_cache_dir, ensure_built
 from lab.control import plane
@@ -39,8 +40,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 
 
 def _get(lab: LabHandle, path: str) -> Any:
-    resp = requests.get(lab.endpoints["apiserver"] + path, headers={"Authorization": f"Bearer {lab.admin_token}"},
-                        verify=lab.endpoints["ca_file"], timeout=10)
+    resp = httpx.get(lab.endpoints["apiserver"] + path, headers={"Authorization": f"Bearer {lab.admin_token}"},
+                     verify=ssl.create_default_context(cafile=lab.endpoints["ca_file"]), timeout=10)
     resp.raise_for_status()
     return resp.json()
 
@@ -51,7 +52,7 @@ def _ready(lab: LabHandle, node: str) -> str:
 
 
 def _query(lab: LabHandle, promql: str) -> list[dict[str, Any]]:
-    resp = requests.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": promql}, timeout=10)
+    resp = httpx.get(lab.endpoints["prometheus"] + "/api/v1/query", params={"query": promql}, timeout=10)
     resp.raise_for_status()
     result: list[dict[str, Any]] = resp.json()["data"]["result"]
     return result

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 import yaml
 from kubernetes import client
 
@@ -173,7 +173,7 @@ def test_a_paused_real_node_goes_not_ready_through_the_real_node_lifecycle(lab: 
         return next(c.status for c in node.status.conditions if c.type == "Ready") == status
 
     def gauges() -> tuple[float, float]:
-        text = requests.get(lab.endpoints["runtime_metrics"], timeout=10).text
+        text = httpx.get(lab.endpoints["runtime_metrics"], timeout=10).text
         values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
                   if line.startswith(("lab_nodes_ready ", "lab_nodes "))}
         return values["lab_nodes_ready"], values["lab_nodes"]
@@ -277,8 +277,8 @@ def test_cluster_dns_is_the_real_coredns_answering_from_the_real_api_server(lab:
              f"{pod.metadata.name} to resolve the new Service")
 
     def counted() -> dict[str, float]:
-        resp = requests.get(lab.endpoints["prometheus"] + "/api/v1/query", timeout=10,
-                            params={"query": 'sum by (pod) (coredns_dns_requests_total{job="pods", app="kube-dns"})'})
+        resp = httpx.get(lab.endpoints["prometheus"] + "/api/v1/query", timeout=10,
+                         params={"query": 'sum by (pod) (coredns_dns_requests_total{job="pods", app="kube-dns"})'})
         return {r["metric"]["pod"]: float(r["value"][1]) for r in resp.json()["data"]["result"]}
 
     names = {p.metadata.name for p in pods}
@@ -427,7 +427,7 @@ def test_node_local_dns_serves_stale_answers_through_a_coredns_outage_only_with_
 def _storm_counts(lab: LabHandle, pod_prefix: str) -> dict[str, float]:
     """liststorm_requests_total by HTTP code, summed over the runtime's pods whose name starts with pod_prefix."""
     counts: dict[str, float] = {}
-    for line in requests.get(lab.endpoints["runtime_metrics"], timeout=10).text.splitlines():
+    for line in httpx.get(lab.endpoints["runtime_metrics"], timeout=10).text.splitlines():
         if line.startswith("liststorm_requests_total{") and f'pod="{pod_prefix}' in line:
             code = line.split('code="', 1)[1].split('"', 1)[0]
             counts[code] = counts.get(code, 0.0) + float(line.rsplit(" ", 1)[1])

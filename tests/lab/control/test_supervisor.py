@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 
 from lab.control.supervisor import CGROUP_ROOT
 from tests.conftest import poll, require
@@ -98,7 +98,7 @@ def test_the_kernel_oom_kills_a_child_over_its_limit(supervise: Any, cgroups: No
     assert int((cgroup / "memory.limit_in_bytes").read_text()) == 64 * 2**20
     done = poll(lambda: (s := _status(status)) and s["oom_kills"] >= 1 and s, 60, "an OOM kill")
     assert done["history"][0]["reason"] == "OOMKilled"
-    metrics = requests.get(done["metrics"], timeout=5).text
+    metrics = httpx.get(done["metrics"], timeout=5).text
     assert 'lab_component_oom_kills_total{component="demo"} 1.0' in metrics or \
         'lab_component_oom_kills_total{component="demo"} 2.0' in metrics
     assert 'lab_component_memory_limit_bytes{component="demo"} 6.7108864e+07' in metrics

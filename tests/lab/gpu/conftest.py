@@ -9,13 +9,12 @@ import signal
 import ssl
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from lab.control.plane import GPU_ADDON
@@ -46,18 +45,12 @@ def http(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    resp = httpx.request(method, url, content=data, headers=headers, timeout=10,
+                         verify=ssl.create_default_context(cafile=ca_file))
     try:
-        context = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
-        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw)
+        return resp.status_code, json.loads(resp.content)
     except ValueError:
-        return status, raw.decode(errors="replace")
+        return resp.status_code, resp.content.decode(errors="replace")
 
 
 @dataclass

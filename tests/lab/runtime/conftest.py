@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from kubernetes import client
 
 from lab.testing import LabHandle, running_control_plane
@@ -41,7 +41,7 @@ class RuntimeLab:
 
     def metrics(self) -> str:
         """The runtime's /metrics text."""
-        resp = requests.get(self.handle.endpoints["runtime_metrics"], timeout=10)
+        resp = httpx.get(self.handle.endpoints["runtime_metrics"], timeout=10)
         resp.raise_for_status()
         return resp.text
 

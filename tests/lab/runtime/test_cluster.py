@@ -4,11 +4,12 @@ TokenRequest token, never an admin one, and the real API server's APF classifies
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from kubernetes import client
 
 from tests.conftest import poll
@@ -30,9 +31,9 @@ def _levels(rt_lab: RuntimeLab) -> dict[str, str]:
     """uid -> name of every FlowSchema and PriorityLevelConfiguration."""
     out: dict[str, str] = {}
     for plural in ("flowschemas", "prioritylevelconfigurations"):
-        resp = requests.get(f"{rt_lab.handle.url}/apis/flowcontrol.apiserver.k8s.io/v1/{plural}",
-                            headers={"Authorization": f"Bearer {rt_lab.handle.admin_token}"},
-                            verify=str(rt_lab.handle.ca_file), timeout=10)
+        resp = httpx.get(f"{rt_lab.handle.url}/apis/flowcontrol.apiserver.k8s.io/v1/{plural}",
+                         headers={"Authorization": f"Bearer {rt_lab.handle.admin_token}"},
+                         verify=ssl.create_default_context(cafile=rt_lab.handle.ca_file), timeout=10)
         resp.raise_for_status()
         out |= {i["metadata"]["uid"]: i["metadata"]["name"] for i in resp.json()["items"]}
     return out

@@ -4,8 +4,9 @@ real API server's APF dispatches at node-high and the runtime counts."""
 from __future__ import annotations
 
 import re
+import ssl
 
-import requests
+import httpx
 
 from tests.conftest import poll
 from tests.lab.runtime.conftest import REAL_NODES, RuntimeLab
@@ -13,8 +14,9 @@ from tests.lab.runtime.conftest import REAL_NODES, RuntimeLab
 
 def _dispatched(rt_lab: RuntimeLab, level: str) -> float:
     """apiserver_flowcontrol_dispatched_requests_total summed over one priority level."""
-    resp = requests.get(f"{rt_lab.handle.url}/metrics", verify=str(rt_lab.handle.ca_file), timeout=10,
-                        headers={"Authorization": f"Bearer {rt_lab.handle.admin_token}"})
+    resp = httpx.get(f"{rt_lab.handle.url}/metrics", timeout=10,
+                     verify=ssl.create_default_context(cafile=rt_lab.handle.ca_file),
+                     headers={"Authorization": f"Bearer {rt_lab.handle.admin_token}"})
     resp.raise_for_status()
     return sum(float(line.rsplit(" ", 1)[1]) for line in resp.text.splitlines()
                if line.startswith("apiserver_flowcontrol_dispatched_requests_total")

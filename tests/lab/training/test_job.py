@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lab.gpu.nodes import GpuNodeHandle, start_gpu_agents, stop_gpu_agents
@@ -58,12 +58,11 @@ class RankAgent:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One authenticated call to the agent."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.handle.endpoint + path, data=data, method=method,
+        resp = httpx.request(
+            method, self.handle.endpoint + path, content=data, timeout=15,
             headers={"Authorization": f"Bearer {self.runner_token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return json.loads(resp.read() or b"null")
+        ).raise_for_status()  # fmt: skip
+        return json.loads(resp.content or b"null")
 
     def partition(self, action: str, peer: str) -> str:
         """Ask the agent for an nccl-partition against ``peer``; returns the fault id."""
@@ -93,8 +92,7 @@ def _errors_after(job: TrainingJob, t: float) -> list[tuple[float, int, str]]:
 
 
 def _metric(job: TrainingJob, name: str) -> float:
-    with urllib.request.urlopen(job.metrics_url, timeout=5) as resp:
-        text = resp.read().decode()
+    text = httpx.get(job.metrics_url, timeout=5).raise_for_status().text
     return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
