@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from lab.errors import LabStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,15 +67,10 @@ def _group_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    if not os.path.exists("/proc/self/stat"):
-        return True
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue
-        if int(pgrp) == pid and state != "Z":
-            return True
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            if os.getpgid(proc.pid) == pid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
     return False
 
 
@@ -130,15 +127,10 @@ async def stop_group(proc: asyncio.subprocess.Process | None, grace: float) -> N
 def pid_alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
@@ -171,17 +163,12 @@ def kill_processes_under(directory: Path) -> list[int]:
     runtime that died before it could stop its pods left running (``down``'s last sweep)."""
     marker = str(directory).rstrip("/") + "/"
     killed = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone, or not ours to read
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid == os.getpid() or not any(marker in arg for arg in proc.info["cmdline"] or ()):
+            continue  # cmdline is None for a process that is not ours to read
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+            killed.append(proc.pid)
     return killed
 
 

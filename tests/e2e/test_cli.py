@@ -222,7 +222,7 @@ def test_a_sigkilled_runs_ephemeral_prefect_server_dies_with_it(e2e: E2E, tmp_pa
     """`gameday run` without a Prefect server starts an ephemeral one; SIGKILL the runner alone (not its group) and
     that uvicorn process is gone within seconds (the reaper), then reconcile --release-lease reverts the faults and
     frees the slot the dead run held on that ephemeral server."""
-    from flows.reaper import descendants, stat
+    from flows.reaper import _created, descendants
 
     def servers(pid: int) -> list[int]:
         found = []
@@ -249,7 +249,7 @@ def test_a_sigkilled_runs_ephemeral_prefect_server_dies_with_it(e2e: E2E, tmp_pa
         poll(lambda: replicas(e2e, "kube-system", "coredns") == 0, 240, "CoreDNS scaled to zero by the run")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)  # not communicate(): an orphaned server would hold the output pipe open
-        poll(lambda: all(stat(pid) is None for pid in server), 20,
+        poll(lambda: all(_created(pid) is None for pid in server), 20,
              "the orphaned Prefect server to be stopped")
     finally:
         if proc.poll() is None:

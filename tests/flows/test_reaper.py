@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.reaper import _signal, descendants, stat
+from flows.reaper import _created, _signal, descendants
 from tests.conftest import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,16 +32,16 @@ def test_a_sigkilled_runners_descendants_are_stopped(tmp_path: Path) -> None:
     try:
         poll(lambda: len(descendants(runner.pid, -1)) == 2, 30, "the runner's child and grandchild")
         family = descendants(runner.pid, -1)
-        started = stat(runner.pid)
+        started = _created(runner.pid)
         assert started is not None
         reaper = subprocess.Popen([sys.executable, "-m", "flows.reaper", "--parent", str(runner.pid), "--started",
-                                   str(started[1]), "--interval", "0.2", "--grace", "2", "--status", str(status)],
+                                   repr(started), "--interval", "0.2", "--grace", "2", "--status", str(status)],
                                   cwd=ROOT)
         poll(lambda: status.exists() and set(json.loads(status.read_text() or "[]")) == set(family), 30,
              "the reaper to note both")
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(timeout=10)
-        poll(lambda: all(stat(pid) is None for pid in family), 15, "the orphans to be stopped")
+        poll(lambda: all(_created(pid) is None for pid in family), 15, "the orphans to be stopped")
         assert reaper.wait(timeout=15) == 0
     finally:
         for pid in descendants(runner.pid, -1):
@@ -52,13 +52,13 @@ def test_a_sigkilled_runners_descendants_are_stopped(tmp_path: Path) -> None:
 
 
 def test_a_pid_whose_start_time_differs_is_not_signalled() -> None:
-    """A live process noted with another start time (its PID recycled) is left alone."""
+    """A live process noted with another creation time (its PID recycled) is left alone."""
     proc = subprocess.Popen(SLEEP)
     try:
-        info = stat(proc.pid)
-        assert info is not None
-        _signal({proc.pid: info[1] + 1}, signal.SIGKILL)
-        _signal({proc.pid: info[1]}, signal.SIGTERM)
+        created = _created(proc.pid)
+        assert created is not None
+        _signal({proc.pid: created + 1}, signal.SIGKILL)
+        _signal({proc.pid: created}, signal.SIGTERM)
         assert proc.wait(timeout=5) == -signal.SIGTERM, "it died of the SIGKILL meant for another process"
     finally:
         proc.kill()
