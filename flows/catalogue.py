@@ -18,12 +18,18 @@ def _spec_docs() -> dict[str, str]:
     return out
 
 
+def _summary(cls: type) -> str:
+    """The first paragraph of a class's docstring, as one line."""
+    return " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+
+
 def fault_catalogue() -> list[tuple[str, str, str]]:
-    """(kind, one-line description, blast radius and undo) for every registered fault kind."""
+    """(kind, one-line description, blast radius and undo) for every registered fault kind; the undo is the first
+    paragraph of the docstring of the behaviour's undo model."""
     from tasks.faults import REGISTRY
 
     docs = _spec_docs()
-    return [(kind, docs.get(kind, ""), f"blast radius: {b.blast_radius}; undo: {b.undo}")
+    return [(kind, docs.get(kind, ""), f"blast radius: {b.blast_radius}; undo: {_summary(b.undo)}")
             for kind, b in sorted(REGISTRY.items())]
 
 

@@ -15,6 +15,9 @@ from tasks.errors import Conflict, NotFound, TargetError
 
 T = TypeVar("T")
 
+Manifest = dict[str, Any]
+"""A Kubernetes object as JSON, as the API server takes it (``apiVersion``, ``kind``, ``metadata``, ...)."""
+
 
 def label_selector(labels: dict[str, str] | None) -> str:
     """``{"a": "b", "c": "d"}`` → ``"a=b,c=d"`` (empty for none)."""
@@ -57,7 +60,7 @@ class ClusterOps:
         """One DaemonSet."""
         return self.call(f"get daemonset {namespace}/{name}", self.apps.read_namespaced_daemon_set, name, namespace)
 
-    def create_daemonset(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_daemonset(self, namespace: str, body: Manifest) -> None:
         """Create a DaemonSet."""
         self.call(f"create daemonset {namespace}", self.apps.create_namespaced_daemon_set, namespace, body)
 
@@ -154,7 +157,7 @@ class ClusterOps:
         """One ConfigMap."""
         return self.call(f"get configmap {namespace}/{name}", self.core.read_namespaced_config_map, name, namespace)
 
-    def create_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_configmap(self, namespace: str, body: Manifest) -> None:
         """Create a ConfigMap."""
         self.call(f"create configmap in {namespace}", self.core.create_namespaced_config_map, namespace, body)
 
@@ -185,7 +188,7 @@ class ClusterOps:
         return self.call(f"get networkpolicy {namespace}/{name}", self.net.read_namespaced_network_policy,
                          name, namespace)
 
-    def create_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_network_policy(self, namespace: str, body: Manifest) -> None:
         """Create a NetworkPolicy."""
         self.call(f"create networkpolicy in {namespace}", self.net.create_namespaced_network_policy, namespace, body)
 
@@ -196,11 +199,11 @@ class ClusterOps:
 
     # -- API priority and fairness ----------------------------------------------------------------------------
 
-    def create_flowschema(self, body: dict[str, Any]) -> None:
+    def create_flowschema(self, body: Manifest) -> None:
         """Create a FlowSchema."""
         self.call("create flowschema", self.flow.create_flow_schema, body)
 
-    def create_priority_level(self, body: dict[str, Any]) -> None:
+    def create_priority_level(self, body: Manifest) -> None:
         """Create a PriorityLevelConfiguration."""
         self.call("create prioritylevelconfiguration", self.flow.create_priority_level_configuration, body)
 
@@ -230,11 +233,11 @@ class ClusterOps:
         """One Lease."""
         return self.call(f"get lease {namespace}/{name}", self.coord.read_namespaced_lease, name, namespace)
 
-    def create_lease(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_lease(self, namespace: str, body: Manifest) -> None:
         """Create a Lease (Conflict if it exists)."""
         self.call(f"create lease in {namespace}", self.coord.create_namespaced_lease, namespace, body)
 
-    def replace_lease(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def replace_lease(self, namespace: str, name: str, body: Manifest) -> None:
         """Replace a Lease (Conflict if its resourceVersion moved on)."""
         self.call(f"replace lease {namespace}/{name}", self.coord.replace_namespaced_lease, name, namespace, body)
 
@@ -244,6 +247,6 @@ class ClusterOps:
 
     # -- events ------------------------------------------------------------------------------------------------
 
-    def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_event(self, namespace: str, body: Manifest) -> None:
         """Record a core/v1 Event."""
         self.call(f"create event in {namespace}", self.core.create_namespaced_event, namespace, body)

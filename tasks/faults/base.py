@@ -7,6 +7,10 @@ Order, enforced by the runner: ``plan`` (pure: reads only) → the Injection is 
 ``inject`` → ``verify`` (evidence that it landed) → … → ``rollback`` (always; idempotent; tolerates
 half-applied state and objects already gone). ``rollback`` must work from the Injection alone, in a
 fresh process (``gameday reconcile`` after the runner was killed), so ``undo`` holds everything needed.
+
+Each behaviour declares its undo model (an :class:`Undo` subclass, or a ``RootModel`` over several where the
+state differs by mode); ``Injection.undo`` is that model as JSON, and behaviours read it with :func:`undo_of`
+and write it with :func:`with_undo`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from tasks.cluster import Cluster
 
 S = TypeVar("S", bound=BaseModel, contravariant=True)
+U = TypeVar("U", bound=BaseModel)
 
 
 class Change(BaseModel):
@@ -52,12 +57,32 @@ class Injection(BaseModel):
     summary: str
     targets: list[str] = Field(default_factory=list, description="resolved objects, e.g. node/gpu-3, pod/ns/name")
     changes: list[Change] = Field(default_factory=list)
-    undo: dict[str, Any] = Field(default_factory=dict, description="state captured at plan/inject time for rollback")
+    undo: dict[str, Any] = Field(default_factory=dict, description=(
+        "state captured at plan/inject time for rollback: the behaviour's undo model as JSON"))
     cluster_scoped_ledger: bool = Field(default=True, description="also recorded in the cluster (ConfigMap)")
     planned_at: datetime
     _process: Any = PrivateAttr(default=None)
     """What ``inject`` started in this process and ``rollback`` stops, when it is the same run (never in the
     ledger: a rollback from the ledger alone finds it another way)."""
+
+
+class Undo(BaseModel):
+    """The base of every fault's undo model and of the models inside one: state captured at plan and inject time
+    that rollback needs, stored as JSON in the ledger (``Injection.undo``)."""
+
+    # Unknown keys are ignored, not errors: a ledger entry written by an older version (on disk or in the
+    # cluster's ConfigMap) must always roll back, whatever keys it carries that this version no longer has.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def undo_of(injection: Injection, model: type[U]) -> U:
+    """``injection.undo`` read as ``model``."""
+    return model.model_validate(injection.undo)
+
+
+def with_undo(injection: Injection, undo: BaseModel) -> Injection:
+    """A copy of ``injection`` whose ``undo`` is ``undo`` (as JSON)."""
+    return injection.model_copy(update={"undo": undo.model_dump(mode="json")})
 
 
 class Evidence(BaseModel):
@@ -116,8 +141,9 @@ class FaultBehaviour(Protocol, Generic[S]):
     kind: ClassVar[str]
     blast_radius: ClassVar[str]
     """What the fault can reach (``gameday list-faults`` prints it)."""
-    undo: ClassVar[str]
-    """How rollback undoes it, from the ledger alone."""
+    undo: ClassVar[type[BaseModel]]
+    """The model of ``Injection.undo``; the first paragraph of its docstring says how rollback undoes the fault,
+    from the ledger alone (``gameday list-faults`` prints it)."""
     leased: ClassVar[bool]
     """Held by node agents under a lease the runner renews while the fault is in place."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.cluster_ops import Manifest
 from tasks.errors import Conflict
 from tasks.faults.selection import MANAGED_BY, k8s_name
 
@@ -24,7 +25,7 @@ def breakglass_name(run_id: str) -> str:
     return k8s_name("gameday-breakglass", run_id, limit=253)
 
 
-def priority_level(name: str) -> dict[str, Any]:
+def priority_level(name: str) -> Manifest:
     """The break-glass PriorityLevelConfiguration."""
     return {
         "apiVersion": API_VERSION, "kind": "PriorityLevelConfiguration",
@@ -36,7 +37,7 @@ def priority_level(name: str) -> dict[str, Any]:
     }
 
 
-def flow_schema(name: str, user: str) -> dict[str, Any]:
+def flow_schema(name: str, user: str) -> Manifest:
     """The break-glass FlowSchema: every request of ``user`` goes to the break-glass priority level."""
     return {
         "apiVersion": API_VERSION, "kind": "FlowSchema",

@@ -21,14 +21,17 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypedDict
+
+from pydantic import BaseModel, Field, RootModel
 
 from blueprints.faults import ControlPlaneOverload
+from tasks.cluster_ops import Manifest
 from tasks.errors import Conflict, GamedayError, NotFound
-from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.base import Change, Evidence, FaultContext, Injection, Undo, undo_of, with_undo
 from tasks.faults.breakglass import breakglass_name, close_breakglass, open_breakglass
 from tasks.faults.selection import MANAGED_BY, check_blast_radius, k8s_name, name_of, now
-from tasks.faults.storm import StormConfig
+from tasks.faults.storm import StormConfig, StormStats
 from tasks.faults.storm_process import read_stats, start_storm, stop_storm
 from tasks.settings import Settings
 
@@ -36,7 +39,7 @@ STORM_USER = "system:serviceaccount:telemetry:telemetry"
 BALLAST_LABEL = "gameday.dev/ballast"
 
 
-def ballast_configmap(name: str, index: int, label: str, size: int) -> dict[str, Any]:
+def ballast_configmap(name: str, index: int, label: str, size: int) -> Manifest:
     """One ballast ConfigMap: ``size`` bytes of data, labelled for deletion by its fault."""
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": f"{name}-{index:05d}", "labels": {**MANAGED_BY, BALLAST_LABEL: label}},
@@ -57,16 +60,21 @@ def create_ballast(cluster: Any, namespace: str, label: str, count: int, size: i
         list(pool.map(create, range(count)))
 
 
+def _lab_tokens(users_file: Path) -> dict[str, str]:
+    """username → bearer token from the lab's users file (``{token: {"username": ..., ...}}``); none if it
+    cannot be read."""
+    try:
+        users = json.loads(users_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(info.get("username")): str(token) for token, info in users.items()}
+
+
 def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, str]:
     """(token, username, note) the client storm runs as; see the module docstring for the choice."""
     lab = getattr(cluster, "lab", None)
     if lab:
-        users_path = lab.users_file
-        try:
-            users: dict[str, dict[str, Any]] = json.loads(users_path.read_text())
-        except (OSError, ValueError):
-            users = {}
-        by_name = {str(info.get("username")): str(tok) for tok, info in users.items()}
+        by_name = _lab_tokens(lab.users_file)
         if STORM_USER in by_name:
             return by_name[STORM_USER], STORM_USER, "lab telemetry service account"
         try:  # the real control plane's lab: the telemetry account exists, its tokens come from TokenRequest
@@ -82,7 +90,7 @@ def storm_identity(cluster: Any, settings: Settings) -> tuple[str | None, str, s
             "runner's own token: break-glass, if on, protects the storm too")
 
 
-def storm_daemonset(name: str, spec: ControlPlaneOverload) -> dict[str, Any]:
+def storm_daemonset(name: str, spec: ControlPlaneOverload) -> Manifest:
     """The DaemonSet whose pods each LIST ``spec.resource`` in a loop at ``per_pod_rate``."""
     labels = {**MANAGED_BY, "app": name}
     return {
@@ -107,6 +115,61 @@ def storm_daemonset(name: str, spec: ControlPlaneOverload) -> dict[str, Any]:
     }
 
 
+class _Overload(Undo):
+    """What both modes record."""
+
+    breakglass: str | None
+    """The name of the break-glass FlowSchema and priority level; None without break-glass."""
+    runner_user: str
+    """Whom break-glass reserves seats for."""
+    tag: str
+    """``<run>/<fault>``."""
+    ballast: str | None = None
+    """The label value of the ballast ConfigMaps; None without ballast."""
+
+
+class ClientStormUndo(_Overload):
+    """client-storm: the storm process is found by its tag."""
+
+    mode: Literal["client-storm"]
+    stats_path: str
+    namespace: str | None = None
+    """The ballast's namespace (set with ballast)."""
+    created_namespace: bool = False
+    storm_identity: str | None = None
+    """Whom the storm ran as (set by inject)."""
+    identity_note: str | None = None
+
+
+class DaemonsetStormUndo(_Overload):
+    """daemonset-storm: the DaemonSet (and the ballast) in ``namespace``."""
+
+    mode: Literal["daemonset-storm"]
+    namespace: str
+    daemonset: str
+    created_namespace: bool
+    """The fault created the namespace (rollback deletes it)."""
+
+
+class ControlPlaneOverloadUndo(RootModel[Annotated[ClientStormUndo | DaemonsetStormUndo,
+                                                   Field(discriminator="mode")]]):
+    """client-storm: every process tagged <run>/<fault> is stopped; daemonset-storm: the DaemonSet is deleted;
+    ballast ConfigMaps are deleted by label; break-glass is closed after the storm stops; a namespace the fault
+    created is deleted
+
+    One model per mode, told apart by ``mode``.
+    """
+
+
+class RunnerCall(TypedDict):
+    """One timed call of the runner's during the storm (evidence that break-glass works)."""
+
+    ok: bool
+    ms: float
+    nodes: NotRequired[int]
+    error: NotRequired[str]
+
+
 class ControlPlaneOverloadFault:
     """Behaviour of the control-plane-overload kind."""
 
@@ -115,11 +178,7 @@ class ControlPlaneOverloadFault:
         "the whole control plane (every client of the API server slows down or gets 429s); daemonset-storm "
         "also puts one pod on every selected node (counted as pods)"
     )
-    undo: ClassVar[str] = (
-        "client-storm: every process tagged <run>/<fault> is stopped; daemonset-storm: the DaemonSet is "
-        "deleted; ballast ConfigMaps are deleted by label; break-glass is closed after the storm stops; a "
-        "namespace the fault created is deleted"
-    )
+    undo: ClassVar[type[BaseModel]] = ControlPlaneOverloadUndo
     leased: ClassVar[bool] = False
 
     def plan(self, spec: ControlPlaneOverload, ctx: FaultContext, *, run_id: str, stage: str,
@@ -128,32 +187,37 @@ class ControlPlaneOverloadFault:
         c = ctx.cluster
         runner = c.whoami() or ctx.runner_user
         bg = breakglass_name(run_id) if spec.break_glass else None
-        undo: dict[str, Any] = {"mode": spec.mode, "breakglass": bg, "runner_user": runner,
-                                "tag": f"{run_id}/{fault_id}"}
+        tag = f"{run_id}/{fault_id}"
         changes: list[Change] = []
         if bg:
             changes.append(Change(action="create", object=f"{bg} (PriorityLevelConfiguration + FlowSchema)",
                                   detail=f"reserved seats for {runner}", undo="delete both after the storm stops"))
         targets: list[str] = []
+        label: str | None = None
+        created_namespace = False
         if spec.ballast:
             label = k8s_name("ballast", run_id, fault_id)
-            undo.update(ballast=label, namespace=spec.namespace,
-                        created_namespace=not c.namespace_exists(spec.namespace))
+            created_namespace = not c.namespace_exists(spec.namespace)
             changes.append(Change(action="create", object=f"{spec.ballast} ConfigMaps in {spec.namespace}",
                                   detail=f"{spec.ballast_bytes} B each, labelled {BALLAST_LABEL}={label}",
                                   undo="delete them by label (and the namespace if created)"))
+        undo: ClientStormUndo | DaemonsetStormUndo
         if spec.mode == "client-storm":
             stats_dir = ctx.settings.state_dir / "storm"
-            undo["stats_path"] = str((stats_dir / f"{k8s_name(run_id, fault_id)}.json").resolve())
-            changes.append(Change(action="local", object=f"storm process tagged {undo['tag']}",
+            undo = ClientStormUndo(mode=spec.mode, breakglass=bg, runner_user=runner, tag=tag, ballast=label,
+                                   namespace=spec.namespace if label else None,
+                                   created_namespace=created_namespace,
+                                   stats_path=str((stats_dir / f"{k8s_name(run_id, fault_id)}.json").resolve()))
+            changes.append(Change(action="local", object=f"storm process tagged {tag}",
                                   detail=f"LIST {spec.resource} at {spec.rate:g}/s, concurrency {spec.concurrency}",
                                   undo="stop the process (found by its tag)"))
         else:
             nodes = c.list_nodes(spec.node_selector)
             check_blast_radius(ctx, "daemonset-storm", pods=len(nodes))
             name = k8s_name("gameday-storm", run_id, fault_id)
-            undo.update(namespace=spec.namespace, daemonset=name,
-                        created_namespace=not c.namespace_exists(spec.namespace))
+            undo = DaemonsetStormUndo(mode=spec.mode, breakglass=bg, runner_user=runner, tag=tag, ballast=label,
+                                      namespace=spec.namespace, daemonset=name,
+                                      created_namespace=not c.namespace_exists(spec.namespace))
             targets = [f"pod/{spec.namespace}/{name}@{name_of(n)}" for n in nodes]  # one pod on each node
             changes.append(Change(action="create", object=f"apps/v1 DaemonSet {spec.namespace}/{name}",
                                   detail=f"{len(nodes)} pod(s) LISTing {spec.resource} at {spec.per_pod_rate:g}/s"
@@ -162,39 +226,37 @@ class ControlPlaneOverloadFault:
                                   undo="delete it (and the namespace if created)"))
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary=f"control-plane overload ({spec.mode})",
-                         targets=targets, changes=changes, undo=undo, planned_at=now())
+                         targets=targets, changes=changes, undo=undo.model_dump(mode="json"), planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
         """Open break-glass, then start the storm."""
         spec = ControlPlaneOverload.model_validate(injection.spec)
-        u, c = dict(injection.undo), ctx.cluster
-        if u["breakglass"]:
-            open_breakglass(c, u["breakglass"], u["runner_user"])
-        if u.get("ballast"):
-            created = c.ensure_namespace(u["namespace"], dict(MANAGED_BY))
-            u["created_namespace"] = u["created_namespace"] or created
-            create_ballast(c, u["namespace"], u["ballast"], spec.ballast, spec.ballast_bytes)
-        if u["mode"] == "client-storm":
+        u, c = undo_of(injection, ControlPlaneOverloadUndo).root, ctx.cluster
+        if u.breakglass:
+            open_breakglass(c, u.breakglass, u.runner_user)
+        if u.ballast and u.namespace:
+            created = c.ensure_namespace(u.namespace, dict(MANAGED_BY))
+            create_ballast(c, u.namespace, u.ballast, spec.ballast, spec.ballast_bytes)
+            u = u.model_copy(update={"created_namespace": u.created_namespace or created})
+        if isinstance(u, ClientStormUndo):
             token, user, note = storm_identity(c, ctx.settings)
             conn = c.connection()
-            Path(u["stats_path"]).parent.mkdir(parents=True, exist_ok=True)
+            Path(u.stats_path).parent.mkdir(parents=True, exist_ok=True)
             cfg = StormConfig(url=conn.url, token=token, verify=conn.verify, ca_cert=conn.ca_cert,
                               resource=spec.resource, rate=spec.rate, concurrency=spec.concurrency,
                               ramp_up_s=spec.ramp_up.total_seconds(), watch_churn=spec.watch_churn,
                               max_seconds=ctx.timeouts.storm_max_s,
-                              stats_path=u["stats_path"], identity=user)
-            process = start_storm(cfg, u["tag"])
-            u.update(storm_identity=user, identity_note=note)
-            started = injection.model_copy(update={"undo": u})
+                              stats_path=u.stats_path, identity=user)
+            process = start_storm(cfg, u.tag)
+            started = with_undo(injection, u.model_copy(update={"storm_identity": user, "identity_note": note}))
             started._process = process
             return started
-        else:
-            created = c.ensure_namespace(u["namespace"], dict(MANAGED_BY))
-            u["created_namespace"] = u["created_namespace"] or created
-            c.create_daemonset(u["namespace"], storm_daemonset(u["daemonset"], spec))
-        return injection.model_copy(update={"undo": u})
+        created = c.ensure_namespace(u.namespace, dict(MANAGED_BY))
+        u = u.model_copy(update={"created_namespace": u.created_namespace or created})
+        c.create_daemonset(u.namespace, storm_daemonset(u.daemonset, spec))
+        return with_undo(injection, u)
 
-    def _runner_call(self, ctx: FaultContext) -> dict[str, Any]:
+    def _runner_call(self, ctx: FaultContext) -> RunnerCall:
         start = time.monotonic()
         try:
             n = len(ctx.cluster.list_nodes())
@@ -204,12 +266,12 @@ class ControlPlaneOverloadFault:
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Storm stats show 429s or higher latency, and a runner call during the storm succeeded (timed)."""
-        u = injection.undo
+        u = undo_of(injection, ControlPlaneOverloadUndo).root
         deadline = time.monotonic() + ctx.timeouts.verify_s
-        if u["mode"] == "client-storm":
+        if isinstance(u, ClientStormUndo):
             ramp = ControlPlaneOverload.model_validate(injection.spec).ramp_up.total_seconds()
             while True:
-                stats = read_stats(u["stats_path"]) or {}
+                stats: StormStats = read_stats(u.stats_path) or {}
                 slow = stats.get("p50_ms", 0) > 2 * max(stats.get("baseline_p50_ms", 0), 1.0)
                 pressured = stats.get("throttled_429", 0) > 0 or slow
                 if (pressured and stats.get("elapsed_s", 0) >= min(ramp, 2.0)) or time.monotonic() > deadline:
@@ -221,15 +283,15 @@ class ControlPlaneOverloadFault:
                        f"p99 {stats.get('p99_ms')} ms, 429s {stats.get('throttled_429', 0)}; runner call "
                        f"{'ok' if runner['ok'] else 'FAILED'} in {runner['ms']} ms")
             return Evidence(landed=pressured and runner["ok"], summary=summary,
-                            details={"storm": stats, "runner_call": runner, "identity": u.get("storm_identity"),
-                                     "identity_note": u.get("identity_note"), "breakglass": u["breakglass"]})
+                            details={"storm": stats, "runner_call": runner, "identity": u.storm_identity,
+                                     "identity_note": u.identity_note, "breakglass": u.breakglass})
         while True:
             try:
-                ds = ctx.cluster.read_daemonset(u["namespace"], u["daemonset"])
+                ds = ctx.cluster.read_daemonset(u.namespace, u.daemonset)
                 desired = int((ds.status.desired_number_scheduled if ds.status else 0) or 0)
             except NotFound:
                 desired = 0
-            pods = [p for p in ctx.cluster.list_pods([u["namespace"]], {"app": u["daemonset"]})
+            pods = [p for p in ctx.cluster.list_pods([u.namespace], {"app": u.daemonset})
                     if p.spec and p.spec.node_name and p.status and p.status.phase == "Running"]
             if (pods and len(pods) >= max(desired, len(injection.targets))) or time.monotonic() > deadline:
                 break
@@ -244,23 +306,23 @@ class ControlPlaneOverloadFault:
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
         """Stop the storm first (the DaemonSet and its pods), then close break-glass; tolerant of what is gone."""
-        u, c = injection.undo, ctx.cluster
-        if u["mode"] == "client-storm":
-            stopped = stop_storm(u["tag"], injection._process)
+        u, c = undo_of(injection, ControlPlaneOverloadUndo).root, ctx.cluster
+        if isinstance(u, ClientStormUndo):
+            stopped = stop_storm(u.tag, injection._process)
             ctx.log(f"control-plane-overload {injection.fault_id}: stopped storm pid(s) {stopped or 'none'}")
         else:
-            c.delete_daemonset(u["namespace"], u["daemonset"])
+            c.delete_daemonset(u.namespace, u.daemonset)
             # Its pods go at once too, in one call: waiting for the garbage collector means one DELETE per
             # pod through an API server the storm may still be overwhelming.
-            gone = c.delete_pods(u["namespace"], {"app": u["daemonset"]})
+            gone = c.delete_pods(u.namespace, {"app": u.daemonset})
             ctx.log(f"control-plane-overload {injection.fault_id}: deleted {gone} storm pod(s)")
-        if u.get("ballast"):
-            gone = c.delete_configmaps(u["namespace"], {BALLAST_LABEL: u["ballast"]})
+        if u.ballast and u.namespace:
+            gone = c.delete_configmaps(u.namespace, {BALLAST_LABEL: u.ballast})
             ctx.log(f"control-plane-overload {injection.fault_id}: deleted {gone} ballast ConfigMap(s)")
-        if u.get("created_namespace"):
-            c.delete_namespace(u["namespace"])
-        if u["breakglass"]:
-            close_breakglass(c, u["breakglass"])
+        if u.created_namespace and u.namespace:
+            c.delete_namespace(u.namespace)
+        if u.breakglass:
+            close_breakglass(c, u.breakglass)
 
     def renew(self, injection: Injection, ctx: FaultContext) -> None:
         """Nothing to renew."""

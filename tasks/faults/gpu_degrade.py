@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 from agents.protocol import DegradeParams
 from blueprints.faults import GpuDegrade
-from tasks.faults.agent_held import AgentHeldFault
+from tasks.faults.agent_held import AgentHeldFault, AgentHeldUndo
 from tasks.faults.base import FaultContext
+
+
+class GpuDegradeUndo(AgentHeldUndo):
+    """the agent restores exactly the clock lock and power limit it captured before changing them, and frees
+    the memory; a killed agent's memory is freed by the driver and its restart restores clocks and power from
+    its state file
+    """
 
 
 class GpuDegradeFault(AgentHeldFault):
@@ -21,11 +30,7 @@ class GpuDegradeFault(AgentHeldFault):
 
     kind: ClassVar[str] = "gpu-degrade"
     blast_radius: ClassVar[str] = "one GPU (gpu_index) on each chosen node"
-    undo: ClassVar[str] = (
-        "the agent restores exactly the clock lock and power limit it captured before changing them, and "
-        "frees the memory; a killed agent's memory is freed by the driver and its restart restores clocks "
-        "and power from its state file"
-    )
+    undo: ClassVar[type[BaseModel]] = GpuDegradeUndo
     leased: ClassVar[bool] = True
     what: ClassVar[str] = "GPU degradation (NVML)"
 

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 from agents.protocol import XidParams
 from blueprints.faults import GpuXid
 from tasks.agent_client import PCI_ANNOTATION
-from tasks.faults.agent_held import AgentHeldFault, agents_of
+from tasks.faults.agent_held import AgentHeldFault, AgentHeldUndo, agents_of
 from tasks.faults.base import FaultContext
+
+
+class GpuXidUndo(AgentHeldUndo):
+    """kernel log lines cannot be unwritten; rollback stops further lines and DCGM re-injection and sets the
+    field to 0
+    """
 
 
 class GpuXidFault(AgentHeldFault):
@@ -27,10 +35,7 @@ class GpuXidFault(AgentHeldFault):
         "react; the device plugin and DCGM do not, unless DCGM injection is on), one GPU's DCGM field 230 "
         "when dcgmi exists"
     )
-    undo: ClassVar[str] = (
-        "kernel log lines cannot be unwritten; rollback stops further lines and DCGM re-injection and sets "
-        "the field to 0"
-    )
+    undo: ClassVar[type[BaseModel]] = GpuXidUndo
     leased: ClassVar[bool] = True
     what: ClassVar[str] = "XID kernel-log lines"
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 from blueprints.faults import NodeCordon
 from tasks.errors import NotFound
-from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.base import Change, Evidence, FaultContext, Injection, Undo, undo_of, with_undo
 from tasks.faults.selection import (
     check_blast_radius,
     choose,
@@ -38,15 +40,27 @@ def drainable(ctx: FaultContext, node: str) -> list[Any]:
     return out
 
 
+class NodeCordonUndo(Undo):
+    """the plan records which chosen nodes were not already cordoned; rollback uncordons exactly those, never a
+    node someone else cordoned
+    """
+
+    nodes: list[str]
+    """Every chosen node."""
+    cordon: list[str]
+    """The chosen nodes this fault cordons (and rollback uncordons)."""
+    already_cordoned: list[str]
+    drain: bool
+    evicted: list[str] = Field(default_factory=list)
+    """``<namespace>/<name>`` of the pods inject evicted."""
+
+
 class NodeCordonFault:
     """Behaviour of the node-cordon kind."""
 
     kind: ClassVar[str] = "node-cordon"
     blast_radius: ClassVar[str] = "the chosen nodes (and, with drain, the pods on them)"
-    undo: ClassVar[str] = (
-        "the plan records which chosen nodes were not already cordoned; rollback uncordons exactly those, "
-        "never a node someone else cordoned"
-    )
+    undo: ClassVar[type[BaseModel]] = NodeCordonUndo
     leased: ClassVar[bool] = False
 
     def plan(self, spec: NodeCordon, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
@@ -67,40 +81,40 @@ class NodeCordonFault:
                          spec=spec.model_dump(mode="json"),
                          summary=f"cordon {len(names)} node(s)" + (" and drain them" if spec.drain else ""),
                          targets=[f"node/{n}" for n in names], changes=changes,
-                         undo={"nodes": names, "cordon": to_cordon, "already_cordoned": already, "drain": spec.drain},
+                         undo=NodeCordonUndo(nodes=names, cordon=to_cordon, already_cordoned=already,
+                                             drain=spec.drain).model_dump(mode="json"),
                          planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
         """Cordon the planned nodes (and evict their pods when draining)."""
-        u = dict(injection.undo)
-        for name in u["cordon"]:
+        u = undo_of(injection, NodeCordonUndo)
+        for name in u.cordon:
             ctx.cluster.set_unschedulable(name, True)
         evicted: list[str] = []
-        if u["drain"]:
-            for name in u["nodes"]:
+        if u.drain:
+            for name in u.nodes:
                 for p in drainable(ctx, name):
                     if ctx.cluster.evict_pod(namespace_of(p), name_of(p)):
                         evicted.append(f"{namespace_of(p)}/{name_of(p)}")
-        u["evicted"] = evicted
-        return injection.model_copy(update={"undo": u})
+        return with_undo(injection, u.model_copy(update={"evicted": evicted}))
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Every chosen node is unschedulable; with drain, no evictable pods remain on them (polled briefly)."""
-        u = injection.undo
+        u = undo_of(injection, NodeCordonUndo)
         deadline = time.monotonic() + ctx.timeouts.verify_s
         while True:
-            flags = {n: bool(getattr(ctx.cluster.read_node(n).spec, "unschedulable", False)) for n in u["nodes"]}
-            left = {n: len(drainable(ctx, n)) for n in u["nodes"]} if u["drain"] else {}
+            flags = {n: bool(getattr(ctx.cluster.read_node(n).spec, "unschedulable", False)) for n in u.nodes}
+            left = {n: len(drainable(ctx, n)) for n in u.nodes} if u.drain else {}
             landed = bool(flags) and all(flags.values()) and not any(left.values())
             if landed or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
         return Evidence(landed=landed, summary=f"{sum(flags.values())}/{len(flags)} node(s) cordoned",
-                        details={"unschedulable": flags, "pods_left": left, "evicted": u.get("evicted", [])})
+                        details={"unschedulable": flags, "pods_left": left, "evicted": u.evicted})
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
         """Uncordon exactly the nodes this fault cordoned (a node already gone is skipped)."""
-        for name in injection.undo["cordon"]:
+        for name in undo_of(injection, NodeCordonUndo).cordon:
             try:
                 ctx.cluster.set_unschedulable(name, False)
             except NotFound:

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import BaseModel
+
 from blueprints.faults import Noop
-from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.base import Change, Evidence, FaultContext, Injection, Undo
 from tasks.faults.selection import now
+
+
+class NoopUndo(Undo):
+    """nothing to undo"""
 
 
 class NoopFault:
@@ -17,7 +23,7 @@ class NoopFault:
 
     kind: ClassVar[str] = "noop"
     blast_radius: ClassVar[str] = "none"
-    undo: ClassVar[str] = "nothing to undo"
+    undo: ClassVar[type[BaseModel]] = NoopUndo
     leased: ClassVar[bool] = False
 
     def plan(self, spec: Noop, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
@@ -25,7 +31,7 @@ class NoopFault:
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary="no-op",
                          changes=[Change(action="local", object="nothing", undo="nothing")],
-                         undo={}, cluster_scoped_ledger=False, planned_at=now())
+                         undo=NoopUndo().model_dump(mode="json"), cluster_scoped_ledger=False, planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
         """Do nothing."""

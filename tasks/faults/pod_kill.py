@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 from blueprints.faults import PodKill
-from tasks.faults.base import Change, Evidence, FaultContext, Injection
+from tasks.faults.base import Change, Evidence, FaultContext, Injection, Undo, undo_of, with_undo
 from tasks.faults.selection import (
     check_blast_radius,
     choose,
@@ -38,6 +40,31 @@ def running_counts(ctx: FaultContext, namespaces: list[str], labels: dict[str, s
     return out
 
 
+class PlannedPod(Undo):
+    """A pod the plan picked, by name and uid (a pod of that name with another uid is its replacement)."""
+
+    namespace: str
+    name: str
+    uid: str | None
+
+
+class PodKillUndo(Undo):
+    """deleting cannot be undone; rollback waits (bounded) for controllers to bring the running counts back
+
+    It waits until each namespace has at least ``running_before`` running pods matching the selector again.
+    """
+
+    pods: list[PlannedPod]
+    running_before: dict[str, int]
+    """Running pods matching the selector per namespace, at plan time."""
+    namespaces: list[str]
+    labels: dict[str, str]
+    field_selector: str | None
+    grace_s: int
+    deleted: list[str] = Field(default_factory=list)
+    """``<namespace>/<name>`` of the pods inject deleted (some may have been gone already)."""
+
+
 class PodKillFault:
     """Behaviour of the pod-kill kind."""
 
@@ -45,10 +72,7 @@ class PodKillFault:
     blast_radius: ClassVar[str] = (
         "the chosen pods (counted against max_pods / max_pods_percent of all pods in the cluster)"
     )
-    undo: ClassVar[str] = (
-        "deleting cannot be undone; rollback waits (bounded) for controllers to bring the running counts "
-        "back"
-    )
+    undo: ClassVar[type[BaseModel]] = PodKillUndo
     leased: ClassVar[bool] = False
 
     def plan(self, spec: PodKill, ctx: FaultContext, *, run_id: str, stage: str, fault_id: str) -> Injection:
@@ -59,47 +83,47 @@ class PodKillFault:
         chosen = choose(pods, sel, picker(ctx, run_id, stage, fault_id), keep=committed(ctx, stage, fault_id),
                         key=lambda p: f"pod/{namespace_of(p)}/{name_of(p)}")
         check_blast_radius(ctx, "pod-kill", pods=len(chosen))
-        picked = [{"namespace": namespace_of(p), "name": name_of(p), "uid": meta(p).uid}
-                  for p in chosen]
+        picked = [PlannedPod(namespace=namespace_of(p), name=name_of(p), uid=meta(p).uid) for p in chosen]
         before = running_counts(ctx, sel.namespaces, sel.label_selector, sel.field_selector)
-        undo = {"pods": picked, "running_before": before, "namespaces": sel.namespaces,
-                "labels": dict(sel.label_selector), "field_selector": sel.field_selector,
-                "grace_s": int(spec.grace_period.total_seconds())}
-        changes = [Change(action="delete", object=f"v1 Pod {p['namespace']}/{p['name']}",
+        undo = PodKillUndo(pods=picked, running_before=before, namespaces=sel.namespaces,
+                           labels=dict(sel.label_selector), field_selector=sel.field_selector,
+                           grace_s=int(spec.grace_period.total_seconds()))
+        changes = [Change(action="delete", object=f"v1 Pod {p.namespace}/{p.name}",
                           undo="none possible: the controller recreates it; rollback waits for the count")
                    for p in picked]
         return Injection(run_id=run_id, stage=stage, fault_id=fault_id, kind=self.kind,
                          spec=spec.model_dump(mode="json"), summary=f"kill {len(picked)} of {len(pods)} pod(s)",
-                         targets=[f"pod/{p['namespace']}/{p['name']}" for p in picked], changes=changes,
-                         undo=undo, planned_at=now())
+                         targets=[f"pod/{p.namespace}/{p.name}" for p in picked], changes=changes,
+                         undo=undo.model_dump(mode="json"), planned_at=now())
 
     def inject(self, injection: Injection, ctx: FaultContext) -> Injection:
         """Delete exactly the planned pods; record which were deleted (some may already be gone)."""
-        deleted = [f"{p['namespace']}/{p['name']}" for p in injection.undo["pods"]
-                   if ctx.cluster.delete_pod(p["namespace"], p["name"], injection.undo["grace_s"])]
-        return injection.model_copy(update={"undo": {**injection.undo, "deleted": deleted}})
+        u = undo_of(injection, PodKillUndo)
+        deleted = [f"{p.namespace}/{p.name}" for p in u.pods
+                   if ctx.cluster.delete_pod(p.namespace, p.name, u.grace_s)]
+        return with_undo(injection, u.model_copy(update={"deleted": deleted}))
 
     def verify(self, injection: Injection, ctx: FaultContext) -> Evidence:
         """Every planned pod is gone, terminating, or replaced by a new pod (another uid)."""
-        u = injection.undo
+        u = undo_of(injection, PodKillUndo)
         current = {(namespace_of(p), name_of(p)): p for p in
-                   ctx.cluster.list_pods(u["namespaces"], u["labels"], u["field_selector"])}
+                   ctx.cluster.list_pods(u.namespaces, u.labels, u.field_selector)}
         survivors = []
-        for p in u["pods"]:
-            pod = current.get((p["namespace"], p["name"]))
-            if pod is not None and meta(pod).uid == p["uid"] and not meta(pod).deletion_timestamp:
-                survivors.append(f"{p['namespace']}/{p['name']}")
-        return Evidence(landed=bool(u["pods"]) and not survivors,
-                        summary=f"{len(u['pods']) - len(survivors)}/{len(u['pods'])} pod(s) killed",
-                        details={"deleted": u.get("deleted", []), "survivors": survivors})
+        for p in u.pods:
+            pod = current.get((p.namespace, p.name))
+            if pod is not None and meta(pod).uid == p.uid and not meta(pod).deletion_timestamp:
+                survivors.append(f"{p.namespace}/{p.name}")
+        return Evidence(landed=bool(u.pods) and not survivors,
+                        summary=f"{len(u.pods) - len(survivors)}/{len(u.pods)} pod(s) killed",
+                        details={"deleted": u.deleted, "survivors": survivors})
 
     def rollback(self, injection: Injection, ctx: FaultContext) -> None:
         """Nothing to undo; wait (bounded, best effort) for controllers to restore the running counts."""
-        u = injection.undo
+        u = undo_of(injection, PodKillUndo)
         deadline = time.monotonic() + ctx.timeouts.rollback_wait_s
         while True:
-            counts = running_counts(ctx, u["namespaces"], u["labels"], u["field_selector"])
-            short = {ns: (counts.get(ns, 0), n) for ns, n in u["running_before"].items() if counts.get(ns, 0) < n}
+            counts = running_counts(ctx, u.namespaces, u.labels, u.field_selector)
+            short = {ns: (counts.get(ns, 0), n) for ns, n in u.running_before.items() if counts.get(ns, 0) < n}
             if not short or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

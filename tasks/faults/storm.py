@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +57,35 @@ class StormConfig(BaseModel):
     client: Literal["aiohttp", "protocol"] = "aiohttp"
     parent_pid: int | None = None
     """The process that started the storm (set by ``start_storm``: the storm may start after its parent died)."""
+
+
+class StormStats(TypedDict, total=False):
+    """What a storm writes to its stats file every second (every key is there once it has written; a reader
+    before the first write has none)."""
+
+    pid: int
+    started_at: float
+    elapsed_s: float
+    done: bool
+    target_rate: float
+    concurrency: int
+    resource: str
+    identity: str
+    client: str
+    sent: int
+    completed: int
+    achieved_rate: float
+    codes: dict[str, int]
+    """Requests per HTTP status code."""
+    throttled_429: int
+    errors: int
+    """Requests that got no answer (a transport error)."""
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    baseline_p50_ms: float
+    """The median of the serial LISTs timed before the storm."""
+    watches: int
 
 
 def _insecure() -> ssl.SSLContext:
@@ -103,7 +132,7 @@ class Stats:
         if len(self.latencies) < _MAX_LATENCIES:
             self.latencies.append(latency)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> StormStats:
         """The stats as JSON-ready data."""
         elapsed = time.monotonic() - self.started
         lat = sorted(self.latencies)

@@ -14,9 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from tasks.faults.storm import StormConfig
+from tasks.faults.storm import StormConfig, StormStats
 
 MODULE = "tasks.faults.storm"
 
@@ -97,10 +96,10 @@ def stop_storm(tag: str, proc: subprocess.Popen[bytes] | None = None, grace_s: f
     return sorted(pids)
 
 
-def read_stats(path: str | Path) -> dict[str, Any] | None:
+def read_stats(path: str | Path) -> StormStats | None:
     """The storm's last written stats, or None if none yet."""
     try:
-        data: dict[str, Any] = json.loads(Path(path).read_text())
+        data: StormStats = json.loads(Path(path).read_text())
         return data
     except (OSError, ValueError):
         return None

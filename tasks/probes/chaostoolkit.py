@@ -7,7 +7,9 @@ decides, so CTK tolerances (values, ranges, regex/jsonpath/probe dicts) keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ActivityFailed, ProbeError
 
@@ -16,16 +18,37 @@ if TYPE_CHECKING:
     from tasks.probes import ProbeContext, ProbeResult
 
 
-def run_activity(activity: dict[str, Any], configuration: dict[str, Any], secrets: dict[str, Any]) -> Any:
+class CtkProvider(BaseModel):
+    """How an activity runs: its ``type`` and that provider's own fields (``module``/``func``, ``path``, ``url``,
+    ``arguments`` ...), kept as given."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: Literal["python", "process", "http"]
+
+
+class CtkActivity(BaseModel):
+    """One Chaos Toolkit activity as chaoslib runs it: ``type`` (action or probe), ``name`` and ``provider``; its
+    other fields (``timeout``, ``pauses``, ``tolerance`` ...) are kept as given."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    name: str
+    provider: CtkProvider
+
+
+def run_activity(activity: CtkActivity, configuration: dict[str, Any], secrets: dict[str, Any]) -> Any:
     """Validate and run one CTK activity; any failure becomes ActivityFailed."""
     from chaoslib.activity import ensure_activity_is_valid  # type: ignore[import-untyped]
     from chaoslib.activity import run_activity as ctk_run
 
+    body = activity.model_dump()
     try:
-        ensure_activity_is_valid(activity)
-        return ctk_run(activity, configuration, secrets)
+        ensure_activity_is_valid(body)
+        return ctk_run(body, configuration, secrets)
     except Exception as e:
-        raise ActivityFailed(f"chaostoolkit activity {activity.get('name')!r} failed: {type(e).__name__}: {e}") from e
+        raise ActivityFailed(f"chaostoolkit activity {activity.name!r} failed: {type(e).__name__}: {e}") from e
 
 
 def evaluate(spec: ChaosToolkitProbe, ctx: ProbeContext) -> ProbeResult:
@@ -34,8 +57,8 @@ def evaluate(spec: ChaosToolkitProbe, ctx: ProbeContext) -> ProbeResult:
 
     from tasks.probes import ProbeResult
 
-    activity = {"type": "probe", "name": spec.name, "provider": dict(spec.provider),
-                "timeout": spec.timeout.total_seconds()}
+    activity = CtkActivity.model_validate({"type": "probe", "name": spec.name, "provider": dict(spec.provider),
+                                           "timeout": spec.timeout.total_seconds()})
     try:
         value = run_activity(activity, ctx.configuration, ctx.secrets)
     except ActivityFailed as e:
