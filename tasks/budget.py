@@ -8,7 +8,7 @@ refuses the run.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Literal, TypedDict
 
 from blueprints.budget import ErrorBudget
 from blueprints.probes import PrometheusProbe, Tolerance
@@ -17,6 +17,25 @@ from tasks.runner_watch import Evaluate
 
 QUERY_TIMEOUT = timedelta(seconds=30)
 """A month-long subquery can take a while on a big Prometheus."""
+
+
+class BudgetFigures(TypedDict, total=False):
+    """What the gate (``phase`` before) or the consumption (after) found, as recorded in the run's error-budget
+    event: ``error`` when the SLI could not be read, the figures otherwise."""
+
+    phase: Literal["before", "after"]
+    query: str
+    objective: float
+    window_s: float
+    min_remaining: float
+    run_s: float
+    """After: the run's length."""
+    error: str
+    mean_sli: float
+    remaining: float
+    """Before: the share of the window's budget left."""
+    consumed: float
+    """After: the share of the window's budget the run used."""
 
 
 def _mean(spec: ErrorBudget, query: str, evaluate: Evaluate) -> float:
@@ -30,34 +49,35 @@ def _mean(spec: ErrorBudget, query: str, evaluate: Evaluate) -> float:
     return float(value)
 
 
-def gate(spec: ErrorBudget, evaluate: Evaluate) -> tuple[str | None, dict[str, Any]]:
+def gate(spec: ErrorBudget, evaluate: Evaluate) -> tuple[str | None, BudgetFigures]:
     """(problem or None, figures) for the budget before the run: refused while less than ``min_remaining`` is left
     or when the SLI cannot be read."""
-    figures: dict[str, Any] = {"phase": "before", "objective": spec.objective, "window_s": spec.window.total_seconds(),
-                               "min_remaining": spec.min_remaining, "query": spec.window_query()}
+    figures: BudgetFigures = {"phase": "before", "objective": spec.objective,
+                              "window_s": spec.window.total_seconds(), "min_remaining": spec.min_remaining,
+                              "query": spec.window_query()}
     try:
         mean = _mean(spec, spec.window_query(), evaluate)
     except Exception as e:  # noqa: BLE001 - an unreadable budget refuses the run (fail closed)
         figures["error"] = str(e)
         return f"error_budget could not be read: {e}", figures
     remaining = spec.remaining(mean)
-    figures.update(mean_sli=mean, remaining=remaining)
+    figures["mean_sli"], figures["remaining"] = mean, remaining
     if remaining < spec.min_remaining:
         return (f"error_budget: {remaining:.1%} of the {_days(spec)} budget remains (SLI {mean:.4%} against an "
                 f"objective of {spec.objective:.4%}); at least {spec.min_remaining:.0%} must remain"), figures
     return None, figures
 
 
-def consumption(spec: ErrorBudget, evaluate: Evaluate, run_seconds: float) -> dict[str, Any]:
+def consumption(spec: ErrorBudget, evaluate: Evaluate, run_seconds: float) -> BudgetFigures:
     """Figures for what the run consumed: the SLI's mean over the run and the share of the window's budget used."""
     query = spec.run_query(run_seconds)
-    figures: dict[str, Any] = {"phase": "after", "run_s": run_seconds, "query": query}
+    figures: BudgetFigures = {"phase": "after", "run_s": run_seconds, "query": query}
     try:
         mean = _mean(spec, query, evaluate)
     except Exception as e:  # noqa: BLE001 - reported, the run is over either way
         figures["error"] = str(e)
         return figures
-    figures.update(mean_sli=mean, consumed=spec.consumed_by(mean, run_seconds))
+    figures["mean_sli"], figures["consumed"] = mean, spec.consumed_by(mean, run_seconds)
     return figures
 
 

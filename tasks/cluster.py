@@ -23,7 +23,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.cluster_ops import ClusterOps
+from tasks.cluster_ops import ClusterOps, Manifest
 from tasks.errors import Conflict, NotFound, TargetError, TemporaryError
 
 if TYPE_CHECKING:
@@ -200,9 +200,9 @@ class Cluster(ClusterOps):
                     continue
                 raise TemporaryError(f"{what}: {type(e).__name__}: {e}", delay=1.0) from e
 
-    def to_dict(self, obj: Any) -> dict[str, Any]:
+    def to_dict(self, obj: Any) -> Manifest:
         """A client model as the plain JSON dict the API server sent (camelCase keys)."""
-        out: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        out: Manifest = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
         return out
 
     def connection(self) -> Connection:

@@ -74,14 +74,12 @@ class ClusterOps:
     def list_pods(self, namespaces: list[str] | None = None, labels: dict[str, str] | None = None,
                   field_selector: str | None = None) -> list[k8s.V1Pod]:
         """Pods in the given namespaces (None: all) matching labels and a field selector."""
-        kw: dict[str, Any] = {"label_selector": label_selector(labels)}
-        if field_selector:
-            kw["field_selector"] = field_selector
+        selectors = {"label_selector": label_selector(labels), "field_selector": field_selector or None}
         if namespaces is None:
-            return list(self.call("list pods", self.core.list_pod_for_all_namespaces, **kw).items)
+            return list(self.call("list pods", self.core.list_pod_for_all_namespaces, **selectors).items)
         pods: list[k8s.V1Pod] = []
         for ns in namespaces:
-            pods.extend(self.call(f"list pods in {ns}", self.core.list_namespaced_pod, ns, **kw).items)
+            pods.extend(self.call(f"list pods in {ns}", self.core.list_namespaced_pod, ns, **selectors).items)
         return pods
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tasks.cluster_ops import Manifest
 from tasks.errors import CampaignLocked, Conflict, NotFound
 from tasks.faults.selection import MANAGED_BY
 
@@ -33,10 +34,9 @@ def _micro(t: datetime) -> str:
 
 
 def _body(namespace: str, holder: str, ttl_s: int, acquired: datetime, renewed: datetime,
-          resource_version: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace, "labels": dict(MANAGED_BY)}
-    if resource_version:
-        meta["resourceVersion"] = resource_version
+          resource_version: str | None = None) -> Manifest:
+    meta = {"name": LEASE_NAME, "namespace": namespace, "labels": dict(MANAGED_BY),
+            **({"resourceVersion": resource_version} if resource_version else {})}
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": ttl_s,
                      "acquireTime": _micro(acquired), "renewTime": _micro(renewed)}}

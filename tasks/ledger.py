@@ -9,7 +9,6 @@ rolled-back | rollback-failed. :func:`reconcile` (in ``tasks.reconcile``) rolls 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -165,9 +164,3 @@ def read_local_ledgers(state_dir: Path) -> list[Ledger]:
     if not folder.is_dir():
         return []
     return [Ledger(state_dir, p.stem) for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
-
-
-def dump_entry(entry: LedgerEntry) -> dict[str, Any]:
-    """An entry as JSON-ready data."""
-    data: dict[str, Any] = json.loads(entry.model_dump_json())
-    return data

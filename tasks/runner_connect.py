@@ -142,7 +142,7 @@ def fault_context_factory(
     return make
 
 
-def describe_topology(cluster: Cluster) -> tuple[dict[str, Any], str]:
+def describe_topology(cluster: Cluster) -> tuple[dict[str, int], str]:
     """Node count, GPU node count and a short fingerprint of node names and roles (empty when unreadable)."""
     import hashlib
 

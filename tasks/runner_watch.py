@@ -52,24 +52,24 @@ class AbortReason:
 def evaluate_within(evaluate: Evaluate, probe: Probe, limit: float) -> ProbeVerdict | None:
     """``evaluate(probe)`` on a thread of its own; None when it did not answer within ``limit`` seconds (the thread
     is abandoned), its exception re-raised otherwise."""
-    box: dict[str, Any] = {}
+    verdicts: list[ProbeVerdict] = []
+    errors: list[BaseException] = []
     done = threading.Event()
 
     def call() -> None:
         try:
-            box["verdict"] = evaluate(probe)
+            verdicts.append(evaluate(probe))
         except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
+            errors.append(e)
         finally:
             done.set()
 
     threading.Thread(target=call, name=f"probe {probe.name}", daemon=True).start()
     if not done.wait(limit):
         return None
-    if "error" in box:
-        raise box["error"]
-    verdict: ProbeVerdict = box["verdict"]
-    return verdict
+    if errors:
+        raise errors[0]
+    return verdicts[0]
 
 
 @dataclass

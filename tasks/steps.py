@@ -12,17 +12,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 
 from blueprints.faults import Fault
 from tasks.errors import Conflict, TemporaryError
 from tasks.faults.base import Evidence, FaultContext, Injection
 from tasks.runner_ops import Ops
 
-_OPTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+class _Options(TypedDict):
+    """What every step tells ``@task``: results are neither cached nor persisted."""
+
+    cache_policy: CachePolicy
+    persist_result: bool
+
+
+class _Retries(TypedDict):
+    """How a step that may succeed on retry is retried."""
+
+    retries: int
+    retry_delay_seconds: float
+    retry_condition_fn: Callable[[Any, Any, Any], bool]
+
+
+_OPTS: _Options = {"cache_policy": NO_CACHE, "persist_result": False}
 RETRY_DELAY_S = 1.0
 """Prefect's own pause before a retry; a TemporaryError asking for longer gets the rest (at most MAX_DELAY_S)."""
 MAX_DELAY_S = 30.0
@@ -42,7 +58,7 @@ def only_temporary(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-_RETRIED: dict[str, Any] = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_condition_fn": only_temporary}
+_RETRIED: _Retries = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_condition_fn": only_temporary}
 
 
 @task(name="plan", task_run_name="plan {fault_id}", **_OPTS)

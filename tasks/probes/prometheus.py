@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _RETRY_STATUS = frozenset({502, 503, 504})
 
 
-def render_labels(metric: dict[str, Any]) -> str:
+def render_labels(metric: dict[str, str]) -> str:
     """A label set as PromQL writes it: ``{job="x",pod="a"}`` (``__name__`` left out)."""
     items = sorted((k, v) for k, v in metric.items() if k != "__name__")
     return "{" + ",".join(f'{k}="{v}"' for k, v in items) + "}"
