@@ -3,7 +3,7 @@
 Blast radius: the whole control plane (every client of the API server slows down or gets 429s);
 ``daemonset-storm`` also puts one pod on every selected node (counted as pods). Undo, from the ledger:
 - ``client-storm``: a separate process (``tasks.faults.storm``) tagged ``<run>/<fault>``; rollback stops
-  every process with that tag (found through /proc, so reconcile in a fresh process can too). It runs
+  every process with that tag (found by its command line, so reconcile in a fresh process can too). It runs
   under its own identity: in the lab the ``telemetry`` service account (its token from the lab's users file,
   or on the real control plane from the TokenRequest API); on a real cluster ``GAMEDAY_STORM_TOKEN``, else the
   runner's own token (then break-glass protects the storm too, and the evidence says so).

@@ -1,7 +1,7 @@
 """Starting and stopping client-storm processes, including from a fresh process (reconcile).
 
 Each storm runs as ``python -m tasks.faults.storm --tag <tag>``; the tag (run and fault id) is in the
-ledger, so :func:`stop_storm` finds the process by scanning ``/proc/*/cmdline`` for the module and the tag:
+ledger, so :func:`stop_storm` finds the process by its command line (psutil) naming the module and the tag:
 no pidfile to go stale, no risk of killing a recycled PID.
 """
 
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from tasks.faults.storm import StormConfig, StormStats
 
@@ -36,33 +38,23 @@ def start_storm(cfg: StormConfig, tag: str) -> subprocess.Popen[bytes]:
 def find_storms(tag: str) -> list[int]:
     """PIDs of live storm processes carrying ``tag``."""
     found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv if a]
+    for proc in psutil.process_iter(["cmdline"]):
+        args = proc.info["cmdline"] or []  # None for a process that is not ours to read
         if MODULE in args and "--tag" in args:
             i = args.index("--tag")
             if i + 1 < len(args) and args[i + 1] == tag:
-                found.append(int(entry.name))
+                found.append(proc.pid)
     return found
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().split(") ", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def stop_storm(tag: str, proc: subprocess.Popen[bytes] | None = None, grace_s: float = 5.0) -> list[int]:
