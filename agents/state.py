@@ -7,13 +7,13 @@ it comes back). ``StoredFault.undo`` holds what each backend needs to revert fro
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import BackendFailed
+from agents.files import write_atomic
 from agents.protocol import FaultParams
 
 UndoValue = str | int | float | bool | None
@@ -64,17 +64,5 @@ class StateFile:
             raise BackendFailed(f"state file {self.path} is unreadable: {exc}") from exc
 
     def save(self, faults: list[StoredFault]) -> None:
-        """Write atomically: temp file, fsync, rename, fsync the directory."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        doc = StateDoc(node=self.node, faults=faults)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as fh:
-            fh.write(doc.model_dump_json(indent=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        """Write atomically and durably (temp file, fsync, rename, fsync the directory)."""
+        write_atomic(self.path, StateDoc(node=self.node, faults=faults).model_dump_json(indent=1))

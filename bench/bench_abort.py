@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_abort.py [--trials 5] [--scrape 1] [--every 0.5]
 
 A real Prometheus (Debian's ``prometheus``) scrapes a tiny HTTP exporter every ``--scrape`` seconds; the
-runner (tasks/runner.py, real probes, real local ledger) observes a stage of 3 noop faults under a
+runner (tasks/run/runner.py, real probes, real local ledger) observes a stage of 3 noop faults under a
 prometheus guardrail ``max(bench_bad) == 0`` evaluated every ``--every`` seconds. At a random moment
 the exporter flips ``bench_bad`` to 1; we time until the last fault's rollback. Goal: at most one scrape
 interval + 2 s. Prints min / median / max against the goal; asserts nothing.
@@ -103,9 +103,9 @@ def trial(url: str, exporter: Exporter, every: float, state: Path) -> float:
     from tasks.faults.base import FaultContext
     from tasks.ledger import Ledger
     from tasks.probes import ProbeContext
-    from tasks.runner import CampaignRunner
-    from tasks.runner_connect import plain_ops, probe_evaluator
-    from tasks.runner_record import Recorder
+    from tasks.run.connect import plain_ops, probe_evaluator
+    from tasks.run.recorder import Recorder
+    from tasks.run.runner import CampaignRunner
 
     campaign = parse(f"""
 name: abort-bench

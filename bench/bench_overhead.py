@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_overhead.py [--stages 20] [--prefect]
 
-gameday: the plain runner (tasks/runner.py) with the real fault registry and a real local ledger (each stage
+gameday: the plain runner (tasks/run/runner.py) with the real fault registry and a real local ledger (each stage
 plans, writes the ledger, injects, verifies, observes 0 s, rolls back and settles the ledger); with
 ``--prefect``, the same stages with every step as a Prefect task inside a flow (a Prefect test server is
 started first and not timed). chaoslib: ``chaoslib.experiment.run_experiment`` with 20 python actions
@@ -56,10 +56,10 @@ def run_gameday(stages: int, state: Path, prefect: bool) -> float:
     from tasks.faults import REGISTRY
     from tasks.faults.base import FaultContext
     from tasks.ledger import Ledger
-    from tasks.runner import CampaignRunner
-    from tasks.runner_connect import plain_ops
-    from tasks.runner_record import Recorder
-    from tasks.runner_watch import ProbeVerdict
+    from tasks.run.connect import plain_ops
+    from tasks.run.guardrails import ProbeVerdict
+    from tasks.run.recorder import Recorder
+    from tasks.run.runner import CampaignRunner
 
     run_id = f"overhead-{time.monotonic_ns()}"
     ops = plain_ops(REGISTRY, Ledger(state, run_id), lambda p: ProbeVerdict(ok=True))

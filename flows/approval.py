@@ -8,8 +8,8 @@ from prefect.input import RunInput
 
 from blueprints.campaign import Stage
 from blueprints.record import Approval
-from tasks.runner_ops import Approver, auto_approve
-from tasks.runner_record import now
+from tasks.run.ops import Approver, auto_approve
+from tasks.run.recorder import now
 
 
 class ApprovalInput(RunInput):

@@ -1,6 +1,6 @@
 """``run_campaign``: the Prefect flow that runs one blueprint against one target.
 
-Thin: load, connect, hand the plain runner (``tasks/runner.py``) Prefect-task operations, always roll back
+Thin: load, connect, hand the plain runner (``tasks/run/runner.py``) Prefect-task operations, always roll back
 in ``finally``, write the record and the report. If the run is cancelled or crashes hard enough that
 ``finally`` cannot finish, the ``on_cancellation``/``on_crashed`` hooks reconcile this run's ledger from a
 fresh process (they find the run through a marker file written at start).
@@ -34,8 +34,8 @@ from flows.outputs import (
 )
 from flows.params import CampaignParams
 from tasks.errors import GamedayError
-from tasks.runner import CampaignRunner
-from tasks.runner_record import Recorder
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tasks.settings import Settings
 from tasks.steps import build_report_step, fetch_frames_step, prefect_ops
 
@@ -84,7 +84,7 @@ def run_campaign(params: CampaignParams = CampaignParams()) -> str:  # noqa: B00
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{campaign.name}-{stamp}"
     run_dir = (settings.state_dir / "runs" / run_id).resolve()
-    from tasks.runner_connect import connect
+    from tasks.run.connect import connect
 
     conn = connect(campaign, settings, run_id, selection_seed=params.selection_seed)
     if params.dry_run:

@@ -20,7 +20,7 @@ from flows.params import CampaignParams
 
 def _print_plan(campaign: Campaign, seed: str | None = None) -> None:
     from flows.planview import plan_text
-    from tasks.runner_connect import connect
+    from tasks.run.connect import connect
     from tasks.settings import Settings
 
     seed = seed or secrets.token_hex(4)

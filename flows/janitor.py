@@ -77,7 +77,7 @@ def janitor(
     from flows.reconcile import target_named
     from tasks.cluster import Cluster
     from tasks.janitor import Janitor
-    from tasks.runner_connect import fault_context_factory
+    from tasks.run.connect import fault_context_factory
     from tasks.settings import Settings
 
     settings = Settings()

@@ -9,13 +9,13 @@ from __future__ import annotations
 from blueprints.campaign import SETUP, Campaign
 from blueprints.common import format_duration
 from tasks.faults.base import FaultContext, Injection
-from tasks.runner_ops import Ops
+from tasks.run.ops import Ops
 
 
 def plan_text(campaign: Campaign, ctx: FaultContext, ops: Ops, seed: str) -> str:
     """Plan every stage's faults as the run would (reading only) and render them with the selection seed."""
-    from tasks.runner import CampaignRunner
-    from tasks.runner_record import Recorder
+    from tasks.run.recorder import Recorder
+    from tasks.run.runner import CampaignRunner
 
     runner = CampaignRunner(campaign, ctx, ops, Recorder(ctx.run_id))
     return render_plan(campaign, runner.plan_all(), seed)

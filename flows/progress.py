@@ -7,7 +7,7 @@ a worker has no listeners and loses nothing.
 from __future__ import annotations
 
 from blueprints.record import TimelineEvent
-from tasks.runner_record import Listener
+from tasks.run.recorder import Listener
 
 LISTENERS: list[Listener] = []
 

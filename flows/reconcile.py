@@ -44,7 +44,7 @@ def reconcile_target(
     """
     from tasks.cluster import Cluster
     from tasks.reconcile import reconcile as reconcile_ledger
-    from tasks.runner_connect import fault_context_factory
+    from tasks.run.connect import fault_context_factory
 
     if isinstance(target, str):
         tgt = target_named(target)
@@ -112,7 +112,7 @@ def stop_target(
     from tasks.cluster import Cluster
     from tasks.lease import KEEPER_BEAT_S, STOP_PREFIX, release_target_lease, take_target_lease
     from tasks.reconcile import reconcile as reconcile_ledger
-    from tasks.runner_connect import fault_context_factory
+    from tasks.run.connect import fault_context_factory
 
     holder = f"{STOP_PREFIX}-{uuid.uuid4().hex[:8]}"
     settle = KEEPER_BEAT_S + 5.0 if settle_s is None else settle_s

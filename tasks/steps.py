@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE, CachePolicy
 from blueprints.faults import Fault
 from tasks.errors import Conflict, TemporaryError
 from tasks.faults.base import Evidence, FaultContext, Injection
-from tasks.runner_ops import Ops
+from tasks.run.ops import Ops
 
 
 class _Options(TypedDict):

@@ -10,13 +10,13 @@ control call with a clear "no GPU" error.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Literal, Protocol
 
 from agents.backends.cuda_hold import CudaMemoryHold
 from agents.errors import BackendFailed, BackendUnavailable, Invalid
+from agents.files import write_atomic
 from agents.protocol import DeviceInfo
 
 NvmlKind = Literal["real", "fake", "none"]
@@ -188,9 +188,7 @@ class FakeNvmlBackend:
             return
         with self._lock:
             body = {"node": self.node, "backend": "fake", "devices": self._devices, "error": None}
-            tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-            tmp.write_text(json.dumps(body, indent=1))
-            os.replace(tmp, self.state_file)
+            write_atomic(self.state_file, json.dumps(body, indent=1))
 
 
 class PynvmlBackend:

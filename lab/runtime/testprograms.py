@@ -15,11 +15,13 @@ import contextlib
 import json
 import os
 import ssl
+from pathlib import Path
 from typing import cast
 
 import aiohttp
 
 from lab.pods import PodContext
+from lab.runtime.files import write_atomic
 
 
 class _Echo(asyncio.DatagramProtocol):
@@ -91,13 +93,6 @@ class FileReadyProgram:
         """Nothing to stop."""
 
 
-def _write_json(path: str, value: object) -> None:
-    """Write JSON to path atomically."""
-    with open(path + ".tmp", "w") as fh:
-        json.dump(value, fh)
-    os.replace(path + ".tmp", path)
-
-
 class WhoAmIProgram:
     """Reports the identity and APF classification of the pod's service-account token."""
 
@@ -119,7 +114,7 @@ class WhoAmIProgram:
                 "flow_schema_uid": resp.headers.get("X-Kubernetes-PF-FlowSchema-UID"),
                 "priority_level_uid": resp.headers.get("X-Kubernetes-PF-PriorityLevel-UID"),
             }
-        await asyncio.to_thread(_write_json, ctx.env["OUT_FILE"], out)
+        await asyncio.to_thread(write_atomic, Path(ctx.env["OUT_FILE"]), json.dumps(out))
         self._done = True
 
     def ready(self) -> bool:

@@ -13,8 +13,8 @@ from kubernetes import client
 from agents.testing import AgentProcess, running_agent
 from lab.testing import LabHandle
 from tasks.agent_client import AgentClient, AgentUnreachable, AudienceToken
-from tasks.errors import AgentError, TargetError
 from tasks.cluster import Cluster
+from tasks.errors import AgentError, TargetError
 from tasks.settings import Settings
 from tests.agents.conftest import AGENT_SA, call
 

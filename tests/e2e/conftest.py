@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import poll as shared_poll
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -182,9 +182,9 @@ class Outcome:
 def run_inprocess(e2e: E2E, tmp_path: Path, text: str, run_id: str, on_verified: Any = None) -> Outcome:
     """Run a campaign with CampaignRunner (no Prefect) against the lab; ``on_verified()`` after any verify."""
     from blueprints import parse
-    from tasks.runner import CampaignRunner
-    from tasks.runner_connect import connect
-    from tasks.runner_record import Recorder
+    from tasks.run.connect import connect
+    from tasks.run.recorder import Recorder
+    from tasks.run.runner import CampaignRunner
     from tasks.settings import Settings
 
     campaign = parse(text)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-
 import pytest
+import yaml
 
 from blueprints.record import CampaignRecord
 from tests.e2e.conftest import E2E, poll

@@ -14,7 +14,7 @@ import pytest
 
 from blueprints.faults import Noop
 from tasks.faults.base import Change, Evidence, FaultContext, Injection
-from tasks.runner_record import now
+from tasks.run.recorder import now
 
 
 class Health:

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from blueprints import parse
 from tasks.faults.base import FaultContext, Injection
 from tasks.probes import ProbeContext
-from tasks.runner import CampaignRunner
-from tasks.runner_connect import plain_ops, probe_evaluator
-from tasks.runner_record import Recorder
+from tasks.run.connect import plain_ops, probe_evaluator
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tests.conftest import poll, require
 from tests.flows.conftest import FileFault, ListLedger
 

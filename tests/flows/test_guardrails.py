@@ -1,4 +1,4 @@
-"""Graded guardrails through every phase of a stage (tasks/runner_watch.py, tasks/runner_stage.py), with the plain
+"""Graded guardrails through every phase of a stage (tasks/run/guardrails.py, tasks/run/stage.py), with the plain
 runner against a real HTTP endpoint: warn, pause (cleared, and timed out), abort and halt, a hung probe, a breach
 during verification and one during recovery."""
 
@@ -11,9 +11,9 @@ from typing import Any
 from blueprints import parse
 from tasks.faults.base import Evidence, FaultContext, Injection
 from tasks.probes import ProbeContext
-from tasks.runner import CampaignRunner
-from tasks.runner_connect import plain_ops, probe_evaluator
-from tasks.runner_record import Recorder
+from tasks.run.connect import plain_ops, probe_evaluator
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tests.conftest import poll
 from tests.flows.conftest import FileFault, Health, ListLedger
 

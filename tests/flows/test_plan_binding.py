@@ -18,9 +18,9 @@ from tasks.faults import REGISTRY
 from tasks.faults.base import FaultContext, Timeouts
 from tasks.faults.selection import now
 from tasks.probes import ProbeContext
-from tasks.runner import CampaignRunner
-from tasks.runner_connect import plain_ops, probe_evaluator
-from tasks.runner_record import Recorder
+from tasks.run.connect import plain_ops, probe_evaluator
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tests.flows.conftest import ListLedger
 
 NAMESPACE = "binding"

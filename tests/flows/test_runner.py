@@ -1,4 +1,4 @@
-"""The plain-Python campaign runner (tasks/runner.py), without Prefect, against a real HTTP guardrail."""
+"""The plain-Python campaign runner (tasks/run/runner.py), without Prefect, against a real HTTP guardrail."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from blueprints import parse
 from tasks.errors import PreflightFailed
 from tasks.faults.base import FaultContext
 from tasks.probes import ProbeContext
-from tasks.runner import CampaignRunner
-from tasks.runner_connect import plain_ops, probe_evaluator
-from tasks.runner_record import Recorder
+from tasks.run.connect import plain_ops, probe_evaluator
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tests.flows.conftest import FileFault, Health, ListLedger
 
 BLUEPRINT = """
@@ -171,7 +171,7 @@ def test_preflight_failure_injects_nothing(tmp_path: Path, health: Health) -> No
 def test_approval_skip_and_abort(tmp_path: Path, health: Health) -> None:
     """An approver's skip skips the stage; abort stops the campaign; both are recorded."""
     from blueprints.record import Approval
-    from tasks.runner_record import now
+    from tasks.run.recorder import now
 
     runner, _ = make_runner(tmp_path, health)
     stages = [s.model_copy(update={"approval": "required"}) for s in runner.campaign.stages]

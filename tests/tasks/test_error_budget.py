@@ -13,9 +13,9 @@ from blueprints.errors import BlueprintError
 from tasks.errors import PreflightFailed
 from tasks.faults.base import FaultContext
 from tasks.probes import ProbeContext
-from tasks.runner import CampaignRunner
-from tasks.runner_connect import plain_ops, probe_evaluator
-from tasks.runner_record import Recorder
+from tasks.run.connect import plain_ops, probe_evaluator
+from tasks.run.recorder import Recorder
+from tasks.run.runner import CampaignRunner
 from tests.conftest import poll
 from tests.flows.conftest import FileFault, ListLedger
 

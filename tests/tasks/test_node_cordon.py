@@ -86,8 +86,8 @@ def test_a_stage_of_faults_each_within_the_radius_is_refused_together(lab_ctx: F
     as a stage (2 nodes at once), with nothing cordoned; the same two faults in two stages plan."""
     from blueprints.campaign import Campaign
     from tasks.faults import REGISTRY
-    from tasks.runner_connect import plain_ops
-    from tasks.runner_preflight import plan_all
+    from tasks.run.connect import plain_ops
+    from tasks.run.runner import plan_all
 
     def campaign(stages: list[list[str]]) -> Campaign:
         return Campaign.model_validate({

@@ -1,10 +1,15 @@
-"""One stage of a campaign: approval, then plan/ledger/inject/verify each fault, observe, roll back, recover.
+"""One stage of a campaign, and the quiet windows around stages.
 
+A stage (:class:`StageRun`): approval, then plan/ledger/inject/verify each fault, observe, roll back, recover.
 The undo of every fault is registered (in the runner's ``active`` list and the ledger) before the fault is
 applied, and the stage rolls back in ``finally`` in reverse order, whatever ended it: success, a guardrail
 abort, an exception, KeyboardInterrupt or Prefect's TerminationSignal. The guardrails are watched from before the
 first injection to the end of the recovery window: a tripped breaker stops further injections, ends the observe
 window and the recovery window; a ``pause`` guardrail in breach holds the next injection until it clears.
+
+A quiet window (baseline, recovery, cooldown, final recovery: :func:`quiet_window`) is waited out in short
+slices so a cancellation (or a stage's guardrail abort) ends it within a quarter of a second; every window is
+recorded with its start and end.
 """
 
 from __future__ import annotations
@@ -14,14 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from blueprints.campaign import Campaign, Stage
-from blueprints.record import Approval, FaultOutcome, StageOutcome
+from blueprints.record import Approval, EventKind, FaultOutcome, StageOutcome
 from tasks.faults import leased
 from tasks.faults.base import FaultContext, Injection
-from tasks.runner_ops import Approver, Ops, StageStatus
-from tasks.runner_record import Recorder, now
-from tasks.runner_rollback import Active, rollback
-from tasks.runner_watch import AbortReason, GuardrailWatcher
-from tasks.runner_windows import quiet_window, wait
+from tasks.run.guardrails import AbortReason, GuardrailWatcher
+from tasks.run.ops import Active, Approver, Ops, StageStatus, rollback
+from tasks.run.recorder import Recorder, now
 
 
 @dataclass
@@ -51,7 +54,7 @@ class StageRun:
 
     def current_ops(self) -> Ops:
         """The operations to use now: plain ones while unwinding from a cancellation."""
-        return self.ops.plain if self.unwinding and self.ops.plain is not None else self.ops
+        return self.ops.for_unwinding(self.unwinding)
 
     def rollback(self, items: list[Active]) -> None:
         """Roll back ``items`` in reverse order; every one is tried even if an earlier one fails."""
@@ -226,3 +229,40 @@ def _tripped(watcher: GuardrailWatcher) -> str:
     r = watcher.reason
     assert r is not None
     return f"guardrail {r.guardrail!r} ({r.severity}): {r.reason}"
+
+
+_START_EVENTS: dict[str, EventKind] = {
+    "baseline": "baseline-start",
+    "recovery": "recovery-start",
+    "cooldown": "cooldown",
+}
+
+
+def wait(seconds: float, cancel: threading.Event, abort: threading.Event | None = None) -> bool:
+    """Wait up to ``seconds``; True when cut short by an abort or cancellation."""
+    deadline = now().timestamp() + seconds
+    while True:
+        left = deadline - now().timestamp()
+        if left <= 0:
+            return False
+        if cancel.is_set() or (abort is not None and abort.is_set()):
+            return True
+        (abort or cancel).wait(min(left, 0.25))
+
+
+def quiet_window(
+    recorder: Recorder, cancel: threading.Event, kind: str, seconds: float, stage: str | None = None,
+    abort: threading.Event | None = None,
+) -> None:
+    """Wait out a quiet window (baseline, recovery, cooldown, final recovery) and record it; ``abort`` (a stage's
+    guardrail breaker) cuts it short too."""
+    if seconds <= 0:
+        return
+    start = now()
+    evt = _START_EVENTS.get(kind)
+    if evt:
+        recorder.event(evt, f"{kind} for {seconds:g}s", stage=stage, seconds=seconds)
+    wait(seconds, cancel, abort)
+    recorder.window(kind, start, now(), stage)
+    if kind == "baseline":
+        recorder.event("baseline-end", stage=stage)

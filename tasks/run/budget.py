@@ -13,7 +13,7 @@ from typing import Literal, TypedDict
 from blueprints.budget import ErrorBudget
 from blueprints.probes import PrometheusProbe, Tolerance
 from tasks.errors import ProbeError
-from tasks.runner_watch import Evaluate
+from tasks.run.guardrails import Evaluate
 
 QUERY_TIMEOUT = timedelta(seconds=30)
 """A month-long subquery can take a while on a big Prometheus."""

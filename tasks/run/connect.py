@@ -1,6 +1,6 @@
 """Wiring the runner to a real target: cluster, Prometheus, fault registry, ledger and probes.
 
-:func:`connect` returns everything a run needs (``FaultContext`` and plain :class:`~tasks.runner_ops.Ops`);
+:func:`connect` returns everything a run needs (``FaultContext`` and plain :class:`~tasks.run.ops.Ops`);
 ``tasks/steps.py`` wraps the same functions as Prefect tasks. Nothing here reads the environment: the
 caller hands in a :class:`~tasks.settings.Settings`.
 """
@@ -17,8 +17,8 @@ from blueprints.probes import Probe
 from blueprints.record import TargetInfo
 from tasks.faults.base import Evidence, FaultBehaviour, FaultContext, Injection
 from tasks.faults.selection import labels_of, name_of
-from tasks.runner_ops import Ops
-from tasks.runner_watch import ProbeVerdict
+from tasks.run.guardrails import ProbeVerdict
+from tasks.run.ops import Ops
 from tasks.settings import Settings
 
 if TYPE_CHECKING:
