@@ -12,7 +12,8 @@ With ``--prefect`` the per-stage figure times ``runner.run()`` inside the flow, 
 runner's; the flow run's own start and end (creating it, Prefect's heartbeat thread, which it joins and which
 sleeps in 1 s steps, its final state) is printed beside it as a fixed cost per run, and the two together as
 "all in". The test server is this benchmark's alone, shares the runner's cores, and is set up for that: its
-SQLite database is on tmpfs (the ledger stays on disk), it records task runs in batches, and after each timed
+SQLite database is on tmpfs (the ledger stays on disk), it records task runs in batches (as ``gameday run``'s
+ephemeral server does: flows/env.py), and after each timed
 run the benchmark waits, untimed, until the server holds every step as a completed task run (it prints how
 many it found), so one run's backlog does not slow the next and the server is idle when it is stopped.
 """
@@ -40,11 +41,9 @@ PREFECT_HOME = None if "PREFECT_HOME" in os.environ else tempfile.mkdtemp(prefix
 """The Prefect home this benchmark made (removed at the end), or None when one was given."""
 if PREFECT_HOME is not None:
     os.environ["PREFECT_HOME"] = PREFECT_HOME
-# The test server only (read by the server process, never by the runner): record task runs in batches, not
-# one write per event. With Prefect's default (batch_size 1) the server spent about 20 ms of CPU per task run,
-# beside the runner on the same cores.
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1")
+from flows.env import prefect_defaults  # noqa: E402 - before Prefect is imported, as the CLI does
+
+prefect_defaults()  # what `gameday run` sets for its ephemeral server: task runs recorded in batches
 
 
 def noop_action() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def prefect_defaults(state_dir: Path | None = None) -> None:
-    """Use ``<state>/prefect`` as PREFECT_HOME (unless one is configured) and turn analytics off."""
+    """Use ``<state>/prefect`` as PREFECT_HOME (unless one is configured), turn analytics off, and have the
+    ephemeral server record task runs in batches."""
     base = state_dir or Path(os.environ.get("GAMEDAY_STATE_DIR", ".gameday"))
     if "PREFECT_HOME" not in os.environ and "PREFECT_API_URL" not in os.environ:
         home = (base / "prefect").resolve()
@@ -22,6 +23,10 @@ def prefect_defaults(state_dir: Path | None = None) -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"
     )  # busy machines start slowly
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The ephemeral server records task runs in batches (Prefect's default writes each event on its own: about
+    # 20 ms of server CPU per task run, on the cores the run needs; bench/bench_overhead.py --prefect).
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE", "500")
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL", "1")
 
 
 def quiet_console() -> None:

@@ -81,10 +81,10 @@ def test_every_step_of_a_stage_is_a_task_run_named_after_its_fault(harness: None
     from blueprints import parse
     from tasks.faults import REGISTRY
     from tasks.ledger import Ledger
-    from tasks.runner import CampaignRunner
-    from tasks.runner_connect import plain_ops
-    from tasks.runner_record import Recorder
-    from tasks.runner_watch import ProbeVerdict
+    from tasks.run.connect import plain_ops
+    from tasks.run.guardrails import ProbeVerdict
+    from tasks.run.recorder import Recorder
+    from tasks.run.runner import CampaignRunner
 
     plain = plain_ops(REGISTRY, Ledger(tmp_path, "steps"), lambda probe: ProbeVerdict(ok=True))
     runner = CampaignRunner(
