@@ -48,14 +48,9 @@ class CampaignParams(BaseModel):
         return Overrides(assignments=self.overrides, intensity=self.intensity, target=self.target,
                          stages=self.stages)
 
-    def with_campaign(self, campaign: Campaign) -> CampaignParams:
-        """These parameters carrying the campaign already loaded from them (the CLI loads it before the flow
-        starts; the flow then does not read the file again)."""
-        self._loaded = campaign
-        return self
-
     def campaign(self) -> Campaign:
-        """The campaign these parameters name: the one handed down, else read and validated now, once."""
+        """The campaign these parameters name, read and validated on first use and kept (the CLI loads it before
+        the flow starts; the flow, given the same parameters in-process, does not read the file again)."""
         if self._loaded is None:
             self._loaded = load(self.blueprint, self.blueprint_overrides())
         return self._loaded

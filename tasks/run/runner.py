@@ -74,8 +74,7 @@ class CampaignRunner:
     def stage_run(self, stage: Stage) -> StageRun:
         """A stage given what it needs of this run (the active set it registers undos in is the run's)."""
         return StageRun(stage, self.campaign, self.ctx, self.ops, self.recorder, self.active, self.cancel,
-                        self.approve, self.renew_every, unwinding=self.unwinding,
-                        planned={i.fault_id: i for i in self.plans.get(stage.name, [])})
+                        self.approve, self.renew_every, unwinding=self.unwinding)
 
     def run_stage(self, stage: Stage) -> StageOutcome:
         """Approval → plan/ledger/inject/verify each fault → observe under guardrails → rollback → recovery."""
@@ -178,7 +177,8 @@ class CampaignRunner:
         interrupted: plain operations, no orchestration)."""
         self.unwinding = self.unwinding or unwinding
         if self.active:
-            rollback(list(self.active), self.active, self.ops.for_unwinding(self.unwinding), self.ctx, self.recorder, self.active[-1].injection.stage)
+            rollback(list(self.active), self.active, self.ops.for_unwinding(self.unwinding), self.ctx, self.recorder,
+                     self.active[-1].injection.stage)
 
 
 def plan_all(campaign: Campaign, ctx: FaultContext, ops: Ops, run_id: str) -> dict[str, list[Injection]]:

@@ -15,13 +15,14 @@ recorded with its start and end.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from blueprints.campaign import Campaign, Stage
 from blueprints.record import Approval, EventKind, FaultOutcome, StageOutcome
 from tasks.faults import leased
 from tasks.faults.base import FaultContext, Injection
+from tasks.faults.selection import committed
 from tasks.run.guardrails import AbortReason, GuardrailWatcher
 from tasks.run.ops import Active, Approver, Ops, StageStatus, rollback
 from tasks.run.recorder import Recorder, now
@@ -49,8 +50,6 @@ class StageRun:
     """The approver aborted the stage: no further stage runs."""
     halted: bool = False
     """A halt guardrail tripped: no further stage runs, whatever ``continue_on_abort`` says."""
-    planned: dict[str, Injection] = field(default_factory=dict)
-    """What preflight planned for each fault id of this stage: the targets the stage is expected to hit."""
 
     def current_ops(self) -> Ops:
         """The operations to use now: plain ones while unwinding from a cancellation."""
@@ -119,16 +118,17 @@ class StageRun:
                 recorder.event("verify-failed", str(e), stage=stage.name, fault=fid)
 
     def _held_to_plan(self, injection: Injection) -> None:
-        """Note when the stage's plan of a fault names other targets than preflight's (the same seed picks the
-        same targets from the same candidates: a planned target is gone, or new candidates appeared)."""
-        planned = self.planned.get(injection.fault_id)
-        if planned is None or sorted(planned.targets) == sorted(injection.targets):
+        """Note when the stage's plan of a fault names other targets than the run's plan (``ctx.committed``): a
+        planned target was gone, and another was picked in its place."""
+        planned = committed(self.ctx, self.stage.name, injection.fault_id)
+        now_targets = set(injection.targets)
+        if not planned or planned == now_targets:
             return
-        gone = sorted(set(planned.targets) - set(injection.targets))
         self.recorder.event(
-            "note", f"{injection.fault_id}: planned again at the stage: preflight named {', '.join(gone)}, now "
-                    f"{', '.join(sorted(set(injection.targets) - set(planned.targets))) or 'nothing in their place'}",
-            stage=self.stage.name, fault=injection.fault_id, planned=planned.targets, now=injection.targets)
+            "note", f"{injection.fault_id}: planned again at the stage: preflight named "
+                    f"{', '.join(sorted(planned - now_targets))}, now "
+                    f"{', '.join(sorted(now_targets - planned)) or 'nothing in their place'}",
+            stage=self.stage.name, fault=injection.fault_id, planned=sorted(planned), now=injection.targets)
 
     def _skipped(self, approval: Approval, started_at: datetime) -> StageOutcome:
         """Record and return the outcome of a stage the approver skipped or aborted."""
